@@ -1,0 +1,84 @@
+//! Error codes every service uses in `{"error": {"code", "message"}}` and in failure events.
+//! The code is for programs (stable, snake_case); the message is for people.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    // Requests.
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    TooManyRequests,
+    Internal,
+    Unavailable,
+    // Why a conversion failed (permanent: retrying cannot help).
+    NotMedia,
+    NoAudio,
+    Undecodable,
+    // Why a conversion failed after its retries ran out (transient causes that did not pass).
+    RetriesExhausted,
+    TimedOut,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::TooManyRequests => "too_many_requests",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::NotMedia => "not_media",
+            ErrorCode::NoAudio => "no_audio",
+            ErrorCode::Undecodable => "undecodable",
+            ErrorCode::RetriesExhausted => "retries_exhausted",
+            ErrorCode::TimedOut => "timed_out",
+        }
+    }
+
+    /// The HTTP status an API answers with this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Conflict => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType | ErrorCode::NotMedia => 415,
+            ErrorCode::NoAudio | ErrorCode::Undecodable => 422,
+            ErrorCode::TooManyRequests => 429,
+            ErrorCode::Internal | ErrorCode::RetriesExhausted => 500,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::TimedOut => 504,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_and_as_str_agree() {
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::NoAudio,
+            ErrorCode::RetriesExhausted,
+        ] {
+            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The converter's internal storage API, as the gateway calls it. Every request carries
+//! `Authorization: Bearer <storage token>`; errors are `{"error": {"code", "message"}}`.
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `PUT /internal/v1/jobs/{job_id}/video` | store the body as the job's video (streamed), then queue it; idempotent per job id |
+//! | `GET /internal/v1/jobs/{job_id}` | the job's processing state ([`JobState`]) |
+//! | `POST /internal/v1/jobs/states` | the states of many jobs at once ([`JobStatesRequest`] → [`JobStatesResponse`]) |
+//! | `GET /internal/v1/jobs/{job_id}/mp3` | the mp3, streamed; `Range` supported |
+//! | `DELETE /internal/v1/jobs/{job_id}` | remove the job's video, mp3 and state |
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ErrorCode, FileId, JobId, QualityProfile, UserId};
+
+pub const JOBS_PATH: &str = "/internal/v1/jobs";
+
+/// Headers of `PUT .../video` besides `Content-Type` (the video's media type).
+pub const HEADER_OWNER_ID: &str = "x-vid2mp3-owner-id";
+/// The uploader's email, which the job's events carry to the notifier.
+pub const HEADER_OWNER_EMAIL: &str = "x-vid2mp3-owner-email";
+/// The file's name as uploaded, percent-encoded (UTF-8).
+pub const HEADER_ORIGINAL_NAME: &str = "x-vid2mp3-original-name";
+pub const HEADER_PROFILE: &str = "x-vid2mp3-profile";
+
+pub fn video_path(job: &JobId) -> String {
+    format!("{JOBS_PATH}/{job}/video")
+}
+
+pub fn job_path(job: &JobId) -> String {
+    format!("{JOBS_PATH}/{job}")
+}
+
+pub fn mp3_path(job: &JobId) -> String {
+    format!("{JOBS_PATH}/{job}/mp3")
+}
+
+pub fn states_path() -> String {
+    format!("{JOBS_PATH}/states")
+}
+
+/// The answer to a stored video: the job is queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredVideo {
+    pub job_id: JobId,
+    pub video_fid: FileId,
+    pub size_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Converting,
+    Done,
+    Failed,
+}
+
+/// A job's processing state, owned by the converter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobState {
+    pub job_id: JobId,
+    pub owner_id: UserId,
+    pub status: JobStatus,
+    pub profile: QualityProfile,
+    pub attempts: u32,
+    /// 0–100 while converting; 100 when done.
+    pub progress_percent: u8,
+    pub video_fid: FileId,
+    pub video_size_bytes: u64,
+    pub mp3_fid: Option<FileId>,
+    pub mp3_size_bytes: Option<u64>,
+    pub duration_ms: Option<u64>,
+    pub error: Option<JobError>,
+    /// RFC 3339 timestamps.
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStatesRequest {
+    pub job_ids: Vec<JobId>,
+}
+
+/// States of the jobs that exist, in no particular order; unknown ids are simply absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStatesResponse {
+    pub jobs: Vec<JobState>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_the_job() {
+        let job: JobId = "0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11".parse().unwrap();
+        assert_eq!(video_path(&job), "/internal/v1/jobs/0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11/video");
+        assert_eq!(mp3_path(&job), "/internal/v1/jobs/0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11/mp3");
+    }
+}

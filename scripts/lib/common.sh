@@ -1,0 +1,114 @@
+# Shared settings for scripts/*: where things live and which ports they use.
+# Sourced, never run. Every value can be overridden from the environment.
+
+set -euo pipefail
+
+VID2MP3_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export VID2MP3_ROOT
+
+# Service data, logs and pids stay inside the checkout (git-ignored) so two checkouts never share state.
+VID2MP3_DATA="${VID2MP3_DATA:-$VID2MP3_ROOT/.data}"
+VID2MP3_LOGS="$VID2MP3_DATA/logs"
+VID2MP3_RUN="$VID2MP3_DATA/run"
+
+# Tools we install ourselves (Python venv, Mailpit) and the cargo target directory live outside the
+# checkout, so a fresh clone on the same machine (CI) reuses them instead of rebuilding for minutes.
+VID2MP3_CACHE="${VID2MP3_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vid2mp3}"
+VID2MP3_VENV="${VID2MP3_VENV:-$VID2MP3_CACHE/venv}"
+VID2MP3_BIN="${VID2MP3_BIN:-$VID2MP3_CACHE/bin}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$VID2MP3_CACHE/target}"
+
+export VID2MP3_MYSQL_PORT="${VID2MP3_MYSQL_PORT:-3306}"
+export VID2MP3_RABBITMQ_PORT="${VID2MP3_RABBITMQ_PORT:-5672}"
+export VID2MP3_RABBITMQ_MANAGEMENT_PORT="${VID2MP3_RABBITMQ_MANAGEMENT_PORT:-15672}"
+export VID2MP3_RABBITMQ_DIST_PORT="${VID2MP3_RABBITMQ_DIST_PORT:-25672}"
+export VID2MP3_EPMD_PORT="${VID2MP3_EPMD_PORT:-4369}"
+export VID2MP3_REDIS_PORT="${VID2MP3_REDIS_PORT:-6379}"
+export VID2MP3_MONGO_PORT="${VID2MP3_MONGO_PORT:-27017}"
+export VID2MP3_MAILPIT_SMTP_PORT="${VID2MP3_MAILPIT_SMTP_PORT:-1025}"
+export VID2MP3_MAILPIT_HTTP_PORT="${VID2MP3_MAILPIT_HTTP_PORT:-8025}"
+
+# Development credentials for loopback-only services. Real deployments take theirs from Secrets.
+export VID2MP3_MYSQL_USER="${VID2MP3_MYSQL_USER:-vid2mp3}"
+export VID2MP3_MYSQL_PASSWORD="${VID2MP3_MYSQL_PASSWORD:-vid2mp3}"
+
+# What the programs and tests read. They default to the same values, so these only matter when a
+# port above was changed.
+export VID2MP3_MYSQL_URL="${VID2MP3_MYSQL_URL:-mysql://$VID2MP3_MYSQL_USER:$VID2MP3_MYSQL_PASSWORD@127.0.0.1:$VID2MP3_MYSQL_PORT}"
+export VID2MP3_AMQP_URL="${VID2MP3_AMQP_URL:-amqp://guest:guest@127.0.0.1:$VID2MP3_RABBITMQ_PORT/%2f}"
+export VID2MP3_RABBITMQ_MANAGEMENT_URL="${VID2MP3_RABBITMQ_MANAGEMENT_URL:-http://guest:guest@127.0.0.1:$VID2MP3_RABBITMQ_MANAGEMENT_PORT}"
+export VID2MP3_REDIS_URL="${VID2MP3_REDIS_URL:-redis://127.0.0.1:$VID2MP3_REDIS_PORT}"
+export VID2MP3_MONGO_URL="${VID2MP3_MONGO_URL:-mongodb://127.0.0.1:$VID2MP3_MONGO_PORT}"
+export VID2MP3_MAILPIT_URL="${VID2MP3_MAILPIT_URL:-http://127.0.0.1:$VID2MP3_MAILPIT_HTTP_PORT}"
+
+MAILPIT_VERSION="v1.33.1"
+SECANTUSDB_VERSION="0.7.0b3"
+
+log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+warn() { printf '\033[33mwarning:\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# Root runs apt directly; anyone else needs sudo.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Installs the Debian packages that are missing; a no-op when all are present.
+apt_install() {
+  local missing=()
+  local pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  # Update the lists at most once per script run: a fresh machine has none, an old one stale ones.
+  if [ -z "${VID2MP3_APT_UPDATED:-}" ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    VID2MP3_APT_UPDATED=1
+  fi
+  # policy-rc.d keeps postinst scripts from trying (and failing) to start daemons: we start them ourselves.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Makes sure the pinned toolchain and its wasm32-wasip2 target exist (rust-toolchain.toml names both).
+ensure_rust() {
+  command -v rustup >/dev/null || die "rustup is not installed; install it from your distribution or rustup.rs first"
+  (cd "$VID2MP3_ROOT" && rustup toolchain install >/dev/null 2>&1) ||
+    (cd "$VID2MP3_ROOT" && rustup toolchain install) ||
+    die "could not install the Rust toolchain named in rust-toolchain.toml (with the wasm32-wasip2 target)"
+  (cd "$VID2MP3_ROOT" && rustup target list --installed | grep -qx wasm32-wasip2) ||
+    die "the wasm32-wasip2 target is not installed and rustup could not add it; the Spin components cannot be built without it"
+}
+
+# cargo writes to the shared target directory; ./target points at it so spin.toml's relative
+# `source` paths (the same ones `spin build` produces) resolve for runtime-host and the Spin CLI alike.
+link_target_dir() {
+  mkdir -p "$CARGO_TARGET_DIR"
+  if [ -L "$VID2MP3_ROOT/target" ] || [ ! -e "$VID2MP3_ROOT/target" ]; then
+    ln -sfn "$CARGO_TARGET_DIR" "$VID2MP3_ROOT/target"
+  elif [ "$(cd "$VID2MP3_ROOT/target" && pwd -P)" != "$(cd "$CARGO_TARGET_DIR" && pwd -P)" ]; then
+    # A real ./target from a plain `cargo build`: keep using it rather than deleting someone's build.
+    export CARGO_TARGET_DIR="$VID2MP3_ROOT/target"
+  fi
+}
+
+# Every workspace package with a cdylib target is a Spin component (or a test fixture of one).
+wasm_packages() {
+  (cd "$VID2MP3_ROOT" && cargo metadata --format-version 1 --no-deps) |
+    python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["packages"]:
+    if any("cdylib" in t["crate_types"] for t in p["targets"]):
+        print(p["name"])
+'
+}
+
+build_components() {
+  local args=()
+  local pkg
+  for pkg in $(wasm_packages); do args+=(-p "$pkg"); done
+  [ ${#args[@]} -gt 0 ] || die "found no component packages in the workspace"
+  log "building the Wasm components: ${args[*]//-p /}"
+  (cd "$VID2MP3_ROOT" && cargo build --locked --target wasm32-wasip2 --profile component "${args[@]}")
+}

@@ -1,0 +1,41 @@
+//! Isolated resources on the shared backing services, so tests run in parallel without seeing
+//! each other: each test gets its own MySQL database, RabbitMQ vhost, Redis key prefix, Mongo
+//! database and Mailpit address, and each is removed when its handle is dropped (also when the
+//! test panics).
+//!
+//! The services themselves are started by `scripts/services start` (which `scripts/test` runs).
+//! When one is not answering, creating its resource fails with [`Unavailable`], which names the
+//! service, where it was looked for, and how to start it.
+
+mod cleanup;
+mod config;
+mod mailpit;
+mod mongo;
+mod mysql;
+mod rabbitmq;
+mod redis_namespace;
+mod workspace;
+
+pub use config::ServiceUrls;
+pub use mailpit::{Mailbox, MailMessage};
+pub use mongo::MongoDatabase;
+pub use mysql::MySqlDatabase;
+pub use rabbitmq::{RabbitVhost, rabbit_vhost_exists};
+pub use redis_namespace::RedisNamespace;
+pub use workspace::{target_dir, wasm_component, workspace_root};
+
+/// A backing service did not answer; the message says which and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{service} is not answering at {address} ({reason}); start it with `scripts/services start {script_name}`")]
+pub struct Unavailable {
+    pub service: &'static str,
+    pub script_name: &'static str,
+    pub address: String,
+    pub reason: String,
+}
+
+/// A name no other test run uses: tests in parallel and runs on one machine never collide.
+pub fn unique_name(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}{}", &id[..16])
+}
