@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared settings for scripts/*: where things live and which ports they use.
 # Sourced, never run. Every value can be overridden from the environment.
 
@@ -13,7 +14,7 @@ VID2MP3_RUN="$VID2MP3_DATA/run"
 
 # Tools we install ourselves (Python venv, Mailpit) and the cargo target directory live outside the
 # checkout, so a fresh clone on the same machine (CI) reuses them instead of rebuilding for minutes.
-VID2MP3_CACHE="${VID2MP3_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vid2mp3}"
+VID2MP3_CACHE="${VID2MP3_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/vid2mp3}"
 VID2MP3_VENV="${VID2MP3_VENV:-$VID2MP3_CACHE/venv}"
 VID2MP3_BIN="${VID2MP3_BIN:-$VID2MP3_CACHE/bin}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$VID2MP3_CACHE/target}"
