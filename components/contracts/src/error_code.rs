@@ -78,7 +78,10 @@ mod tests {
             ErrorCode::NoAudio,
             ErrorCode::RetriesExhausted,
         ] {
-            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.as_str())
+            );
         }
     }
 }

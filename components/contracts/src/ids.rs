@@ -139,9 +139,18 @@ mod tests {
             "{0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11}",
             "0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d1g",
         ] {
-            assert_eq!(bad.parse::<JobId>(), Err(IdError::Job(bad.to_owned())), "{bad:?}");
+            assert_eq!(
+                bad.parse::<JobId>(),
+                Err(IdError::Job(bad.to_owned())),
+                "{bad:?}"
+            );
         }
-        for bad in ["", "65f0c0ffee", "65f0c0ffee65f0c0ffee65fz", "../../etc/passwd"] {
+        for bad in [
+            "",
+            "65f0c0ffee",
+            "65f0c0ffee65f0c0ffee65fz",
+            "../../etc/passwd",
+        ] {
             assert!(bad.parse::<FileId>().is_err(), "{bad:?}");
         }
     }

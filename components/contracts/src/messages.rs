@@ -121,15 +121,22 @@ mod tests {
     fn events_round_trip_with_their_outcome() {
         let j = job();
         for outcome in [
-            JobOutcome::Done { mp3_size_bytes: 960_000, duration_ms: 60_000 },
-            JobOutcome::Failed { code: ErrorCode::NoAudio, message: "the video has no sound".into() },
+            JobOutcome::Done {
+                mp3_size_bytes: 960_000,
+                duration_ms: 60_000,
+            },
+            JobOutcome::Failed {
+                code: ErrorCode::NoAudio,
+                message: "the video has no sound".into(),
+            },
         ] {
             let event = JobEvent {
                 version: MESSAGE_VERSION,
                 message_id: uuid::Uuid::now_v7(),
                 job_id: j.job_id,
                 video_fid: j.video_fid.clone(),
-                mp3_fid: matches!(outcome, JobOutcome::Done { .. }).then(|| fid("65f0c0ffee65f0c0ffee65f1")),
+                mp3_fid: matches!(outcome, JobOutcome::Done { .. })
+                    .then(|| fid("65f0c0ffee65f0c0ffee65f1")),
                 username: j.username.clone(),
                 owner_id: j.owner_id,
                 original_name: j.original_name.clone(),
@@ -154,6 +161,9 @@ mod tests {
     fn a_profile_left_out_means_standard() {
         let mut value = serde_json::to_value(job()).unwrap();
         value.as_object_mut().unwrap().remove("profile");
-        assert_eq!(serde_json::from_value::<VideoJob>(value).unwrap().profile, QualityProfile::Standard);
+        assert_eq!(
+            serde_json::from_value::<VideoJob>(value).unwrap().profile,
+            QualityProfile::Standard
+        );
     }
 }

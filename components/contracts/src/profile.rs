@@ -67,7 +67,10 @@ mod tests {
     fn names_round_trip() {
         for profile in QualityProfile::ALL {
             assert_eq!(profile.as_str().parse(), Ok(profile));
-            assert_eq!(serde_json::to_string(&profile).unwrap(), format!("\"{profile}\""));
+            assert_eq!(
+                serde_json::to_string(&profile).unwrap(),
+                format!("\"{profile}\"")
+            );
         }
         assert!("best".parse::<QualityProfile>().is_err());
     }

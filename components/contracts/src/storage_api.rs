@@ -101,7 +101,13 @@ mod tests {
     #[test]
     fn paths_name_the_job() {
         let job: JobId = "0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11".parse().unwrap();
-        assert_eq!(video_path(&job), "/internal/v1/jobs/0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11/video");
-        assert_eq!(mp3_path(&job), "/internal/v1/jobs/0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11/mp3");
+        assert_eq!(
+            video_path(&job),
+            "/internal/v1/jobs/0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11/video"
+        );
+        assert_eq!(
+            mp3_path(&job),
+            "/internal/v1/jobs/0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11/mp3"
+        );
     }
 }

@@ -3,15 +3,21 @@
 //! Today it answers only its liveness probe; every other path is an honest 404 in the
 //! API's error shape. The API itself (accounts, uploads, jobs, downloads) is issue 4.
 
-use spin_sdk::http::{IntoResponse, Request, Response};
+use spin_sdk::http::Response;
+#[cfg(target_arch = "wasm32")]
+use spin_sdk::http::{IntoResponse, Request};
+#[cfg(target_arch = "wasm32")]
 use spin_sdk::http_component;
 
+// Exported only in the Wasm build: a native cdylib cannot link WIT export names, and native
+// builds exist for unit tests.
+#[cfg(target_arch = "wasm32")]
 #[http_component]
 fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     Ok(route(req.path()))
 }
 
-fn route(path: &str) -> Response {
+pub fn route(path: &str) -> Response {
     match path {
         "/healthz" => json(200, r#"{"status":"ok"}"#.to_owned()),
         other => json(
