@@ -1,7 +1,10 @@
 //! The public entry point of vid2mp3.
 //!
 //! Today it answers only its liveness probe; every other path is an honest 404 in the
-//! API's error shape. The API itself (accounts, uploads, jobs, downloads) is issue 4.
+//! API's error shape. The API itself (accounts, uploads, jobs, downloads) is issue 4; of it,
+//! [`token_check`] (verifying auth's tokens locally) is built.
+
+pub mod token_check;
 
 use spin_sdk::http::Response;
 #[cfg(target_arch = "wasm32")]
