@@ -66,9 +66,7 @@ pub enum MigrateError {
     InvalidDatabaseName(String),
     #[error("'{0}' is not a MySQL URL like mysql://user:password@127.0.0.1:3306")]
     InvalidUrl(String),
-    #[error(
-        "cannot reach MySQL at {server} ({source}); is it running? (scripts/services status)"
-    )]
+    #[error("cannot reach MySQL at {server} ({source}); is it running? (scripts/services status)")]
     Unreachable {
         server: String,
         #[source]
@@ -234,7 +232,11 @@ mod tests {
     fn every_service_has_a_first_migration() {
         for service in Service::ALL {
             let migrations = service.migrations();
-            assert_eq!(migrations.first().map(|m| m.version()), Some(1), "{service:?}");
+            assert_eq!(
+                migrations.first().map(|m| m.version()),
+                Some(1),
+                "{service:?}"
+            );
         }
     }
 

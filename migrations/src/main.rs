@@ -27,8 +27,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
     let args = Args::parse();
@@ -48,13 +47,24 @@ async fn main() -> anyhow::Result<()> {
         let database = service.database(&args.database_prefix);
         let applied = apply(service, &args.mysql_url, &database)
             .await
-            .with_context(|| format!("migrating {} on {}", service.name(), redacted(&args.mysql_url)))?;
+            .with_context(|| {
+                format!(
+                    "migrating {} on {}",
+                    service.name(),
+                    redacted(&args.mysql_url)
+                )
+            })?;
         let what = if applied.newly_applied.is_empty() {
             "already up to date".to_owned()
         } else {
             format!("applied {}", applied.newly_applied.join(", "))
         };
-        println!("{}: database {} at version {} ({what})", service.name(), applied.database, applied.version);
+        println!(
+            "{}: database {} at version {} ({what})",
+            service.name(),
+            applied.database,
+            applied.version
+        );
     }
     Ok(())
 }

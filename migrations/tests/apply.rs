@@ -21,13 +21,21 @@ async fn each_service_gets_its_own_tables_and_a_second_run_changes_nothing() -> 
     ] {
         let db = MySqlDatabase::create().await?;
         let first = apply(service, db.server_url(), db.name()).await?;
-        assert_eq!(first.newly_applied.len(), service.migrations().len(), "{service:?}");
+        assert_eq!(
+            first.newly_applied.len(),
+            service.migrations().len(),
+            "{service:?}"
+        );
         let mut expected = vec![table.to_owned(), "refinery_schema_history".to_owned()];
         expected.sort();
         assert_eq!(tables(&db).await?, expected);
 
         let second = apply(service, db.server_url(), db.name()).await?;
-        assert!(second.newly_applied.is_empty(), "{service:?} re-applied {:?}", second.newly_applied);
+        assert!(
+            second.newly_applied.is_empty(),
+            "{service:?} re-applied {:?}",
+            second.newly_applied
+        );
         assert_eq!(second.version, first.version);
     }
     Ok(())
@@ -68,18 +76,35 @@ async fn an_applied_migration_that_was_edited_is_refused() -> anyhow::Result<()>
 async fn a_migration_this_build_does_not_know_is_refused() -> anyhow::Result<()> {
     let db = MySqlDatabase::create().await?;
     let mut newer = Service::Notifier.migrations();
-    newer.push(Migration::unapplied("V2__from_the_future", "CREATE TABLE later (id INT)")?);
+    newer.push(Migration::unapplied(
+        "V2__from_the_future",
+        "CREATE TABLE later (id INT)",
+    )?);
     apply_migrations(&newer, db.server_url(), db.name()).await?;
 
     let older = apply(Service::Notifier, db.server_url(), db.name()).await;
-    assert!(matches!(older, Err(MigrateError::UnknownApplied { .. })), "{older:?}");
+    assert!(
+        matches!(older, Err(MigrateError::UnknownApplied { .. })),
+        "{older:?}"
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn bad_database_names_and_urls_are_refused_before_touching_the_server() {
-    let bad_name = apply(Service::Auth, "mysql://vid2mp3:vid2mp3@127.0.0.1:3306", "x`; DROP DATABASE mysql").await;
-    assert!(matches!(bad_name, Err(MigrateError::InvalidDatabaseName(_))), "{bad_name:?}");
+    let bad_name = apply(
+        Service::Auth,
+        "mysql://vid2mp3:vid2mp3@127.0.0.1:3306",
+        "x`; DROP DATABASE mysql",
+    )
+    .await;
+    assert!(
+        matches!(bad_name, Err(MigrateError::InvalidDatabaseName(_))),
+        "{bad_name:?}"
+    );
     let bad_url = apply(Service::Auth, "postgres://nope", "vid2mp3_auth").await;
-    assert!(matches!(bad_url, Err(MigrateError::InvalidUrl(_))), "{bad_url:?}");
+    assert!(
+        matches!(bad_url, Err(MigrateError::InvalidUrl(_))),
+        "{bad_url:?}"
+    );
 }

@@ -105,11 +105,16 @@ for p in json.load(sys.stdin)["packages"]:
 '
 }
 
-build_components() {
-  local args=()
+# `-p NAME` for each component package, for cargo.
+wasm_package_args() {
   local pkg
-  for pkg in $(wasm_packages); do args+=(-p "$pkg"); done
+  for pkg in $(wasm_packages); do printf -- '-p\n%s\n' "$pkg"; done
+}
+
+build_components() {
+  local args
+  mapfile -t args < <(wasm_package_args)
   [ ${#args[@]} -gt 0 ] || die "found no component packages in the workspace"
-  log "building the Wasm components: ${args[*]//-p /}"
+  log "building the Wasm components: $(wasm_packages | tr '\n' ' ')"
   (cd "$VID2MP3_ROOT" && cargo build --locked --target wasm32-wasip2 --profile component "${args[@]}")
 }

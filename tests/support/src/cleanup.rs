@@ -11,7 +11,9 @@ where
     F: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let outcome = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         runtime.block_on(work)
     })
     .join();

@@ -16,9 +16,13 @@ pub struct ServiceUrls {
 
 impl ServiceUrls {
     pub fn from_env() -> ServiceUrls {
-        let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
         ServiceUrls {
-            mysql: var("VID2MP3_MYSQL_URL", "mysql://vid2mp3:vid2mp3@127.0.0.1:3306"),
+            mysql: var(
+                "VID2MP3_MYSQL_URL",
+                "mysql://vid2mp3:vid2mp3@127.0.0.1:3306",
+            ),
             redis: var("VID2MP3_REDIS_URL", "redis://127.0.0.1:6379"),
             amqp: var("VID2MP3_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             rabbitmq_management: var(
@@ -37,7 +41,9 @@ pub(crate) fn address_of(url: &str) -> String {
         Ok(parsed) => format!(
             "{}:{}",
             parsed.host_str().unwrap_or("?"),
-            parsed.port_or_known_default().map_or_else(|| "?".to_owned(), |p| p.to_string())
+            parsed
+                .port_or_known_default()
+                .map_or_else(|| "?".to_owned(), |p| p.to_string())
         ),
         Err(_) => "<unparseable URL>".to_owned(),
     }

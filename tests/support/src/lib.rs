@@ -17,7 +17,7 @@ mod redis_namespace;
 mod workspace;
 
 pub use config::ServiceUrls;
-pub use mailpit::{Mailbox, MailMessage};
+pub use mailpit::{MailMessage, Mailbox};
 pub use mongo::MongoDatabase;
 pub use mysql::MySqlDatabase;
 pub use rabbitmq::{RabbitVhost, rabbit_vhost_exists};
@@ -26,7 +26,9 @@ pub use workspace::{target_dir, wasm_component, workspace_root};
 
 /// A backing service did not answer; the message says which and what to do.
 #[derive(Debug, thiserror::Error)]
-#[error("{service} is not answering at {address} ({reason}); start it with `scripts/services start {script_name}`")]
+#[error(
+    "{service} is not answering at {address} ({reason}); start it with `scripts/services start {script_name}`"
+)]
 pub struct Unavailable {
     pub service: &'static str,
     pub script_name: &'static str,

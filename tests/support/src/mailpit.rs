@@ -111,7 +111,10 @@ impl Mailbox {
         for summary in found.messages.iter().rev() {
             let full: Full = self
                 .client
-                .get(format!("{}/api/v1/message/{}", self.mailpit_url, summary.id))
+                .get(format!(
+                    "{}/api/v1/message/{}",
+                    self.mailpit_url, summary.id
+                ))
                 .send()
                 .await?
                 .error_for_status()?
@@ -130,7 +133,11 @@ impl Mailbox {
     }
 
     /// Waits until at least `count` messages arrived, or fails after `timeout` saying how many did.
-    pub async fn wait_for(&self, count: usize, timeout: Duration) -> anyhow::Result<Vec<MailMessage>> {
+    pub async fn wait_for(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<MailMessage>> {
         let deadline = Instant::now() + timeout;
         loop {
             let messages = self.messages().await?;

@@ -63,7 +63,9 @@ impl MySqlDatabase {
 
     /// A connection pool on this database.
     pub fn pool(&self) -> anyhow::Result<mysql_async::Pool> {
-        Ok(mysql_async::Pool::new(mysql_async::Opts::from_url(&self.url())?))
+        Ok(mysql_async::Pool::new(mysql_async::Opts::from_url(
+            &self.url(),
+        )?))
     }
 }
 
@@ -72,8 +74,10 @@ impl Drop for MySqlDatabase {
         let name = self.name.clone();
         let server_url = self.server_url.clone();
         run_to_completion(&format!("MySQL database {name}"), async move {
-            let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&server_url)?).await?;
-            conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).await?;
+            let mut conn =
+                mysql_async::Conn::new(mysql_async::Opts::from_url(&server_url)?).await?;
+            conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+                .await?;
             conn.disconnect().await?;
             Ok(())
         });

@@ -112,7 +112,11 @@ fn split_credentials(url: &str) -> anyhow::Result<(String, String, String)> {
     let password = parsed.password().unwrap_or("guest").to_owned();
     let _ = parsed.set_username("");
     let _ = parsed.set_password(None);
-    Ok((parsed.as_str().trim_end_matches('/').to_owned(), user, password))
+    Ok((
+        parsed.as_str().trim_end_matches('/').to_owned(),
+        user,
+        password,
+    ))
 }
 
 impl Drop for RabbitVhost {

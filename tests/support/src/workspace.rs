@@ -17,7 +17,11 @@ pub fn workspace_root() -> PathBuf {
 pub fn target_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         let dir = PathBuf::from(dir);
-        return if dir.is_absolute() { dir } else { workspace_root().join(dir) };
+        return if dir.is_absolute() {
+            dir
+        } else {
+            workspace_root().join(dir)
+        };
     }
     // A test binary sits in <target>/<profile>/deps/.
     std::env::current_exe()

@@ -37,7 +37,10 @@ async fn mysql_databases_are_private_and_dropped() -> anyhow::Result<()> {
     let (server, name) = (a.server_url().to_owned(), a.name().to_owned());
     assert!(database_exists(&server, &name).await?);
     drop(a);
-    assert!(!database_exists(&server, &name).await?, "{name} survived its handle");
+    assert!(
+        !database_exists(&server, &name).await?,
+        "{name} survived its handle"
+    );
     Ok(())
 }
 
@@ -79,7 +82,10 @@ async fn rabbitmq_vhosts_are_private_and_deleted() -> anyhow::Result<()> {
     channel_a
         .queue_declare(
             "video".into(),
-            QueueDeclareOptions { durable: true, ..Default::default() },
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await?;
@@ -90,7 +96,10 @@ async fn rabbitmq_vhosts_are_private_and_deleted() -> anyhow::Result<()> {
     let seen = channel_b
         .queue_declare(
             "video".into(),
-            QueueDeclareOptions { passive: true, ..Default::default() },
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await;
@@ -101,7 +110,10 @@ async fn rabbitmq_vhosts_are_private_and_deleted() -> anyhow::Result<()> {
     let name = a.name().to_owned();
     assert!(rabbit_vhost_exists(&name).await?);
     drop(a);
-    assert!(!rabbit_vhost_exists(&name).await?, "{name} survived its handle");
+    assert!(
+        !rabbit_vhost_exists(&name).await?,
+        "{name} survived its handle"
+    );
     Ok(())
 }
 
@@ -111,9 +123,24 @@ async fn mongo_databases_are_private_and_dropped() -> anyhow::Result<()> {
 
     let a = MongoDatabase::create().await?;
     let b = MongoDatabase::create().await?;
-    a.database().collection::<Document>("jobs").insert_one(doc! {"job": 1}).await?;
-    assert_eq!(a.database().collection::<Document>("jobs").count_documents(doc! {}).await?, 1);
-    assert_eq!(b.database().collection::<Document>("jobs").count_documents(doc! {}).await?, 0);
+    a.database()
+        .collection::<Document>("jobs")
+        .insert_one(doc! {"job": 1})
+        .await?;
+    assert_eq!(
+        a.database()
+            .collection::<Document>("jobs")
+            .count_documents(doc! {})
+            .await?,
+        1
+    );
+    assert_eq!(
+        b.database()
+            .collection::<Document>("jobs")
+            .count_documents(doc! {})
+            .await?,
+        0
+    );
 
     let name = a.name().to_owned();
     let client = mongodb::Client::with_uri_str(a.url()).await?;
@@ -169,7 +196,11 @@ async fn a_service_that_does_not_answer_is_named() {
     let redis = RedisNamespace::create_on("redis://127.0.0.1:9").await;
     let mongo = MongoDatabase::create_on("mongodb://127.0.0.1:9/?connectTimeoutMS=500").await;
     let mail = Mailbox::create_on("http://127.0.0.1:9").await;
-    let rabbit = RabbitVhost::create_on("amqp://guest:guest@127.0.0.1:9/%2f", "http://guest:guest@127.0.0.1:9").await;
+    let rabbit = RabbitVhost::create_on(
+        "amqp://guest:guest@127.0.0.1:9/%2f",
+        "http://guest:guest@127.0.0.1:9",
+    )
+    .await;
     for (service, outcome) in [
         ("MariaDB", mysql.map(|_| ())),
         ("Redis", redis.map(|_| ())),

@@ -1,0 +1,337 @@
+//! The fallback decoder: Debian's `ffmpeg` CLI, used as a decoder only.
+//!
+//! It covers what the fast path does not (AVI, FLV, MPEG-TS, ASF/WMA, AC-3/E-AC-3, multichannel
+//! AAC, HE-AAC, damaged files it can partly recover). It writes raw f32 PCM to a pipe and our
+//! own encoder does the rest, so both paths give the same kind of mp3. Each run is bounded: a
+//! wall-clock limit (the process is killed) and an address-space limit (`RLIMIT_AS`).
+
+use std::io::{self, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use tracing::debug;
+
+use super::error::TranscodeError;
+use super::input::MediaInput;
+use super::pcm::PcmFormat;
+
+/// Bounds on one ffmpeg run.
+#[derive(Debug, Clone)]
+pub struct FfmpegLimits {
+    /// Wall-clock limit for probing plus decoding; the job worker scales it with the duration.
+    pub timeout: Duration,
+    /// Address-space limit. Debian's ffmpeg maps ~200 MB of shared libraries before it starts;
+    /// 512 MiB was measured to be enough to decode, 1 GiB leaves room for large containers.
+    pub max_address_space: u64,
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+}
+
+impl Default for FfmpegLimits {
+    fn default() -> Self {
+        FfmpegLimits {
+            timeout: Duration::from_secs(600),
+            max_address_space: 1 << 30,
+            ffmpeg: PathBuf::from("ffmpeg"),
+            ffprobe: PathBuf::from("ffprobe"),
+        }
+    }
+}
+
+/// Keeps the tail of a child's stderr: the last lines say why it failed.
+const STDERR_KEEP: usize = 4096;
+
+fn limited(program: &Path, limits: &FfmpegLimits) -> Command {
+    let mut cmd = Command::new(program);
+    let max = limits.max_address_space as libc::rlim_t;
+    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit, which is
+    // async-signal-safe; it touches no memory shared with the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: max,
+                rlim_max: max,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Kills a child if it is still running when the deadline passes.
+struct Watchdog {
+    stop: Option<Sender<()>>,
+    fired: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn start(pid: u32, timeout: Duration) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let fired = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&fired);
+        let thread = thread::spawn(move || {
+            if let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(timeout) {
+                flag.store(true, Ordering::SeqCst);
+                if let Ok(pid) = libc::pid_t::try_from(pid) {
+                    // SAFETY: plain syscall; the pid is our own child, not yet reaped (the
+                    // owner disarms the watchdog before waiting on it).
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+            }
+        });
+        Watchdog {
+            stop: Some(stop),
+            fired,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the watchdog; returns whether it had already killed the child.
+    fn disarm(&mut self) -> bool {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.fired.load(Ordering::SeqCst)
+    }
+}
+
+fn collect_stderr(stderr: ChildStderr) -> JoinHandle<String> {
+    thread::spawn(move || {
+        let mut tail: Vec<u8> = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut stderr = stderr;
+        loop {
+            match stderr.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    tail.extend_from_slice(&buf[..n]);
+                    if tail.len() > 2 * STDERR_KEEP {
+                        tail.drain(..tail.len() - STDERR_KEEP);
+                    }
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&tail);
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        lines[lines.len().saturating_sub(3)..].join("; ")
+    })
+}
+
+/// What ffprobe says about the first audio stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbedAudio {
+    pub sample_rate: u32,
+    pub channels: u32,
+}
+
+/// Runs ffprobe: `Ok(None)` when the file is media without audio.
+pub fn probe(path: &Path, limits: &FfmpegLimits) -> Result<Option<ProbedAudio>, TranscodeError> {
+    let mut cmd = limited(&limits.ffprobe, limits);
+    cmd.args(["-v", "error", "-select_streams", "a:0"])
+        .args(["-show_entries", "stream=sample_rate,channels"])
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(TranscodeError::DecoderUnavailable)?;
+    let mut watchdog = Watchdog::start(child.id(), limits.timeout);
+    let stderr = child.stderr.take().map(collect_stderr);
+    let mut stdout = String::new();
+    let read = match child.stdout.take() {
+        Some(mut out) => out.read_to_string(&mut stdout).map(|_| ()),
+        None => Ok(()),
+    };
+    let timed_out = watchdog.disarm();
+    let status = child.wait().map_err(TranscodeError::DecoderUnavailable)?;
+    let stderr = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
+    if timed_out {
+        return Err(TranscodeError::Timeout(limits.timeout));
+    }
+    read.map_err(TranscodeError::DecoderUnavailable)?;
+    if !status.success() {
+        return Err(TranscodeError::NotMedia(if stderr.is_empty() {
+            format!("ffprobe exited with {status}")
+        } else {
+            stderr
+        }));
+    }
+    let mut sample_rate = None;
+    let mut channels = None;
+    for line in stdout.lines() {
+        match line.split_once('=') {
+            Some(("sample_rate", v)) => sample_rate = v.trim().parse::<u32>().ok(),
+            Some(("channels", v)) => channels = v.trim().parse::<u32>().ok(),
+            _ => {}
+        }
+    }
+    match (sample_rate, channels) {
+        (None, None) => Ok(None),
+        (Some(rate), Some(ch)) if rate > 0 && ch > 0 => Ok(Some(ProbedAudio {
+            sample_rate: rate,
+            channels: ch,
+        })),
+        _ => Err(TranscodeError::Undecodable(format!(
+            "the audio stream has no usable format ({})",
+            stdout.trim().replace('\n', ", ")
+        ))),
+    }
+}
+
+/// A running ffmpeg decode.
+pub struct FfmpegDecode {
+    child: Child,
+    stdout: ChildStdout,
+    stderr: Option<JoinHandle<String>>,
+    watchdog: Watchdog,
+    timeout: Duration,
+    format: PcmFormat,
+    /// Bytes of a sample split across two reads.
+    carry: Vec<u8>,
+    read_buf: Vec<u8>,
+    /// Kept alive while ffmpeg reads it.
+    _spool: Option<tempfile::NamedTempFile>,
+    done: bool,
+}
+
+impl FfmpegDecode {
+    /// Probes the input and starts decoding its first audio stream to interleaved f32, mono kept
+    /// mono and anything with more channels downmixed to stereo by ffmpeg's standard matrices.
+    pub fn start(input: &mut MediaInput, limits: &FfmpegLimits) -> Result<Self, TranscodeError> {
+        // ffmpeg must be able to seek (an MP4 may keep its index at the end), so a source with
+        // no file behind it is spooled to a temporary file first.
+        let (path, spool) = match input.path() {
+            Some(p) => (p.to_owned(), None),
+            None => {
+                let mut spool = tempfile::NamedTempFile::new().map_err(TranscodeError::Input)?;
+                let reader = input.reader();
+                reader
+                    .seek(io::SeekFrom::Start(0))
+                    .map_err(TranscodeError::Input)?;
+                io::copy(reader, spool.as_file_mut()).map_err(TranscodeError::Input)?;
+                (spool.path().to_owned(), Some(spool))
+            }
+        };
+        let audio = probe(&path, limits)?.ok_or(TranscodeError::NoAudio)?;
+        let channels: u8 = if audio.channels == 1 { 1 } else { 2 };
+        let mut cmd = limited(&limits.ffmpeg, limits);
+        cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
+            .arg(&path)
+            .args(["-map", "0:a:0", "-vn", "-sn", "-dn"])
+            .args(["-ac", &channels.to_string()])
+            .args(["-c:a", "pcm_f32le", "-f", "f32le", "pipe:1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        debug!(?cmd, "starting the ffmpeg decoder");
+        let mut child = cmd.spawn().map_err(TranscodeError::DecoderUnavailable)?;
+        let watchdog = Watchdog::start(child.id(), limits.timeout);
+        let stderr = child.stderr.take().map(collect_stderr);
+        let Some(stdout) = child.stdout.take() else {
+            return Err(TranscodeError::DecoderUnavailable(io::Error::other(
+                "ffmpeg's stdout was not captured",
+            )));
+        };
+        Ok(FfmpegDecode {
+            child,
+            stdout,
+            stderr,
+            watchdog,
+            timeout: limits.timeout,
+            format: PcmFormat {
+                sample_rate: audio.sample_rate,
+                channels,
+            },
+            carry: Vec::new(),
+            read_buf: vec![0u8; 64 * 1024],
+            _spool: spool,
+            done: false,
+        })
+    }
+
+    pub fn format(&self) -> PcmFormat {
+        self.format
+    }
+
+    /// Appends the next samples to `out`; `Ok(false)` once ffmpeg has finished successfully.
+    pub fn read(&mut self, out: &mut Vec<f32>) -> Result<bool, TranscodeError> {
+        if self.done {
+            return Ok(false);
+        }
+        let n = loop {
+            match self.stdout.read(&mut self.read_buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(TranscodeError::DecoderUnavailable(e)),
+            }
+        };
+        if n == 0 {
+            self.done = true;
+            return self.finish().map(|()| false);
+        }
+        self.carry.extend_from_slice(&self.read_buf[..n]);
+        let whole = self.carry.len() / 4 * 4;
+        out.extend(
+            self.carry[..whole]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+        self.carry.drain(..whole);
+        Ok(true)
+    }
+
+    fn finish(&mut self) -> Result<(), TranscodeError> {
+        let timed_out = self.watchdog.disarm();
+        let status = self
+            .child
+            .wait()
+            .map_err(TranscodeError::DecoderUnavailable)?;
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        if timed_out {
+            return Err(TranscodeError::Timeout(self.timeout));
+        }
+        if !status.success() {
+            let why = match status.signal() {
+                // An allocation refused under RLIMIT_AS usually ends in SIGSEGV or SIGABRT.
+                Some(sig) => format!("ffmpeg was killed by signal {sig} (memory limit?) {stderr}"),
+                None => format!("ffmpeg exited with {status}: {stderr}"),
+            };
+            return Err(TranscodeError::Undecodable(why));
+        }
+        if !stderr.is_empty() {
+            debug!(%stderr, "ffmpeg recovered from errors");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FfmpegDecode {
+    fn drop(&mut self) {
+        if !self.done {
+            // Abandoned mid-stream (the encoder failed): stop the child and reap it.
+            let _ = self.child.kill();
+            self.watchdog.disarm();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The per-instance host state and the Spin interfaces it implements.
+//!
+//! Every request or message gets a fresh `Store<HostState>`, so nothing a component does can leak
+//! into the next one; what is shared (database pools, Redis connections) lives in
+//! [`crate::runtime::Runtime`] and is reached through `Arc`s.
+
+pub mod mysql;
+pub mod redis;
+pub mod variables;
+
+use std::sync::Arc;
+
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::outbound_http::OutboundHttp;
+use crate::runtime::{LoadedComponent, Runtime};
+
+/// Generated from `wit/`: the imports our components may use and the Redis trigger export.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "vid2mp3:runtime-host/redis-trigger",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "fermyon:spin/mysql@2.0.0.connection": crate::host::mysql::MysqlConnection,
+            "fermyon:spin/redis@2.0.0.connection": crate::host::redis::RedisConnection,
+        },
+    });
+}
+
+pub struct HostState {
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) component: Arc<LoadedComponent>,
+    /// Correlates this instance's log lines (stdout, outbound calls) with its request or message.
+    pub(crate) request_id: Arc<str>,
+    pub(crate) wasi: WasiCtx,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) hooks: OutboundHttp,
+    pub(crate) limits: StoreLimits,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The HTTP trigger: accepts connections, routes each request as Spin does, and answers.
+//!
+//! Runtime answers (never from a component): `/.well-known/spin/health` and `/info`; 404 with
+//! an empty body when no route matches; 413 when the declared body is over the limit; 400 when
+//! the request has no usable Host; 504 when the request's time limit passed before a response;
+//! 500 when the component trapped or failed, with the reason in the log, not in the body.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::routing::{Router, WELL_KNOWN_PREFIX};
+use crate::runtime::{InvokeError, Runtime};
+
+/// How long in-flight requests get to finish once shutdown starts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+pub struct HttpTrigger {
+    runtime: Arc<Runtime>,
+    router: Router,
+    max_body_bytes: u64,
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<HyperOutgoingBody> {
+    let mut response = Response::new(
+        Full::new(body.into())
+            .map_err(|e: Infallible| match e {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response
+}
+
+impl HttpTrigger {
+    pub fn new(runtime: Arc<Runtime>, router: Router, max_body_bytes: u64) -> Self {
+        if router.contains_reserved_route() {
+            tracing::error!(
+                "routes under {WELL_KNOWN_PREFIX} are handled by the runtime and will never reach a component"
+            );
+        }
+        Self {
+            runtime,
+            router,
+            max_body_bytes,
+        }
+    }
+
+    /// Serves until `shutdown` resolves, then lets open connections finish (up to a grace period).
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, client) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            continue;
+                        }
+                    };
+                    let this = self.clone();
+                    let service = hyper::service::service_fn(move |req| {
+                        let this = this.clone();
+                        async move { Ok::<_, Infallible>(this.handle(req, client).await) }
+                    });
+                    let connection = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service);
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::debug!(client = %client, error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        tracing::info!("shutting down: waiting for in-flight requests");
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("grace period over; dropping open connections"),
+        }
+        Ok(())
+    }
+
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        let started = Instant::now();
+        let request_id: Arc<str> = Arc::from(uuid::Uuid::now_v7().simple().to_string());
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let (response, component) = self.route(request, client, request_id.clone()).await;
+        tracing::info!(
+            request_id = %request_id,
+            method = %method,
+            path = %path,
+            component = component.as_deref().unwrap_or("-"),
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "http request"
+        );
+        response
+    }
+
+    async fn route(
+        &self,
+        mut request: Request<Incoming>,
+        client: SocketAddr,
+        request_id: Arc<str>,
+    ) -> (Response<HyperOutgoingBody>, Option<String>) {
+        let path = request.uri().path().to_owned();
+        if let Some(well_known) = path.strip_prefix(WELL_KNOWN_PREFIX) {
+            return (self.well_known(well_known), None);
+        }
+        let Some(route) = self.router.route(&path) else {
+            return (text(StatusCode::NOT_FOUND, Bytes::new()), None);
+        };
+        let Some(component) = self.runtime.component(&route.component).cloned() else {
+            tracing::error!(component = %route.component, "route points at an unknown component");
+            return (
+                text(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new()),
+                Some(route.component),
+            );
+        };
+        let declared = request
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes) {
+            return (
+                text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "request body exceeds the limit of {} bytes\n",
+                        self.max_body_bytes
+                    ),
+                ),
+                Some(route.component),
+            );
+        }
+        if let Err(reason) = absolutize_uri(&mut request) {
+            return (
+                text(StatusCode::BAD_REQUEST, format!("{reason}\n")),
+                Some(route.component),
+            );
+        }
+        request.headers_mut().remove(http::header::CONNECTION);
+        let request = request.map(|body| LimitedBody::new(body, self.max_body_bytes));
+        let result = self
+            .runtime
+            .handle_http(&component, request, &route, client, request_id.clone())
+            .await;
+        let response = match result {
+            Ok(response) => response,
+            Err(InvokeError::Timeout(limit)) => {
+                tracing::error!(request_id = %request_id, component = %component.id, "request timed out after {limit:?}");
+                text(StatusCode::GATEWAY_TIMEOUT, "request timed out\n")
+            }
+            Err(e) => {
+                tracing::error!(request_id = %request_id, component = %component.id, error = %e, "component failed");
+                text(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new())
+            }
+        };
+        (response, Some(route.component))
+    }
+
+    fn well_known(&self, name: &str) -> Response<HyperOutgoingBody> {
+        match name {
+            "health" => text(StatusCode::OK, "OK"),
+            "info" => {
+                let mut info = serde_json::json!({ "name": self.runtime.app_name });
+                if let Some(v) = &self.runtime.app_version {
+                    info["version"] = serde_json::Value::String(v.clone());
+                }
+                let body = serde_json::to_vec_pretty(&info).unwrap_or_default();
+                let mut response = text(StatusCode::OK, body);
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                response
+            }
+            _ => text(StatusCode::NOT_FOUND, Bytes::new()),
+        }
+    }
+}
+
+/// Gives the request an absolute URI (`http://<Host><path>`) as Spin does, refusing a request
+/// whose Host header and URI authority disagree.
+fn absolutize_uri<B>(request: &mut Request<B>) -> Result<(), String> {
+    let header = match request.headers().get(http::header::HOST) {
+        Some(h) => Some(
+            h.to_str()
+                .map_err(|_| "the Host header is not valid UTF-8".to_owned())?
+                .parse::<http::uri::Authority>()
+                .map_err(|_| "the Host header is not a valid authority".to_owned())?,
+        ),
+        None => None,
+    };
+    let mut parts = request.uri().clone().into_parts();
+    let authority = match (header, parts.authority.take()) {
+        (None, None) => return Err("no Host header".into()),
+        (Some(a), None) | (None, Some(a)) => a,
+        (Some(a), Some(b)) if a == b => a,
+        (Some(_), Some(_)) => return Err("the Host header does not match the request URI".into()),
+    };
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    *request.uri_mut() =
+        http::Uri::from_parts(parts).map_err(|e| format!("invalid request URI: {e}"))?;
+    Ok(())
+}
+
+/// A request body that fails once more than `limit` bytes have arrived, for bodies without a
+/// Content-Length (chunked) or that lie about it.
+pub struct LimitedBody<B> {
+    inner: B,
+    remaining: u64,
+    limit: u64,
+}
+
+impl<B> LimitedBody<B> {
+    pub fn new(inner: B, limit: u64) -> Self {
+        Self {
+            inner,
+            remaining: limit,
+            limit,
+        }
+    }
+}
+
+impl<B> Body for LimitedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len() as u64;
+                    if len > self.remaining {
+                        let limit = self.limit;
+                        self.remaining = 0;
+                        return Poll::Ready(Some(Err(
+                            wasmtime_wasi_http::Error::HttpRequestBodySize(Some(limit)),
+                        )));
+                    }
+                    self.remaining -= len;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn limited_body_fails_past_the_limit() {
+        let body = Full::new(Bytes::from(vec![0u8; 10]));
+        let collected = LimitedBody::new(body, 10).collect().await;
+        assert!(collected.is_ok(), "exactly the limit passes");
+        let body = Full::new(Bytes::from(vec![0u8; 11]));
+        let collected = LimitedBody::new(body, 10).collect().await;
+        assert!(matches!(
+            collected,
+            Err(wasmtime_wasi_http::Error::HttpRequestBodySize(Some(10)))
+        ));
+    }
+
+    #[test]
+    fn uris_are_made_absolute_from_host() {
+        let mut r = Request::builder()
+            .uri("/a?b=1")
+            .header("host", "example.com:3000")
+            .body(())
+            .expect("request");
+        absolutize_uri(&mut r).expect("absolutizes");
+        assert_eq!(r.uri().to_string(), "http://example.com:3000/a?b=1");
+
+        let mut r = Request::builder().uri("/a").body(()).expect("request");
+        assert!(absolutize_uri(&mut r).is_err(), "no Host");
+
+        let mut r = Request::builder()
+            .uri("http://a.com/x")
+            .header("host", "b.com")
+            .body(())
+            .expect("request");
+        assert!(absolutize_uri(&mut r).is_err(), "mismatched Host");
+    }
+}

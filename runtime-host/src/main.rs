@@ -1,0 +1,128 @@
+//! `runtime-host up|build`, shaped like `spin up` / `spin build`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use runtime_host::{UpOptions, build_command, manifest::Manifest};
+
+#[derive(Parser)]
+#[command(
+    name = "runtime-host",
+    version,
+    about = "Run spin.toml's components on wasmtime"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the application's triggers.
+    Up {
+        /// The application manifest.
+        #[arg(
+            short = 'f',
+            long = "from",
+            alias = "file",
+            default_value = "spin.toml"
+        )]
+        manifest: PathBuf,
+        /// Address of the HTTP trigger; port 0 picks a free port (logged).
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+        /// Environment variable for every component, KEY=VALUE (repeatable).
+        #[arg(short = 'e', long = "env", value_parser = key_value)]
+        env: Vec<(String, String)>,
+        /// Application variable, name=value (repeatable); overrides SPIN_VARIABLE_<NAME>.
+        #[arg(long = "variable", value_parser = key_value)]
+        variables: Vec<(String, String)>,
+        /// Per-request (and per-message) time limit in seconds.
+        #[arg(long, default_value_t = 60)]
+        request_timeout_secs: u64,
+        /// Largest request body accepted, in bytes.
+        #[arg(long, default_value_t = 10 << 30)]
+        max_request_body_bytes: u64,
+    },
+    /// Run each component's build command.
+    Build {
+        #[arg(
+            short = 'f',
+            long = "from",
+            alias = "file",
+            default_value = "spin.toml"
+        )]
+        manifest: PathBuf,
+        /// Only these components (repeatable).
+        #[arg(short = 'c', long = "component-id")]
+        components: Vec<String>,
+    },
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match Cli::parse().command {
+        Command::Build {
+            manifest,
+            components,
+        } => {
+            let manifest = Manifest::load(&manifest)?;
+            let n = build_command::build(&manifest, &components)?;
+            tracing::info!(components = n, "build finished");
+            Ok(())
+        }
+        Command::Up {
+            manifest,
+            listen,
+            env,
+            variables,
+            request_timeout_secs,
+            max_request_body_bytes,
+        } => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start tokio")?;
+            runtime.block_on(async move {
+                let mut options = UpOptions::new(manifest);
+                options.listen = listen;
+                options.env = env;
+                options.variables = variables;
+                options.request_timeout = Duration::from_secs(request_timeout_secs);
+                options.max_request_body_bytes = max_request_body_bytes;
+                let app = runtime_host::start(options).await?;
+                if let Some(addr) = app.http_addr {
+                    // A line on stdout that scripts and e2e tests can wait for.
+                    println!("Serving http://{addr}");
+                }
+                wait_for_signal().await?;
+                tracing::info!("signal received; shutting down");
+                app.shutdown().await;
+                Ok(())
+            })
+        }
+    }
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

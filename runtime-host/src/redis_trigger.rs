@@ -1,0 +1,136 @@
+//! The Redis trigger: one subscription per address covering its channels, a fresh instance per
+//! message, and reconnection with capped exponential backoff when the connection drops.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use crate::manifest::RedisTrigger;
+use crate::outbound_hosts::OutboundTarget;
+use crate::runtime::Runtime;
+
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Subscribers for every `[[trigger.redis]]`, grouped by address. Each stops when `shutdown`
+/// becomes true.
+pub fn spawn(
+    runtime: Arc<Runtime>,
+    triggers: &[RedisTrigger],
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut by_address: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for t in triggers {
+        by_address
+            .entry(t.address.clone())
+            .or_default()
+            .push((t.channel.clone(), t.component.clone()));
+    }
+    by_address
+        .into_iter()
+        .map(|(address, routes)| {
+            tokio::spawn(subscribe_loop(
+                runtime.clone(),
+                address,
+                routes,
+                shutdown.clone(),
+            ))
+        })
+        .collect()
+}
+
+fn loggable(address: &str) -> String {
+    OutboundTarget::parse(address)
+        .map(|t| t.authority())
+        .unwrap_or_else(|| "<invalid address>".into())
+}
+
+async fn subscribe_loop(
+    runtime: Arc<Runtime>,
+    address: String,
+    routes: Vec<(String, String)>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let shown = loggable(&address);
+    let mut backoff = BACKOFF_START;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match subscribe(&address, &routes).await {
+            Ok(pubsub) => {
+                backoff = BACKOFF_START;
+                tracing::info!(address = %shown, channels = ?routes.iter().map(|r| &r.0).collect::<Vec<_>>(), "redis trigger subscribed");
+                let mut messages = pubsub.into_on_message();
+                loop {
+                    tokio::select! {
+                        message = messages.next() => match message {
+                            Some(message) => dispatch(&runtime, &routes, message),
+                            None => {
+                                tracing::warn!(address = %shown, "redis trigger lost its connection; resubscribing");
+                                break;
+                            }
+                        },
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(address = %shown, error = %e, retry_in_ms = backoff.as_millis() as u64, "redis trigger cannot subscribe");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn subscribe(
+    address: &str,
+    routes: &[(String, String)],
+) -> redis::RedisResult<redis::aio::PubSub> {
+    let client = redis::Client::open(address)?;
+    let mut pubsub = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub())
+        .await
+        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
+    for (channel, _) in routes {
+        pubsub.subscribe(channel).await?;
+    }
+    Ok(pubsub)
+}
+
+fn dispatch(runtime: &Arc<Runtime>, routes: &[(String, String)], message: redis::Msg) {
+    let channel = message.get_channel_name().to_owned();
+    let payload = message.get_payload_bytes().to_vec();
+    for (_, component_id) in routes.iter().filter(|(c, _)| *c == channel) {
+        let Some(component) = runtime.component(component_id).cloned() else {
+            tracing::error!(channel = %channel, component = %component_id, "redis trigger points at an unknown component");
+            continue;
+        };
+        let runtime = runtime.clone();
+        let channel = channel.clone();
+        let payload = payload.clone();
+        tokio::spawn(async move {
+            let message_id: Arc<str> = Arc::from(uuid::Uuid::now_v7().simple().to_string());
+            let started = Instant::now();
+            let bytes = payload.len();
+            let result = runtime
+                .handle_redis_message(&component, payload, message_id.clone())
+                .await;
+            let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+            match result {
+                Ok(()) => {
+                    tracing::info!(message_id = %message_id, channel = %channel, component = %component.id, bytes, elapsed_ms, outcome = "ok", "redis message")
+                }
+                Err(e) => {
+                    tracing::error!(message_id = %message_id, channel = %channel, component = %component.id, bytes, elapsed_ms, outcome = "error", error = %e, "redis message")
+                }
+            }
+        });
+    }
+}

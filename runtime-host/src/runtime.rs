@@ -1,0 +1,596 @@
+//! The loaded application: one wasmtime engine, every component compiled and pre-instantiated,
+//! and the state shared across instances (database pools, Redis connections).
+//!
+//! Each request or message gets a fresh instance from its component's `InstancePre` with the
+//! pooling allocator, so instantiation is a few microseconds and no state survives a request.
+//! Wall-clock limits use epoch interruption: a ticker thread advances the epoch and each store's
+//! callback yields to tokio between ticks and traps once the request's deadline has passed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderName, HeaderValue};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
+    UpdateDeadline,
+};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpView};
+
+use crate::host::HostState;
+use crate::host::bindings::RedisTriggerPre;
+use crate::host::mysql::MysqlPools;
+use crate::host::redis::RedisConnections;
+use crate::manifest::{FileMount, Manifest};
+use crate::outbound_hosts::{AllowedHosts, AllowedHostsError};
+use crate::outbound_http::OutboundHttp;
+use crate::routing::RouteMatch;
+use crate::stdio::ComponentOutput;
+use crate::variables::{ComponentVariables, ResolvedVariables, Template, VariablesError};
+
+/// Epoch tick; the granularity of request timeouts and of a busy component's yields to tokio.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Variables(#[from] VariablesError),
+    #[error(
+        "component {component:?}: {path} does not exist; build the wasm components first: scripts/build-components (or `runtime-host build`)"
+    )]
+    MissingWasm { component: String, path: PathBuf },
+    #[error("component {component:?}: cannot compile {path}: {reason}")]
+    Compile {
+        component: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error(
+        "component {component:?} cannot be linked against runtime-host's host interfaces: {reason}"
+    )]
+    Link { component: String, reason: String },
+    #[error("component {component:?} is used by a {trigger} trigger but does not export {export}")]
+    MissingExport {
+        component: String,
+        trigger: &'static str,
+        export: &'static str,
+    },
+    #[error("component {component:?}: allowed_outbound_hosts: {source}")]
+    AllowedHosts {
+        component: String,
+        source: AllowedHostsError,
+    },
+    #[error("component {component:?}: files: {reason}")]
+    Files { component: String, reason: String },
+    #[error("wasmtime engine: {0}")]
+    Engine(String),
+}
+
+/// Why a component invocation produced no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("request exceeded its time limit of {0:?}")]
+    Timeout(Duration),
+    #[error("component trapped: {0}")]
+    Trap(String),
+    #[error("component returned an error: {0}")]
+    Guest(String),
+    #[error("component finished without sending a response")]
+    NoResponse,
+    #[error("component {0:?} has no HTTP handler")]
+    NotHttp(String),
+    #[error("component {0:?} has no Redis handler")]
+    NotRedis(String),
+    #[error("host error: {0}")]
+    Host(String),
+}
+
+/// The trap raised by the epoch callback, recognised to answer 504 rather than 500.
+#[derive(Debug, thiserror::Error)]
+#[error("deadline exceeded")]
+struct DeadlineExceeded;
+
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub request_timeout: Duration,
+    /// Bytes a component's linear memories may grow to, per instance.
+    pub max_memory_bytes: usize,
+    /// Concurrent instances the pooling allocator reserves slots for.
+    pub max_instances: u32,
+    /// `--env` pairs given to every component on top of its `environment`.
+    pub extra_env: Vec<(String, String)>,
+    /// `--variable` pairs.
+    pub variables: Vec<(String, String)>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(60),
+            max_memory_bytes: 256 << 20,
+            max_instances: 200,
+            extra_env: Vec::new(),
+            variables: Vec::new(),
+        }
+    }
+}
+
+pub struct LoadedComponent {
+    pub id: Arc<str>,
+    pub(crate) http: Option<ProxyPre<HostState>>,
+    pub(crate) redis: Option<RedisTriggerPre<HostState>>,
+    pub variables: ComponentVariables,
+    pub allowed_hosts: AllowedHosts,
+    environment: Vec<(String, String)>,
+    /// Host directory preopened read-only at `/`, holding the component's `files`.
+    files_root: Option<PathBuf>,
+}
+
+#[derive(Default)]
+pub struct Services {
+    pub mysql: MysqlPools,
+    pub redis: RedisConnections,
+}
+
+pub struct Runtime {
+    pub(crate) engine: Engine,
+    components: HashMap<String, Arc<LoadedComponent>>,
+    pub(crate) services: Services,
+    pub(crate) config: RuntimeConfig,
+    pub app_name: String,
+    pub app_version: Option<String>,
+    staging: Option<PathBuf>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.staging {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn engine(config: &RuntimeConfig) -> Result<Engine, LoadError> {
+    let mut wasm = wasmtime::Config::new();
+    wasm.wasm_component_model(true);
+    wasm.epoch_interruption(true);
+    let n = config.max_instances;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(n)
+        .total_core_instances(n.saturating_mul(8))
+        .total_memories(n.saturating_mul(2))
+        .total_tables(n.saturating_mul(8))
+        .total_stacks(n)
+        .max_memory_size(config.max_memory_bytes);
+    wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&wasm).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            // Stops when the engine is gone, so tests that start many runtimes do not leak.
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map_err(|e| LoadError::Engine(format!("cannot start the epoch thread: {e}")))?;
+    Ok(engine)
+}
+
+impl Runtime {
+    /// Compiles and links every component. `env` looks up `SPIN_VARIABLE_*` overrides.
+    pub fn load(
+        manifest: &Manifest,
+        config: RuntimeConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Arc<Self>, LoadError> {
+        let variables = ResolvedVariables::resolve(manifest, &config.variables, env)?;
+        let engine = engine(&config)?;
+        let mut linker: Linker<HostState> = Linker::new(&engine);
+        let link_err = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_err)?;
+        crate::host::bindings::RedisTrigger::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(link_err)?;
+
+        let http_components: Vec<&str> = manifest
+            .http_triggers
+            .iter()
+            .map(|t| t.component.as_str())
+            .collect();
+        let redis_components: Vec<&str> = manifest
+            .redis_triggers
+            .iter()
+            .map(|t| t.component.as_str())
+            .collect();
+        let ids: Vec<String> = manifest.components.keys().cloned().collect();
+        let staging = std::env::temp_dir().join(format!(
+            "runtime-host-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let mut used_staging = false;
+
+        let mut components = HashMap::new();
+        for (id, decl) in &manifest.components {
+            if !decl.source.exists() {
+                return Err(LoadError::MissingWasm {
+                    component: id.clone(),
+                    path: decl.source.clone(),
+                });
+            }
+            let component =
+                Component::from_file(&engine, &decl.source).map_err(|e| LoadError::Compile {
+                    component: id.clone(),
+                    path: decl.source.clone(),
+                    reason: format!("{e:#}"),
+                })?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::Link {
+                    component: id.clone(),
+                    reason: format!("{e:#}"),
+                })?;
+            let http = ProxyPre::new(pre.clone()).ok();
+            let redis = RedisTriggerPre::new(pre).ok();
+            if http.is_none() && http_components.contains(&id.as_str()) {
+                return Err(LoadError::MissingExport {
+                    component: id.clone(),
+                    trigger: "http",
+                    export: "wasi:http/incoming-handler@0.2.x",
+                });
+            }
+            if redis.is_none() && redis_components.contains(&id.as_str()) {
+                return Err(LoadError::MissingExport {
+                    component: id.clone(),
+                    trigger: "redis",
+                    export: "fermyon:spin/inbound-redis",
+                });
+            }
+            let component_vars = variables.component(id);
+            let mut hosts = Vec::new();
+            for entry in &decl.allowed_outbound_hosts {
+                let rendered = Template::parse(entry)
+                    .map_err(|e| AllowedHostsError::Template(e.to_string()))
+                    .and_then(|t| {
+                        t.render(|n| component_vars.get(n).map(str::to_owned))
+                            .map_err(|e| AllowedHostsError::Template(e.to_string()))
+                    })
+                    .map_err(|source| LoadError::AllowedHosts {
+                        component: id.clone(),
+                        source,
+                    })?;
+                hosts.push(rendered);
+            }
+            let allowed_hosts =
+                AllowedHosts::parse(&hosts, &ids).map_err(|source| LoadError::AllowedHosts {
+                    component: id.clone(),
+                    source,
+                })?;
+            let files_root = if decl.files.is_empty() {
+                None
+            } else {
+                used_staging = true;
+                let root = staging.join(id);
+                stage_files(&manifest.dir, &decl.files, &root).map_err(|reason| {
+                    LoadError::Files {
+                        component: id.clone(),
+                        reason,
+                    }
+                })?;
+                Some(root)
+            };
+            let mut environment: Vec<(String, String)> = decl
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            environment.extend(config.extra_env.iter().cloned());
+            components.insert(
+                id.clone(),
+                Arc::new(LoadedComponent {
+                    id: Arc::from(id.as_str()),
+                    http,
+                    redis,
+                    variables: component_vars,
+                    allowed_hosts,
+                    environment,
+                    files_root,
+                }),
+            );
+        }
+        Ok(Arc::new(Self {
+            engine,
+            components,
+            services: Services::default(),
+            config,
+            app_name: manifest.application.name.clone(),
+            app_version: manifest.application.version.clone(),
+            staging: used_staging.then_some(staging),
+        }))
+    }
+
+    pub fn component(&self, id: &str) -> Option<&Arc<LoadedComponent>> {
+        self.components.get(id)
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    fn new_store(
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
+        request_id: Arc<str>,
+    ) -> wasmtime::Result<Store<HostState>> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(ComponentOutput::new(
+            component.id.clone(),
+            request_id.clone(),
+            "stdout",
+        ))
+        .stderr(ComponentOutput::new(
+            component.id.clone(),
+            request_id.clone(),
+            "stderr",
+        ))
+        .envs(&component.environment);
+        if let Some(root) = &component.files_root {
+            wasi.preopened_dir(root, "/", FsPerms::ReadOnly)?;
+        }
+        let state = HostState {
+            runtime: self.clone(),
+            component: component.clone(),
+            request_id: request_id.clone(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: OutboundHttp {
+                runtime: self.clone(),
+                component: component.clone(),
+                request_id,
+            },
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.config.max_memory_bytes)
+                .build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let deadline = Instant::now() + self.config.request_timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        Ok(store)
+    }
+
+    fn classify(&self, e: wasmtime::Error) -> InvokeError {
+        if e.downcast_ref::<DeadlineExceeded>().is_some() {
+            InvokeError::Timeout(self.config.request_timeout)
+        } else {
+            InvokeError::Trap(format!("{e:?}"))
+        }
+    }
+
+    /// Runs `component`'s HTTP handler for `request`, whose URI must be absolute. The response
+    /// is returned as soon as the component sets it; its body streams while the instance runs on.
+    pub async fn handle_http<B>(
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
+        mut request: http::Request<B>,
+        route: &RouteMatch,
+        client: SocketAddr,
+        request_id: Arc<str>,
+    ) -> Result<http::Response<HyperOutgoingBody>, InvokeError>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let proxy = component
+            .http
+            .clone()
+            .ok_or_else(|| InvokeError::NotHttp(component.id.to_string()))?;
+        let full_url = request.uri().to_string();
+        for (name, value) in route.headers(&full_url, client) {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| InvokeError::Host(e.to_string()))?;
+            match HeaderValue::from_str(&value) {
+                Ok(value) => {
+                    request.headers_mut().insert(name, value);
+                }
+                Err(_) => {
+                    tracing::debug!(header = %name, "skipping a spin header that is not a valid header value")
+                }
+            }
+        }
+        let scheme = match request.uri().scheme_str() {
+            Some("https") => Scheme::Https,
+            _ => Scheme::Http,
+        };
+        let mut store = self
+            .new_store(component, request_id.clone())
+            .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(scheme, request)
+            .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
+        let outparam = store
+            .data_mut()
+            .http()
+            .new_response_outparam(tx)
+            .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
+        let timeout = self.config.request_timeout;
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            let run = async {
+                let instance = proxy.instantiate_async(&mut store).await?;
+                instance
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
+            };
+            match tokio::time::timeout(timeout, run).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(this.classify(e)),
+                Err(_) => Err(InvokeError::Timeout(timeout)),
+            }
+        });
+        match rx.await {
+            Ok(Ok(response)) => {
+                let component_id = component.id.clone();
+                // The instance may still be streaming the body; report how it ends.
+                tokio::spawn(async move {
+                    match task.await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::error!(component = %component_id, request_id = %request_id, error = %e, "component failed after sending its response")
+                        }
+                        Err(e) => {
+                            tracing::error!(component = %component_id, request_id = %request_id, error = %e, "component task panicked")
+                        }
+                    }
+                });
+                Ok(response)
+            }
+            Ok(Err(code)) => Err(InvokeError::Guest(format!("{code:?}"))),
+            Err(_) => match task.await {
+                Ok(Ok(())) => Err(InvokeError::NoResponse),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(InvokeError::Host(format!("component task panicked: {e}"))),
+            },
+        }
+    }
+
+    /// Service chaining: `http://<id>.spin.internal/...` handled by component `<id>` in-process,
+    /// with the catch-all route match Spin synthesises for it.
+    pub(crate) async fn handle_chained(
+        self: &Arc<Self>,
+        id: &str,
+        mut request: http::Request<WasiBody>,
+        parent_request_id: Arc<str>,
+    ) -> Result<http::Response<WasiBody>, wasmtime_wasi_http::Error> {
+        let Some(component) = self.components.get(id).cloned() else {
+            return Err(wasmtime_wasi_http::Error::DestinationNotFound);
+        };
+        let request_id: Arc<str> = Arc::from(format!("{parent_request_id}/{id}"));
+        // The chained component must see its own request, not the caller's Host.
+        request.headers_mut().remove(http::header::HOST);
+        let path = request.uri().path().to_owned();
+        let route = RouteMatch::synthetic(id, &path);
+        let client = SocketAddr::from(([127, 0, 0, 1], 0));
+        let started = Instant::now();
+        let method = request.method().clone();
+        match self
+            .handle_http(&component, request, &route, client, request_id.clone())
+            .await
+        {
+            Ok(response) => {
+                tracing::info!(
+                    request_id = %request_id,
+                    component = %id,
+                    method = %method,
+                    path = %path,
+                    status = response.status().as_u16(),
+                    elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "chained request"
+                );
+                Ok(response)
+            }
+            Err(e) => {
+                tracing::error!(request_id = %request_id, component = %id, path = %path, error = %e, "chained request failed");
+                Err(wasmtime_wasi_http::Error::InternalError(Some(
+                    e.to_string(),
+                )))
+            }
+        }
+    }
+
+    /// Runs `component`'s Redis handler for one message.
+    pub async fn handle_redis_message(
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
+        payload: Vec<u8>,
+        request_id: Arc<str>,
+    ) -> Result<(), InvokeError> {
+        let pre = component
+            .redis
+            .clone()
+            .ok_or_else(|| InvokeError::NotRedis(component.id.to_string()))?;
+        let mut store = self
+            .new_store(component, request_id)
+            .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
+        let timeout = self.config.request_timeout;
+        let run = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .fermyon_spin_inbound_redis()
+                .call_handle_message(&mut store, &payload)
+                .await
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(InvokeError::Guest(format!("{e:?}"))),
+            Ok(Err(e)) => Err(self.classify(e)),
+            Err(_) => Err(InvokeError::Timeout(timeout)),
+        }
+    }
+
+    /// Releases shared connections; in-flight work must have finished.
+    pub async fn close(&self) {
+        self.services.mysql.close().await;
+    }
+}
+
+/// Copies a component's `files` under `root`, which is then mounted read-only at `/`.
+fn stage_files(manifest_dir: &Path, files: &[FileMount], root: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    for mount in files {
+        let (source, destination) = match mount {
+            FileMount::Path(p) => (manifest_dir.join(p), root.join(p)),
+            FileMount::Mapping(m) => (
+                manifest_dir.join(&m.source),
+                root.join(m.destination.trim_start_matches('/')),
+            ),
+        };
+        copy_tree(&source, &destination)?;
+    }
+    Ok(())
+}
+
+fn copy_tree(source: &Path, destination: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(source).map_err(|e| format!("{}: {e}", source.display()))?;
+    if meta.is_dir() {
+        std::fs::create_dir_all(destination)
+            .map_err(|e| format!("{}: {e}", destination.display()))?;
+        let entries =
+            std::fs::read_dir(source).map_err(|e| format!("{}: {e}", source.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("{}: {e}", source.display()))?;
+            copy_tree(&entry.path(), &destination.join(entry.file_name()))?;
+        }
+    } else {
+        if let Some(parent) = destination.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::copy(source, destination).map_err(|e| format!("{}: {e}", source.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! Shared by runtime-host's integration tests: fixture lookup, manifests in temp dirs, services.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use runtime_host::{RunningApp, UpOptions};
+
+/// The shared cargo target dir: `CARGO_TARGET_DIR`, else derived from this test binary
+/// (`<target>/debug/deps/<test>`).
+pub fn target_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .expect("test binary lives in <target>/<profile>/deps")
+}
+
+/// The `.wasm` of a fixture (or real) component built with `--profile component`.
+pub fn component_wasm(crate_name: &str) -> PathBuf {
+    let path = target_dir()
+        .join("wasm32-wasip2/component")
+        .join(format!("{crate_name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the wasm components first: scripts/build-components \
+         (or: cargo build --target wasm32-wasip2 --profile component -p fixture-http-probe -p fixture-redis-probe)",
+        path.display()
+    );
+    path
+}
+
+pub fn http_probe() -> String {
+    component_wasm("fixture_http_probe").display().to_string()
+}
+
+pub fn redis_probe() -> String {
+    component_wasm("fixture_redis_probe").display().to_string()
+}
+
+pub fn mysql_base_url() -> String {
+    std::env::var("VID2MP3_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://vid2mp3:vid2mp3@127.0.0.1:3306".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("VID2MP3_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A manifest written to its own temp dir (removed on drop).
+pub struct TempManifest {
+    pub dir: PathBuf,
+    pub path: PathBuf,
+}
+
+impl TempManifest {
+    pub fn new(text: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique("rh-test"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("spin.toml");
+        std::fs::write(&path, text).expect("write manifest");
+        Self { dir, path }
+    }
+}
+
+impl Drop for TempManifest {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub struct TestApp {
+    pub app: Option<RunningApp>,
+    pub base: String,
+    _manifest: TempManifest,
+}
+
+impl TestApp {
+    pub async fn start(manifest: &str) -> Self {
+        Self::start_with(manifest, |_| {})
+            .await
+            .expect("app starts")
+    }
+
+    pub async fn start_with(
+        manifest: &str,
+        configure: impl FnOnce(&mut UpOptions),
+    ) -> anyhow::Result<Self> {
+        let m = TempManifest::new(manifest);
+        let mut options = UpOptions::new(&m.path);
+        options.listen = "127.0.0.1:0".parse().expect("addr");
+        options.variable_env = Arc::new(|_| None);
+        configure(&mut options);
+        let app = runtime_host::start(options).await?;
+        let base = format!("http://{}", app.http_addr.expect("http trigger listening"));
+        Ok(Self {
+            app: Some(app),
+            base,
+            _manifest: m,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = client().get(self.url(path)).send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.text().await.expect("body"))
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+/// Polls `f` until it returns `Some`, for up to `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
