@@ -25,7 +25,7 @@ use self::frame::{MpegVersion, split_frames};
 use self::lame::{Lame, LameSettings};
 use self::xing::{StreamSummary, TagLayout, crc16, seek_table};
 use crate::transcode::error::TranscodeError;
-use crate::transcode::profile::{Profile, RateControl};
+use crate::transcode::profile::{Profile, RateControl, rate_control};
 use crate::transcode::sink::Mp3Sink;
 
 /// Segment boundaries are multiples of this many samples (one MPEG-1 frame, two MPEG-2 frames).
@@ -118,7 +118,7 @@ where
     let settings = LameSettings {
         sample_rate: params.sample_rate,
         channels: params.channels,
-        rate_control: params.profile.rate_control(),
+        rate_control: rate_control(params.profile),
     };
     let choices = Lame::new(settings).map_err(encode_err)?.choices();
     let layout = TagLayout {

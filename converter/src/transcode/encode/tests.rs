@@ -57,7 +57,7 @@ fn check_splice(rate: u32, channels: u8, profile: Profile, seconds: f32, granule
     let settings = LameSettings {
         sample_rate: rate,
         channels,
-        rate_control: profile.rate_control(),
+        rate_control: crate::transcode::profile::rate_control(profile),
     };
     let reference = one_encoder(settings, &pcm);
     let params = EncodeParams {
