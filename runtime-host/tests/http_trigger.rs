@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestApp, client, http_probe};
+use common::{TestApp, client, http_probe, percent_encode};
 
 fn routes_manifest() -> String {
     let wasm = http_probe();
@@ -162,7 +162,9 @@ async fn private_components_are_reachable_only_by_chaining() {
 
     // Chaining from catch-all (allowed explicitly) reaches it, with Spin's synthetic route.
     let url = "http://hidden.spin.internal/deep/path?op=headers";
-    let (status, body) = app.get(&format!("/?op=fetch&url={}", urlencode(url))).await;
+    let (status, body) = app
+        .get(&format!("/?op=fetch&url={}", percent_encode(url)))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("status 200"), "{body}");
     assert_eq!(header(&body, "spin-matched-route"), Some("/..."), "{body}");
@@ -174,13 +176,15 @@ async fn private_components_are_reachable_only_by_chaining() {
 
     // And the chained component runs with its own variables.
     let url = "http://hidden.spin.internal/?op=var&name=who";
-    let (status, body) = app.get(&format!("/?op=fetch&url={}", urlencode(url))).await;
+    let (status, body) = app
+        .get(&format!("/?op=fetch&url={}", percent_encode(url)))
+        .await;
     assert_eq!((status, body.as_str()), (200, "status 200\nhidden"));
 
     // `*.spin.internal` allows every component of the app.
     let url = "http://hidden.spin.internal/?op=var&name=who";
     let (status, body) = app
-        .get(&format!("/wild/?op=fetch&url={}", urlencode(url)))
+        .get(&format!("/wild/?op=fetch&url={}", percent_encode(url)))
         .await;
     assert_eq!((status, body.as_str()), (200, "status 200\nhidden"));
     app.stop().await;
@@ -199,7 +203,7 @@ async fn outbound_requests_outside_allowed_hosts_are_denied() {
     ];
     for (path, url) in denied {
         let (status, body) = app
-            .get(&format!("{path}?op=fetch&url={}", urlencode(url)))
+            .get(&format!("{path}?op=fetch&url={}", percent_encode(url)))
             .await;
         assert_eq!(
             (status, body.as_str()),
@@ -209,7 +213,9 @@ async fn outbound_requests_outside_allowed_hosts_are_denied() {
     }
     // The templated entry `http://{{ peer }}.spin.internal` resolved to `exact`.
     let url = "http://exact.spin.internal/?op=var&name=nothing";
-    let (status, body) = app.get(&format!("/?op=fetch&url={}", urlencode(url))).await;
+    let (status, body) = app
+        .get(&format!("/?op=fetch&url={}", percent_encode(url)))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("status 404"), "{body}");
     app.stop().await;
@@ -438,15 +444,4 @@ async fn shutdown_lets_in_flight_requests_finish() {
         .expect("join")
         .expect("the download completes");
     assert_eq!(got, 50 << 20);
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
