@@ -1,5 +1,5 @@
 //! What vid2mp3's services agree on, defined once: ids, queue messages, the converter's storage
-//! API, token claims and error codes.
+//! API, conversion progress, token claims and error codes.
 //!
 //! Plain Rust with serde only, so it builds for the native converter and for the wasm32-wasip2
 //! components alike. Changing a type here changes a wire format: add fields as optional, bump
@@ -10,10 +10,11 @@ pub mod error_code;
 pub mod ids;
 pub mod messages;
 pub mod profile;
+pub mod progress;
 pub mod storage_api;
 
 pub use claims::Claims;
-pub use error_code::ErrorCode;
+pub use error_code::{ErrorBody, ErrorCode, ErrorDetail};
 pub use ids::{FileId, IdError, JobId, UserId};
 pub use messages::{JobEvent, JobOutcome, VideoJob};
 pub use profile::QualityProfile;

@@ -8,12 +8,21 @@
 //! | `POST /internal/v1/jobs/states` | the states of many jobs at once ([`JobStatesRequest`] → [`JobStatesResponse`]) |
 //! | `GET /internal/v1/jobs/{job_id}/mp3` | the mp3, streamed; `Range` supported |
 //! | `DELETE /internal/v1/jobs/{job_id}` | remove the job's video, mp3 and state |
+//! | `GET /internal/v1/mp3s/{mp3_fid}` | the state of the job that produced this mp3 (the course's `fid` → its job) |
+//! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (MongoDB, RabbitMQ, Redis), Prometheus |
+//!
+//! `PUT .../video` answers `201` with [`StoredVideo`] once the video is in GridFS **and** its
+//! `video` message is confirmed by the broker; `200` with the same body when that job id was
+//! already stored (idempotent); `409` when the job id exists with a different owner; `503` when
+//! the broker did not confirm (the stored video is removed again). A body that ends early leaves
+//! nothing stored.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{ErrorCode, FileId, JobId, QualityProfile, UserId};
 
 pub const JOBS_PATH: &str = "/internal/v1/jobs";
+pub const MP3S_PATH: &str = "/internal/v1/mp3s";
 
 /// Headers of `PUT .../video` besides `Content-Type` (the video's media type).
 pub const HEADER_OWNER_ID: &str = "x-vid2mp3-owner-id";
@@ -33,6 +42,11 @@ pub fn job_path(job: &JobId) -> String {
 
 pub fn mp3_path(job: &JobId) -> String {
     format!("{JOBS_PATH}/{job}/mp3")
+}
+
+/// Where the job that produced mp3 `fid` is looked up (→ [`JobState`]).
+pub fn mp3_lookup_path(fid: &FileId) -> String {
+    format!("{MP3S_PATH}/{fid}")
 }
 
 pub fn states_path() -> String {

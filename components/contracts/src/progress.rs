@@ -1,0 +1,49 @@
+//! Conversion progress: the converter writes it to Redis while a job converts, the gateway reads
+//! it when it answers a status request. It is advisory (a lost update only makes a bar lag), so
+//! it lives in Redis with a TTL rather than in the converter's durable job state.
+
+use serde::{Deserialize, Serialize};
+
+use crate::JobId;
+
+/// How long a progress entry outlives its last update; a job that stops reporting (its worker
+/// died) stops showing a stale figure after this long.
+pub const PROGRESS_TTL_SECS: u64 = 600;
+
+/// The Redis key holding a converting job's [`JobProgress`] as JSON.
+pub fn progress_key(job: &JobId) -> String {
+    format!("vid2mp3:progress:{job}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobProgress {
+    /// 0–99 while converting (100 is only ever reported by the job's state once it is done).
+    pub percent: u8,
+    /// Estimated time left, when the converter can tell.
+    pub eta_ms: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_names_the_job() {
+        let job: JobId = "0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11".parse().unwrap();
+        assert_eq!(
+            progress_key(&job),
+            "vid2mp3:progress:0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11"
+        );
+    }
+
+    #[test]
+    fn progress_round_trips() {
+        let p = JobProgress {
+            percent: 42,
+            eta_ms: Some(1500),
+        };
+        let text = serde_json::to_string(&p).unwrap();
+        assert_eq!(text, r#"{"percent":42,"eta_ms":1500}"#);
+        assert_eq!(serde_json::from_str::<JobProgress>(&text).unwrap(), p);
+    }
+}
