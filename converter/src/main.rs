@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use vid2mp3_converter::config::{Config, parse_roles};
+use vid2mp3_converter::service;
 use vid2mp3_converter::transcode::{
     DecodePath, FailureKind, MediaInput, Profile, TranscodeError, TranscodeOptions, transcode,
 };
@@ -39,6 +41,12 @@ enum Command {
         #[arg(long)]
         workers: Option<usize>,
     },
+    /// Run the service: storage API, video worker and event relay (configured from VID2MP3_*).
+    Serve {
+        /// Which roles this process runs (comma-separated): storage, worker, relay.
+        #[arg(long, env = "VID2MP3_ROLES", default_value = "storage,worker,relay")]
+        roles: String,
+    },
 }
 
 /// Exit status for a failure that will not go away by retrying (not media, no audio, ...).
@@ -47,6 +55,10 @@ const EXIT_PERMANENT: u8 = 2;
 const EXIT_TRANSIENT: u8 = 3;
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Serve { roles } = &cli.command {
+        return serve(roles);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             // symphonia's probe warns about the 4 bytes before every MP4's `ftyp`: noise.
@@ -55,8 +67,8 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
+        Command::Serve { .. } => ExitCode::FAILURE,
         Command::Convert {
             input,
             output,
@@ -84,6 +96,61 @@ fn main() -> ExitCode {
                     }
                 }
             }
+        }
+    }
+}
+
+/// `serve`: logs one line per request and per job, stops gracefully on SIGTERM or SIGINT.
+fn serve(roles: &str) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            EnvFilter::new("info,symphonia_core::formats::probe=error,lapin=warn,mongodb=warn")
+        }))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = (|| -> anyhow::Result<()> {
+        let mut config = Config::from_env()?;
+        config.roles = parse_roles(roles)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        runtime.block_on(async move {
+            let running = service::start(config).await?;
+            let shutdown = running.shutdown_token();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("stop signal received; shutting down gracefully");
+                shutdown.cancel();
+            });
+            running.wait().await
+        })
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "serve failed");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        // Without signal handlers only Ctrl-C through tokio's own handler is left.
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

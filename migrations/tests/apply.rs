@@ -77,7 +77,7 @@ async fn a_migration_this_build_does_not_know_is_refused() -> anyhow::Result<()>
     let db = MySqlDatabase::create().await?;
     let mut newer = Service::Notifier.migrations();
     newer.push(Migration::unapplied(
-        "V2__from_the_future",
+        "V999__from_the_future",
         "CREATE TABLE later (id INT)",
     )?);
     apply_migrations(&newer, db.server_url(), db.name()).await?;

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 
 use crate::http_trigger::HttpTrigger;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, RedisTrigger};
 use crate::routing::Router;
 use crate::runtime::{Runtime, RuntimeConfig};
 
@@ -60,6 +60,9 @@ pub async fn start(options: UpOptions) -> anyhow::Result<RunningApp> {
         ..RuntimeConfig::default()
     };
     let variable_env = options.variable_env.clone();
+    let redis_triggers =
+        render_redis_addresses(&manifest, &options.variables, |k| variable_env(k))?;
+    let variable_env = options.variable_env.clone();
     let runtime = Runtime::load(&manifest, config, move |k| variable_env(k))?;
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -98,7 +101,7 @@ pub async fn start(options: UpOptions) -> anyhow::Result<RunningApp> {
     }
     tasks.extend(crate::redis_trigger::spawn(
         runtime.clone(),
-        &manifest.redis_triggers,
+        &redis_triggers,
         stop_rx,
     ));
     Ok(RunningApp {
@@ -117,5 +120,100 @@ impl RunningApp {
             let _ = task.await;
         }
         self.runtime.close().await;
+    }
+}
+
+/// Redis trigger addresses may name application variables (`address = "{{ redis_url }}"`), as
+/// Spin allows, so one manifest serves a laptop and a cluster.
+fn render_redis_addresses(
+    manifest: &Manifest,
+    overrides: &[(String, String)],
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Vec<RedisTrigger>> {
+    let variables = crate::variables::ResolvedVariables::resolve(manifest, overrides, env)?;
+    manifest
+        .redis_triggers
+        .iter()
+        .map(|t| {
+            let template = crate::variables::Template::parse(&t.address).map_err(|e| {
+                anyhow::anyhow!("the redis trigger address of {:?}: {e}", t.component)
+            })?;
+            let address = template
+                .render(|name| variables.app_value(name).map(str::to_owned))
+                .map_err(|e| {
+                    anyhow::anyhow!("the redis trigger address of {:?}: {e}", t.component)
+                })?;
+            Ok(RedisTrigger {
+                address,
+                ..t.clone()
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_trigger_addresses_render_application_variables() {
+        let manifest = Manifest::parse(
+            r#"
+spin_manifest_version = 2
+[application]
+name = "t"
+[application.trigger.redis]
+address = "{{ redis_url }}"
+[variables]
+redis_url = { default = "redis://127.0.0.1:6379" }
+[[trigger.redis]]
+channel = "c"
+component = "a"
+[[trigger.redis]]
+channel = "d"
+component = "a"
+address = "redis://{{ other_host }}:6380"
+[component.a]
+source = "a.wasm"
+"#,
+            std::path::Path::new("/tmp/spin.toml"),
+            std::path::Path::new("/tmp"),
+        );
+        // `other_host` is not declared: the manifest must be refused at load, or fail rendering.
+        match manifest {
+            Ok(m) => {
+                let e = render_redis_addresses(&m, &[], |_| None).unwrap_err();
+                assert!(e.to_string().contains("other_host"), "{e}");
+            }
+            Err(e) => assert!(e.to_string().contains("other_host"), "{e}"),
+        }
+        let manifest = Manifest::parse(
+            r#"
+spin_manifest_version = 2
+[application]
+name = "t"
+[application.trigger.redis]
+address = "{{ redis_url }}"
+[variables]
+redis_url = { default = "redis://127.0.0.1:6379" }
+[[trigger.redis]]
+channel = "c"
+component = "a"
+[component.a]
+source = "a.wasm"
+"#,
+            std::path::Path::new("/tmp/spin.toml"),
+            std::path::Path::new("/tmp"),
+        )
+        .unwrap();
+        let rendered = render_redis_addresses(&manifest, &[], |_| None).unwrap();
+        assert_eq!(rendered[0].address, "redis://127.0.0.1:6379");
+        let overridden = render_redis_addresses(
+            &manifest,
+            &[("redis_url".into(), "redis://redis.data:6379".into())],
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(overridden[0].address, "redis://redis.data:6379");
     }
 }

@@ -118,3 +118,57 @@ build_components() {
   log "building the Wasm components: $(wasm_packages | tr '\n' ' ')"
   (cd "$VID2MP3_ROOT" && cargo build --locked --target wasm32-wasip2 --profile component "${args[@]}")
 }
+
+# Secrets for a development install, made once per checkout under .data/secrets (git-ignored,
+# mode 0600) and exported where the platform reads them: auth's Ed25519 signing key, the public
+# key set the gateway checks tokens with, and the token of the converter's storage API.
+ensure_dev_secrets() {
+  local dir="$VID2MP3_DATA/secrets"
+  mkdir -p "$dir"
+  chmod 700 "$dir"
+  command -v openssl >/dev/null || apt_install openssl
+  if [ ! -s "$dir/token-signing-key" ]; then
+    log "making a token signing key (Ed25519) in $dir"
+    (umask 077 && openssl genpkey -algorithm ed25519 -outform DER | base64 -w0 >"$dir/token-signing-key")
+  fi
+  local x
+  # The raw public key is the last 32 bytes of its DER form; JWKS wants it base64url, unpadded.
+  x="$(base64 -d <"$dir/token-signing-key" | openssl pkey -inform DER -pubout -outform DER |
+    tail -c 32 | base64 -w0 | tr '+/' '-_' | tr -d '=')"
+  printf '{"keys":[{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","use":"sig","kid":"dev-1","x":"%s"}]}' "$x" \
+    >"$dir/token-public-keys.json"
+  if [ ! -s "$dir/storage-token" ]; then
+    (umask 077 && head -c 32 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=' >"$dir/storage-token")
+  fi
+  SPIN_VARIABLE_TOKEN_SIGNING_KEY="$(cat "$dir/token-signing-key")"
+  SPIN_VARIABLE_TOKEN_KEY_ID=dev-1
+  SPIN_VARIABLE_TOKEN_PUBLIC_KEYS="$(cat "$dir/token-public-keys.json")"
+  SPIN_VARIABLE_STORAGE_TOKEN="$(cat "$dir/storage-token")"
+  VID2MP3_STORAGE_TOKEN="$SPIN_VARIABLE_STORAGE_TOKEN"
+  export SPIN_VARIABLE_TOKEN_SIGNING_KEY SPIN_VARIABLE_TOKEN_KEY_ID SPIN_VARIABLE_TOKEN_PUBLIC_KEYS \
+    SPIN_VARIABLE_STORAGE_TOKEN VID2MP3_STORAGE_TOKEN
+}
+
+# The web page's browser test (components/gateway/tests/web_page.rs): Debian's Chromium, Node.js
+# with npm, and the test's pinned npm packages (playwright-core, axe-core) from its lock file.
+# Idempotent and quiet when everything is in place; the npm cache lives under $VID2MP3_CACHE.
+ensure_browser_test_tools() {
+  local dir="$VID2MP3_ROOT/components/gateway/tests/web"
+  # A Node.js from another source (NodeSource's bundles npm and conflicts with Debian's npm
+  # package) is kept as it is.
+  if ! command -v node >/dev/null; then
+    apt_install nodejs npm
+  elif ! command -v npm >/dev/null; then
+    apt_install npm
+  fi
+  apt_install chromium
+  local stamp="$dir/node_modules/.vid2mp3-lock.sha256"
+  local want
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing the browser test's npm packages in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error --cache "$VID2MP3_CACHE/npm" </dev/null) ||
+      die "npm ci failed in $dir"
+    printf '%s\n' "$want" >"$stamp"
+  fi
+}

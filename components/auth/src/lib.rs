@@ -1,42 +1,34 @@
-//! Accounts and tokens (private: reachable only through Spin service chaining).
+//! Accounts and tokens (private: reachable only through Spin service chaining as
+//! `http://auth.spin.internal`; the API is contracts' `auth_api`).
 //!
-//! The HTTP API is not built yet (issue 4): every request gets a 501 that says so, so no caller
-//! can mistake this for a working login. Its building blocks are: [`email`] (validation and
-//! normalization), [`password`] (policy, argon2id) and [`tokens`] (EdDSA JWTs, JWKS).
+//! [`email`] validates and normalizes addresses, [`password`] holds the policy and argon2id,
+//! [`tokens`] signs EdDSA JWTs and publishes the JWKS, [`accounts`] is the `users` table,
+//! [`throttle`] counts failed logins in Redis, [`api`] answers requests, [`config`] reads the
+//! Spin variables.
 
+pub mod accounts;
+pub mod api;
+pub mod config;
 pub mod email;
 pub mod password;
+pub mod throttle;
 pub mod tokens;
-
-use spin_sdk::http::Response;
-#[cfg(target_arch = "wasm32")]
-use spin_sdk::http::{IntoResponse, Request};
-#[cfg(target_arch = "wasm32")]
-use spin_sdk::http_component;
 
 // Exported only in the Wasm build: a native cdylib cannot link WIT export names, and native
 // builds exist for unit tests.
 #[cfg(target_arch = "wasm32")]
-#[http_component]
-fn handle(_req: Request) -> anyhow::Result<impl IntoResponse> {
-    Ok(not_implemented())
-}
-
-pub fn not_implemented() -> Response {
-    Response::builder()
-        .status(501)
-        .header("content-type", "application/json")
-        .body(
-            serde_json::json!({"error": {"code": "not_implemented", "message": "auth is not built yet"}})
-                .to_string(),
+#[spin_sdk::http_component]
+fn handle(req: spin_sdk::http::Request) -> spin_sdk::http::Response {
+    api::handle(&req, || {
+        config::load(|name| spin_sdk::variables::get(name).map_err(|e| e.to_string())).map_err(
+            |e| {
+                // The operator's mistake, logged in full; the caller learns only that auth is misconfigured.
+                eprintln!("auth: configuration error: {e}");
+                api::ApiError::new(
+                    vid2mp3_contracts::ErrorCode::Internal,
+                    "auth is misconfigured; the operator has to fix its settings",
+                )
+            },
         )
-        .build()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn every_request_is_501() {
-        assert_eq!(*super::not_implemented().status(), 501);
-    }
+    })
 }

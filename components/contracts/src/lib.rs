@@ -5,6 +5,7 @@
 //! components alike. Changing a type here changes a wire format: add fields as optional, bump
 //! the message `version` for anything else.
 
+pub mod auth_api;
 pub mod claims;
 pub mod error_code;
 pub mod ids;

@@ -16,6 +16,15 @@
 //! already stored (idempotent); `409` when the job id exists with a different owner; `503` when
 //! the broker did not confirm (the stored video is removed again). A body that ends early leaves
 //! nothing stored.
+//!
+//! Other answers, as the converter gives them: `400` for an id that does not parse or a
+//! missing/invalid `PUT` header (`x-vid2mp3-owner-id`, `x-vid2mp3-owner-email`; a name that is
+//! not percent-encoded UTF-8; an unknown profile); `401` without the right token; `404` for an
+//! unknown job or mp3; `413` for a video over the converter's size limit. `GET .../mp3` answers
+//! `200` (whole file) or `206` (one `Range`, with `Content-Range`) with `Content-Length` and
+//! `Accept-Ranges: bytes`, `416` with `Content-Range: bytes */<len>` for a range past the end,
+//! and `409` while the job has no mp3 (not done). `DELETE` answers `204`.
+//! `/healthz`, `/readyz` and `/metrics` need no token (probes and Prometheus call them).
 
 use serde::{Deserialize, Serialize};
 

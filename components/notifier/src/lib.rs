@@ -1,27 +1,46 @@
 //! Sends the email for each finished job, delivered by the converter's relay over Redis.
 //!
-//! Not built yet (issue 6): it refuses every message with an error, so the relay's
-//! at-least-once delivery keeps the event instead of losing it to a silent no-op.
+//! The relay publishes each `JobEvent` (contracts) on `vid2mp3.job-events` and acks its AMQP
+//! message only once this component has written the event's delivery ack; until then it
+//! republishes. So each event is delivered at least once, and [`handle`] makes sure it is emailed
+//! at most once per job and outcome: [`event`] reads it, [`email`] writes the email,
+//! [`sent_log`] claims and records it in MySQL, [`mail_api`] sends it, [`delivery_ack`] tells
+//! the relay. [`config`] reads the Spin variables.
 
-#[cfg(target_arch = "wasm32")]
-use spin_sdk::redis_component;
+pub mod config;
+pub mod delivery_ack;
+pub mod email;
+pub mod event;
+pub mod handle;
+pub mod mail_api;
+pub mod sent_log;
 
 // Exported only in the Wasm build: a native cdylib cannot link WIT export names, and native
 // builds exist for unit tests.
 #[cfg(target_arch = "wasm32")]
-#[redis_component]
+#[spin_sdk::redis_component]
 fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
-    refuse(message.len())
-}
-
-pub fn refuse(len: usize) -> anyhow::Result<()> {
-    anyhow::bail!("notifier is not built yet; left a {len}-byte event unacknowledged")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn refuses_events() {
-        assert!(super::refuse(3).is_err());
+    let report = handle::handle(
+        &message,
+        || {
+            let config =
+                config::load(|name| spin_sdk::variables::get(name).map_err(|e| e.to_string()))
+                    .map_err(|e| e.to_string())?;
+            Ok(handle::Env {
+                sent_log: sent_log::MySqlSentLog::new(config.db_url.expose()),
+                mailer: mail_api::HttpMailer { api: config.mail },
+                acks: delivery_ack::RedisAcks::new(&config.redis_url),
+                public_base_url: config.public_base_url,
+            })
+        },
+        uuid::Uuid::new_v4,
+    );
+    if report.needs_redelivery() {
+        // The relay redelivers because no ack was written, not because of this error; it only
+        // tells the host that the message failed. spin-sdk prints the error to stderr, so the
+        // log line is the error's text: still one line per event.
+        anyhow::bail!(report.log_line())
     }
+    println!("{}", report.log_line());
+    Ok(())
 }

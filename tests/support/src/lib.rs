@@ -12,16 +12,22 @@ mod config;
 mod mailpit;
 mod mongo;
 mod mysql;
+mod platform;
 mod rabbitmq;
 mod redis_namespace;
+mod spin_app;
+mod tcp_proxy;
 mod workspace;
 
 pub use config::ServiceUrls;
 pub use mailpit::{MailMessage, Mailbox};
 pub use mongo::MongoDatabase;
 pub use mysql::MySqlDatabase;
+pub use platform::{ConverterProcess, Platform, PlatformBuilder, TokenKeys};
 pub use rabbitmq::{RabbitVhost, rabbit_vhost_exists};
 pub use redis_namespace::RedisNamespace;
+pub use spin_app::{SpinApp, SpinAppBuilder};
+pub use tcp_proxy::TcpProxy;
 pub use workspace::{target_dir, wasm_component, workspace_root};
 
 /// A backing service did not answer; the message says which and what to do.

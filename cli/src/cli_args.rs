@@ -1,0 +1,103 @@
+//! The command line, as clap reads it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vid2mp3",
+    version,
+    about = "Convert videos to mp3 with a vid2mp3 server: upload, follow, download.",
+    after_help = crate::exit_code::HELP_TABLE
+)]
+pub struct Cli {
+    /// The server's base URL (http or https).
+    #[arg(
+        long,
+        global = true,
+        env = "VID2MP3_SERVER",
+        default_value = "http://127.0.0.1:3000"
+    )]
+    pub server: String,
+
+    /// Machine-readable output: the API's JSON on stdout, messages on stderr.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CredentialArgs {
+    /// Your email address (asked for when missing).
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Read the password from the first line of stdin instead of the terminal (for scripts).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Profile {
+    Standard,
+    Fast,
+    Cbr128,
+    Cbr192,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Standard => "standard",
+            Profile::Fast => "fast",
+            Profile::Cbr128 => "cbr128",
+            Profile::Cbr192 => "cbr192",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an account.
+    Signup(CredentialArgs),
+    /// Log in and keep the session for this server (in your config dir, mode 0600).
+    Login(CredentialArgs),
+    /// Forget this server's session.
+    Logout,
+    /// Upload videos, one after the other.
+    Upload {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The mp3's quality profile (the server's default is standard).
+        #[arg(long, value_enum)]
+        profile: Option<Profile>,
+        /// Follow each conversion to its end and download the mp3.
+        #[arg(long)]
+        wait: bool,
+        /// Where --wait puts the mp3s (default: the current directory).
+        #[arg(short = 'o', long = "output-dir")]
+        output_dir: Option<PathBuf>,
+    },
+    /// List your jobs, newest first.
+    Jobs {
+        /// Jobs per page (1 to 100).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100))]
+        limit: u32,
+        /// Every page, not only the first.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show a job's status.
+    Status { job: String },
+    /// Download a job's mp3; an interrupted download resumes where it stopped.
+    Download {
+        job: String,
+        /// The file (or directory) to write; default: the original's name with .mp3.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// Delete a job, its video and its mp3.
+    Delete { job: String },
+}

@@ -1,0 +1,152 @@
+//! auth's settings, from Spin variables (see spin.toml's `[component.auth.variables]`).
+
+use crate::password::HashCost;
+use crate::tokens::{KeyError, TokenSigner};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the Spin variable `{0}` is not set: {1}")]
+    Missing(&'static str, String),
+    #[error("the Spin variable `{name}` is {problem}")]
+    Invalid { name: &'static str, problem: String },
+    #[error("the Spin variable `token_signing_key` is unusable: {0}")]
+    SigningKey(#[from] KeyError),
+}
+
+pub struct AuthConfig {
+    pub db_url: String,
+    pub redis_url: String,
+    /// Prepended to every Redis key auth writes (tests isolate themselves with it).
+    pub redis_key_prefix: String,
+    pub signer: TokenSigner,
+    pub token_lifetime_secs: u64,
+    pub hash_cost: HashCost,
+    pub throttle: ThrottleLimits,
+}
+
+/// Failed logins allowed per window before answering 429.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleLimits {
+    pub per_account: u64,
+    pub per_client: u64,
+    pub window_secs: u64,
+}
+
+/// Reads one variable through `get` (the Spin host in the component, a map in tests).
+pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<AuthConfig, ConfigError> {
+    let text = |name: &'static str| get(name).map_err(|e| ConfigError::Missing(name, e));
+    let number = |name: &'static str, min: u64| -> Result<u64, ConfigError> {
+        let raw = text(name)?;
+        let value: u64 = raw.trim().parse().map_err(|_| ConfigError::Invalid {
+            name,
+            problem: format!("'{raw}', not a whole number"),
+        })?;
+        if value < min {
+            return Err(ConfigError::Invalid {
+                name,
+                problem: format!("{value}, below the minimum of {min}"),
+            });
+        }
+        Ok(value)
+    };
+    let signer = TokenSigner::new(&text("token_key_id")?, &text("token_signing_key")?)?;
+    let memory_kib =
+        u32::try_from(number("password_hash_memory_kib", 8 * 1024)?).map_err(|_| {
+            ConfigError::Invalid {
+                name: "password_hash_memory_kib",
+                problem: "too large".into(),
+            }
+        })?;
+    let passes =
+        u32::try_from(number("password_hash_passes", 1)?).map_err(|_| ConfigError::Invalid {
+            name: "password_hash_passes",
+            problem: "too large".into(),
+        })?;
+    Ok(AuthConfig {
+        db_url: text("auth_db_url")?,
+        redis_url: text("redis_url")?,
+        redis_key_prefix: text("redis_key_prefix")?,
+        signer,
+        token_lifetime_secs: number("token_lifetime_secs", 60)?,
+        hash_cost: HashCost { memory_kib, passes },
+        throttle: ThrottleLimits {
+            per_account: number("login_failures_per_account", 1)?,
+            per_client: number("login_failures_per_client", 1)?,
+            window_secs: number("login_failure_window_secs", 1)?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars() -> HashMap<&'static str, String> {
+        let mut der = vec![
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        der.extend(1u8..=32);
+        use base64::Engine;
+        HashMap::from([
+            ("auth_db_url", "mysql://u:p@127.0.0.1/a".to_owned()),
+            ("redis_url", "redis://127.0.0.1".to_owned()),
+            ("redis_key_prefix", "vid2mp3:".to_owned()),
+            ("token_key_id", "k1".to_owned()),
+            (
+                "token_signing_key",
+                base64::engine::general_purpose::STANDARD.encode(der),
+            ),
+            ("token_lifetime_secs", "3600".to_owned()),
+            ("password_hash_memory_kib", "19456".to_owned()),
+            ("password_hash_passes", "2".to_owned()),
+            ("login_failures_per_account", "10".to_owned()),
+            ("login_failures_per_client", "50".to_owned()),
+            ("login_failure_window_secs", "900".to_owned()),
+        ])
+    }
+
+    fn load_from(map: &HashMap<&'static str, String>) -> Result<AuthConfig, ConfigError> {
+        load(|name| map.get(name).cloned().ok_or_else(|| "not set".to_owned()))
+    }
+
+    #[test]
+    fn a_complete_set_loads() {
+        let config = load_from(&vars()).unwrap();
+        assert_eq!(config.hash_cost.memory_kib, 19456);
+        assert_eq!(config.throttle.per_client, 50);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let mut map = vars();
+        map.remove("auth_db_url");
+        let e = load_from(&map).err().unwrap().to_string();
+        assert!(e.contains("auth_db_url"), "{e}");
+
+        let mut map = vars();
+        map.insert("token_lifetime_secs", "soon".into());
+        let e = load_from(&map).err().unwrap().to_string();
+        assert!(
+            e.contains("token_lifetime_secs") && e.contains("soon"),
+            "{e}"
+        );
+
+        let mut map = vars();
+        map.insert("token_signing_key", "not a key".into());
+        let e = load_from(&map).err().unwrap().to_string();
+        assert!(
+            e.contains("token_signing_key") && e.contains("openssl"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_weak_hash_cost_is_refused() {
+        let mut map = vars();
+        map.insert("password_hash_memory_kib", "64".into());
+        let e = load_from(&map).err().unwrap().to_string();
+        assert!(e.contains("password_hash_memory_kib"), "{e}");
+    }
+}

@@ -1,0 +1,448 @@
+//! Handling one request: route, authenticate, call the services, answer.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
+use vid2mp3_contracts::auth_api::Credentials;
+use vid2mp3_contracts::storage_api::JobStatus;
+use vid2mp3_contracts::{Claims, ErrorCode, FileId, JobId};
+
+use crate::config::GatewayConfig;
+use crate::errors::ApiError;
+use crate::http_io::{BodyReader, Reply, RequestHead, ResponseStream, response_header, send_reply};
+use crate::job_view::{JobPage, decode_cursor, encode_cursor, view};
+use crate::jobs_store::{JobsStore, OwnedJob, PageStart};
+use crate::routes::{Route, route};
+use crate::upload::naming::{content_disposition, mp3_name};
+use crate::{auth_client, basic_auth, progress, upload, web};
+
+/// Sign-up and log-in bodies are a small JSON object.
+const MAX_JSON_BODY: usize = 16 * 1024;
+const DEFAULT_PAGE: u32 = 20;
+const MAX_PAGE: u32 = 100;
+
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+/// What a handler produces: a buffered reply or an mp3 to stream from storage.
+enum Answer {
+    Reply(Reply),
+    Mp3 {
+        job: OwnedJob,
+        range: Option<String>,
+        head_only: bool,
+    },
+}
+
+pub fn handle(
+    req: IncomingRequest,
+    out: ResponseOutparam,
+    config: impl FnOnce() -> Result<GatewayConfig, ApiError>,
+) {
+    let head = RequestHead::from_request(&req);
+    let started = SystemTime::now();
+    let route = route(&head.method, &head.path);
+    let (status, answer) = match answer(&head, req, route, config) {
+        Ok(Answer::Reply(reply)) => (reply.status, Some(reply)),
+        Ok(Answer::Mp3 {
+            job,
+            range,
+            head_only,
+        }) => {
+            return stream_mp3(out, &head, &job, range.as_deref(), head_only);
+        }
+        Err(e) => {
+            let reply = Reply::error(&e);
+            (reply.status, Some(reply))
+        }
+    };
+    let elapsed_ms = started.elapsed().map(|d| d.as_millis()).unwrap_or(0);
+    eprintln!(
+        "gateway: {} {} -> {status} in {elapsed_ms} ms",
+        head.method, head.path
+    );
+    if let Some(reply) = answer {
+        send_reply(out, reply);
+    }
+}
+
+fn answer(
+    head: &RequestHead,
+    req: IncomingRequest,
+    route: Route,
+    config: impl FnOnce() -> Result<GatewayConfig, ApiError>,
+) -> Result<Answer, ApiError> {
+    let reply = |r: Reply| Ok(Answer::Reply(r));
+    match route {
+        Route::Health => reply(Reply::json(200, &json!({"status": "ok"}))),
+        Route::OpenApi => reply(Reply::text(200, "application/json", OPENAPI_JSON)),
+        Route::WebPage => reply(web::reply(web::Asset::Page, head.header("if-none-match"))),
+        Route::WebAsset(asset) => reply(web::reply(asset, head.header("if-none-match"))),
+        Route::NotFound => Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!(
+                "there is nothing at {}; the API is under /api/v1 (see /api/v1/openapi.json)",
+                head.path
+            ),
+        )),
+        Route::MethodNotAllowed(allow) => {
+            let mut e = ApiError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "{} is not allowed on {}; use {allow}",
+                    head.method, head.path
+                ),
+            )
+            .with_header("allow", allow);
+            e.status = Some(405);
+            Err(e)
+        }
+        Route::Ready => reply(readiness(&config()?)),
+        Route::SignUp => {
+            let credentials = json_credentials(req)?;
+            let _ = config()?;
+            reply(Reply::json(201, &auth_client::sign_up(&credentials)?))
+        }
+        Route::LogIn => {
+            let credentials = match head.header("authorization").and_then(basic_auth::parse) {
+                Some((email, password)) => Credentials { email, password },
+                None => json_credentials(req)?,
+            };
+            reply(Reply::json(
+                200,
+                &auth_client::log_in(&credentials, &client_addr(head))?,
+            ))
+        }
+        Route::CourseLogin => {
+            let (email, password) = head
+                .header("authorization")
+                .and_then(basic_auth::parse)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::Unauthorized,
+                        "log in with HTTP Basic: curl -X POST -u EMAIL:PASSWORD .../login",
+                    )
+                    .with_header("www-authenticate", "Basic realm=\"vid2mp3\"")
+                })?;
+            // A Basic challenge only where the client spoke Basic: a browser's fetch to /api/v1
+            // must never get the native password dialog.
+            let session = auth_client::log_in(&Credentials { email, password }, &client_addr(head))
+                .map_err(basic_challenge)?;
+            reply(Reply::text(200, "text/plain; charset=utf-8", session.token))
+        }
+        Route::Upload | Route::CourseUpload => {
+            let config = config()?;
+            let claims = authenticate(head, &config)?;
+            let body = BodyReader::of_request(req)
+                .map_err(|e| ApiError::internal("reading the upload", e))?;
+            let job = upload::upload(head, body, &claims, &config)?;
+            // The course's client expects 200; our API says what happened: accepted, not done.
+            let status = if route == Route::CourseUpload {
+                200
+            } else {
+                202
+            };
+            let mut r = Reply::json(status, &job);
+            r.headers.push(("location".into(), job.links.this.clone()));
+            reply(r)
+        }
+        Route::ListJobs => {
+            let config = config()?;
+            let claims = authenticate(head, &config)?;
+            reply(Reply::json(200, &list_jobs(head, &claims, &config)?))
+        }
+        Route::GetJob(id) => {
+            let config = config()?;
+            let claims = authenticate(head, &config)?;
+            let job = owned_job(&config, &id, &claims)?;
+            let state = config.storage.state(&job.id)?;
+            let progress = progress::read(&config.redis_url, &[job.id]).pop().flatten();
+            reply(Reply::json(200, &view(&job, state.as_ref(), progress)))
+        }
+        Route::DeleteJob(id) => {
+            let config = config()?;
+            let claims = authenticate(head, &config)?;
+            let job = owned_job(&config, &id, &claims)?;
+            // Files first: a failure leaves the job listed (and deletable again), never an
+            // invisible job whose files live on.
+            config.storage.delete(&job.id)?;
+            JobsStore::open(&config.db_url)?.remove(&job.id)?;
+            eprintln!("gateway: deleted job={} user={}", job.id, claims.sub);
+            reply(Reply::empty(204))
+        }
+        Route::GetMp3(id) => {
+            let config = config()?;
+            let claims = authenticate(head, &config)?;
+            let job = owned_job(&config, &id, &claims)?;
+            Ok(Answer::Mp3 {
+                job,
+                range: head.header("range").map(str::to_owned),
+                head_only: head.method.eq_ignore_ascii_case("HEAD"),
+            })
+        }
+        Route::CourseDownload => {
+            let config = config()?;
+            let claims = authenticate(head, &config)?;
+            let fid = head.query_param("fid").ok_or_else(|| {
+                ApiError::bad_request("say which mp3: GET /download?fid=<the id from your email>")
+            })?;
+            let fid: FileId = fid.parse().map_err(|_| {
+                ApiError::bad_request(format!("'{fid}' is not an mp3 id (24 hex digits)"))
+            })?;
+            let mp3_missing = || ApiError::new(ErrorCode::NotFound, "no such mp3 among yours");
+            let state = config.storage.job_of_mp3(&fid)?.ok_or_else(mp3_missing)?;
+            if state.owner_id != claims.sub {
+                return Err(mp3_missing());
+            }
+            let job = JobsStore::open(&config.db_url)?
+                .find_owned(&state.job_id, &claims.sub)?
+                .ok_or_else(mp3_missing)?;
+            Ok(Answer::Mp3 {
+                job,
+                range: head.header("range").map(str::to_owned),
+                head_only: false,
+            })
+        }
+    }
+}
+
+fn basic_challenge(e: ApiError) -> ApiError {
+    if e.status() == 401 {
+        e.with_header("www-authenticate", "Basic realm=\"vid2mp3\"")
+    } else {
+        e
+    }
+}
+
+fn json_credentials(req: IncomingRequest) -> Result<Credentials, ApiError> {
+    let body = BodyReader::of_request(req)
+        .map_err(|e| ApiError::internal("reading the body", e))?
+        .read_to_end(MAX_JSON_BODY)
+        .map_err(|_| ApiError::bad_request("the body was cut off; send it again"))?
+        .map_err(|()| {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the body must be a JSON object under {MAX_JSON_BODY} bytes"),
+            )
+        })?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body must be JSON {{\"email\": \"...\", \"password\": \"...\"}}: {e}"
+        ))
+    })
+}
+
+fn client_addr(head: &RequestHead) -> String {
+    // Spin's `spin-client-addr` is "ip:port"; throttling is per address, not per connection.
+    let raw = head.header("spin-client-addr").unwrap_or("unknown");
+    match raw.rsplit_once(':') {
+        Some((ip, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
+            ip.trim_start_matches('[').trim_end_matches(']').to_owned()
+        }
+        _ => raw.to_owned(),
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn authenticate(head: &RequestHead, config: &GatewayConfig) -> Result<Claims, ApiError> {
+    Ok(config
+        .verifier
+        .verify_header(head.header("authorization"), now_secs())?)
+}
+
+fn owned_job(config: &GatewayConfig, id: &str, claims: &Claims) -> Result<OwnedJob, ApiError> {
+    let id: JobId = id.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "'{}' is not a job id",
+            id.chars().take(64).collect::<String>()
+        ))
+    })?;
+    JobsStore::open(&config.db_url)?
+        .find_owned(&id, &claims.sub)?
+        .ok_or_else(ApiError::job_not_found)
+}
+
+fn list_jobs(
+    head: &RequestHead,
+    claims: &Claims,
+    config: &GatewayConfig,
+) -> Result<JobPage, ApiError> {
+    let limit = match head.query_param("limit") {
+        None => DEFAULT_PAGE,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("limit must be 1 to {MAX_PAGE}, not '{l}'"))
+            })?,
+    };
+    let start = match head.query_param("cursor") {
+        None => None,
+        Some(c) => Some(decode_cursor(&c).ok_or_else(|| {
+            ApiError::bad_request("the cursor is not one this API gave out; start again without it")
+        })?),
+    };
+    let owned = JobsStore::open(&config.db_url)?.list_owned(&claims.sub, start.as_ref(), limit)?;
+    let ids: Vec<JobId> = owned.iter().map(|j| j.id).collect();
+    let states = config.storage.states(ids.clone())?;
+    let progress = progress::read(&config.redis_url, &ids);
+    let jobs = owned
+        .iter()
+        .zip(progress)
+        .map(|(job, progress)| {
+            let state = states.iter().find(|s| s.job_id == job.id);
+            let progress =
+                progress.filter(|_| state.is_some_and(|s| s.status == JobStatus::Converting));
+            view(job, state, progress)
+        })
+        .collect();
+    let next_cursor = (owned.len() == limit as usize)
+        .then(|| owned.last())
+        .flatten()
+        .map(|last| {
+            encode_cursor(&PageStart {
+                created_ms: last.created_ms,
+                id: last.id,
+            })
+        });
+    Ok(JobPage { jobs, next_cursor })
+}
+
+fn readiness(config: &GatewayConfig) -> Reply {
+    let mysql = JobsStore::open(&config.db_url)
+        .map_err(|e| e.message)
+        .and_then(|s| s.ping());
+    let redis = progress::ping(&config.redis_url);
+    let storage = config.storage.ready();
+    let word = |r: &Result<(), String>| if r.is_ok() { "ok" } else { "unavailable" };
+    for (name, r) in [("mysql", &mysql), ("redis", &redis), ("storage", &storage)] {
+        if let Err(e) = r {
+            eprintln!("gateway: readiness: {name} is not ready: {e}");
+        }
+    }
+    let ready = mysql.is_ok() && redis.is_ok() && storage.is_ok();
+    Reply::json(
+        if ready { 200 } else { 503 },
+        &json!({
+            "status": if ready { "ready" } else { "not_ready" },
+            "checks": {"mysql": word(&mysql), "redis": word(&redis), "storage": word(&storage)},
+        }),
+    )
+}
+
+/// Streams an mp3 from storage to the client, `Range` passed through.
+fn stream_mp3(
+    out: ResponseOutparam,
+    head: &RequestHead,
+    job: &OwnedJob,
+    range: Option<&str>,
+    head_only: bool,
+) {
+    let fail = |out: ResponseOutparam, e: ApiError| {
+        eprintln!("gateway: {} {} -> {}", head.method, head.path, e.status());
+        send_reply(out, Reply::error(&e));
+    };
+    let config_storage = match crate::load_config() {
+        Ok(c) => c,
+        Err(e) => return fail(out, e),
+    };
+    let response = match config_storage.storage.open_mp3(&job.id, range) {
+        Ok(r) => r,
+        Err(e) => return fail(out, ApiError::unavailable("the storage service", e)),
+    };
+    let status = response.status();
+    match status {
+        200 | 206 => {}
+        404 => {
+            return fail(
+                out,
+                ApiError::new(
+                    ErrorCode::NotFound,
+                    "this job has no mp3 yet; check its status",
+                ),
+            );
+        }
+        416 => {
+            let mut e = ApiError::new(
+                ErrorCode::BadRequest,
+                "the requested range is outside the mp3; ask again without Range or within its size",
+            );
+            e.status = Some(416);
+            if let Some(cr) = response_header(&response, "content-range") {
+                e = e.with_header("content-range", cr);
+            }
+            return fail(out, e);
+        }
+        other => {
+            return fail(
+                out,
+                ApiError::unavailable(
+                    "the storage service",
+                    format!("answered {other} for an mp3"),
+                ),
+            );
+        }
+    }
+    let mut headers = vec![
+        ("content-type".to_owned(), "audio/mpeg".to_owned()),
+        ("accept-ranges".to_owned(), "bytes".to_owned()),
+        ("cache-control".to_owned(), "private, no-store".to_owned()),
+        (
+            "content-disposition".to_owned(),
+            content_disposition(&mp3_name(&job.original_name)),
+        ),
+    ];
+    for name in ["content-length", "content-range", "etag", "last-modified"] {
+        if let Some(v) = response_header(&response, name) {
+            headers.push((name.to_owned(), v));
+        }
+    }
+    let mut body = match BodyReader::of_response(&response) {
+        Ok(b) => b,
+        Err(e) => return fail(out, ApiError::unavailable("the storage service", e)),
+    };
+    let mut stream = match ResponseStream::start(out, status, &headers) {
+        Ok(s) => s,
+        Err((Some(out), e)) => return fail(out, ApiError::internal("starting the download", e)),
+        Err((None, e)) => return eprintln!("gateway: could not start the download: {e}"),
+    };
+    let mut sent = 0u64;
+    if !head_only {
+        loop {
+            match body.next_chunk() {
+                Ok(Some(chunk)) => {
+                    sent += chunk.len() as u64;
+                    if let Err(e) = stream.write(&chunk) {
+                        // The client went away; dropping the stream unfinished tells the host.
+                        eprintln!(
+                            "gateway: download job={} stopped after {sent} bytes: {e}",
+                            job.id
+                        );
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // Storage broke off mid-body: end the answer broken, never "complete but short".
+                    eprintln!(
+                        "gateway: download job={} storage broke off after {sent} bytes: {e}",
+                        job.id
+                    );
+                    return;
+                }
+            }
+        }
+    }
+    stream.finish();
+    eprintln!(
+        "gateway: {} {} -> {status} job={} bytes={sent}",
+        head.method, head.path, job.id
+    );
+}

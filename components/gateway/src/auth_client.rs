@@ -1,0 +1,65 @@
+//! Calls to auth through Spin service chaining (`http://auth.spin.internal`, in-process).
+
+use spin_sdk::wit::wasi::http0_2_0::types as wt;
+use vid2mp3_contracts::auth_api::{
+    Account, Credentials, HEADER_CLIENT_ADDR, SESSIONS_PATH, Session, USERS_PATH,
+};
+use vid2mp3_contracts::{ErrorBody, ErrorCode};
+
+use crate::errors::ApiError;
+use crate::http_io::{Target, fetch};
+
+const AUTH_AUTHORITY: &str = "auth.spin.internal";
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+pub fn sign_up(credentials: &Credentials) -> Result<Account, ApiError> {
+    call(USERS_PATH, credentials, None)
+}
+
+pub fn log_in(credentials: &Credentials, client_addr: &str) -> Result<Session, ApiError> {
+    call(SESSIONS_PATH, credentials, Some(client_addr))
+}
+
+fn call<T: serde::de::DeserializeOwned>(
+    path: &str,
+    credentials: &Credentials,
+    client_addr: Option<&str>,
+) -> Result<T, ApiError> {
+    let body =
+        serde_json::to_vec(credentials).map_err(|e| ApiError::internal("auth request", e))?;
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    if let Some(addr) = client_addr {
+        headers.push((HEADER_CLIENT_ADDR.to_owned(), addr.to_owned()));
+    }
+    let answer = fetch(
+        &Target {
+            method: wt::Method::Post,
+            https: false,
+            authority: AUTH_AUTHORITY,
+            path_and_query: path,
+        },
+        &headers,
+        &body,
+        MAX_ANSWER_BYTES,
+    )
+    .map_err(|e| ApiError::unavailable("accounts", e))?;
+    if (200..300).contains(&answer.status) {
+        return serde_json::from_slice(&answer.body)
+            .map_err(|e| ApiError::internal("auth answer", e));
+    }
+    // auth's errors are already worded for the client; pass them on, except its internals.
+    match serde_json::from_slice::<ErrorBody>(&answer.body) {
+        Ok(body) if !matches!(body.error.code, ErrorCode::Internal) => {
+            let mut e = ApiError::new(body.error.code, body.error.message);
+            e.status = Some(answer.status);
+            if let Some(wait) = answer.header("retry-after") {
+                e = e.with_header("retry-after", wait);
+            }
+            Err(e)
+        }
+        _ => Err(ApiError::unavailable(
+            "accounts",
+            format!("auth answered {}", answer.status),
+        )),
+    }
+}

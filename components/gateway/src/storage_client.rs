@@ -1,0 +1,220 @@
+//! The converter's storage API (contracts' `storage_api`), as the gateway calls it.
+
+use spin_sdk::wit::wasi::http0_2_0::types as wt;
+use vid2mp3_contracts::storage_api::{
+    self, HEADER_ORIGINAL_NAME, HEADER_OWNER_EMAIL, HEADER_OWNER_ID, HEADER_PROFILE, JobState,
+    JobStatesRequest, JobStatesResponse, StoredVideo,
+};
+use vid2mp3_contracts::{ErrorBody, FileId, JobId, QualityProfile, UserId};
+
+use crate::errors::ApiError;
+use crate::http_io::{Fetched, IoError, StreamedRequest, Target, fetch};
+
+/// Answers of the JSON calls are small; a states list of 100 jobs is a few tens of KB.
+const MAX_ANSWER_BYTES: usize = 4 << 20;
+
+/// Where the storage API is and the token it wants.
+pub struct StorageEndpoint {
+    https: bool,
+    authority: String,
+    base_path: String,
+    token: String,
+}
+
+impl StorageEndpoint {
+    /// `url`: `http(s)://host:port[/base]`.
+    pub fn parse(url: &str, token: String) -> Result<StorageEndpoint, String> {
+        let (https, rest) = if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
+        } else {
+            return Err(format!("'{url}', not an http:// or https:// URL"));
+        };
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if authority.is_empty() {
+            return Err(format!("'{url}', which has no host"));
+        }
+        if token.trim().is_empty() {
+            return Err("set, but `storage_token` is empty".into());
+        }
+        Ok(StorageEndpoint {
+            https,
+            authority: authority.to_owned(),
+            base_path: format!("/{}", path.trim_end_matches('/'))
+                .trim_end_matches('/')
+                .to_owned(),
+            token,
+        })
+    }
+
+    fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    fn target<'a>(&'a self, method: wt::Method, path: &'a str) -> Target<'a> {
+        Target {
+            method,
+            https: self.https,
+            authority: &self.authority,
+            path_and_query: path,
+        }
+    }
+
+    fn call(
+        &self,
+        method: wt::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Fetched, ApiError> {
+        let full = format!("{}{path}", self.base_path);
+        let mut headers = vec![("authorization".to_owned(), self.bearer())];
+        if body.is_some() {
+            headers.push(("content-type".into(), "application/json".into()));
+        }
+        fetch(
+            &self.target(method, &full),
+            &headers,
+            body.as_deref().unwrap_or_default(),
+            MAX_ANSWER_BYTES,
+        )
+        .map_err(|e| ApiError::unavailable("the storage service", e))
+    }
+
+    /// A job's processing state; `None` when the converter has no such job.
+    pub fn state(&self, job: &JobId) -> Result<Option<JobState>, ApiError> {
+        let resp = self.call(wt::Method::Get, &storage_api::job_path(job), None)?;
+        match resp.status {
+            200 => parse(&resp).map(Some),
+            404 => Ok(None),
+            _ => Err(unexpected(&resp)),
+        }
+    }
+
+    pub fn states(&self, jobs: Vec<JobId>) -> Result<Vec<JobState>, ApiError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let body = serde_json::to_vec(&JobStatesRequest { job_ids: jobs })
+            .map_err(|e| ApiError::internal("storage request", e))?;
+        let resp = self.call(wt::Method::Post, &storage_api::states_path(), Some(body))?;
+        match resp.status {
+            200 => parse::<JobStatesResponse>(&resp).map(|r| r.jobs),
+            _ => Err(unexpected(&resp)),
+        }
+    }
+
+    /// The state of the job that produced mp3 `fid`.
+    pub fn job_of_mp3(&self, fid: &FileId) -> Result<Option<JobState>, ApiError> {
+        let resp = self.call(wt::Method::Get, &storage_api::mp3_lookup_path(fid), None)?;
+        match resp.status {
+            200 => parse(&resp).map(Some),
+            404 => Ok(None),
+            _ => Err(unexpected(&resp)),
+        }
+    }
+
+    /// Removes the job's files and state; a job already gone is not an error.
+    pub fn delete(&self, job: &JobId) -> Result<(), ApiError> {
+        let resp = self.call(wt::Method::Delete, &storage_api::job_path(job), None)?;
+        match resp.status {
+            200 | 204 | 404 => Ok(()),
+            _ => Err(unexpected(&resp)),
+        }
+    }
+
+    pub fn ready(&self) -> Result<(), String> {
+        let path = format!("{}/readyz", self.base_path);
+        match fetch(
+            &self.target(wt::Method::Get, &path),
+            &[],
+            &[],
+            MAX_ANSWER_BYTES,
+        ) {
+            Ok(r) if r.status == 200 => Ok(()),
+            Ok(r) => Err(format!("answered {}", r.status)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Starts `PUT .../video`; the caller streams the body and finishes (or drops to abort).
+    pub fn start_video_upload(&self, upload: &VideoUpload) -> Result<StreamedRequest, IoError> {
+        let path = format!("{}{}", self.base_path, storage_api::video_path(&upload.job));
+        let mut headers = vec![
+            ("authorization".to_owned(), self.bearer()),
+            ("content-type".to_owned(), upload.content_type.clone()),
+            (HEADER_OWNER_ID.to_owned(), upload.owner.to_string()),
+            (HEADER_OWNER_EMAIL.to_owned(), upload.owner_email.clone()),
+            (
+                HEADER_ORIGINAL_NAME.to_owned(),
+                percent_encoding::utf8_percent_encode(
+                    &upload.original_name,
+                    percent_encoding::NON_ALPHANUMERIC,
+                )
+                .to_string(),
+            ),
+            (
+                HEADER_PROFILE.to_owned(),
+                upload.profile.as_str().to_owned(),
+            ),
+        ];
+        if let Some(length) = upload.content_length {
+            headers.push(("content-length".to_owned(), length.to_string()));
+        }
+        StreamedRequest::start(&self.target(wt::Method::Put, &path), &headers)
+    }
+
+    /// Starts `GET .../mp3`, passing the client's `Range` on.
+    pub fn open_mp3(
+        &self,
+        job: &JobId,
+        range: Option<&str>,
+    ) -> Result<wt::IncomingResponse, IoError> {
+        let path = format!("{}{}", self.base_path, storage_api::mp3_path(job));
+        let mut headers = vec![("authorization".to_owned(), self.bearer())];
+        if let Some(range) = range {
+            headers.push(("range".to_owned(), range.to_owned()));
+        }
+        StreamedRequest::start(&self.target(wt::Method::Get, &path), &headers)?.finish()
+    }
+}
+
+/// What the storage API needs to know about an upload besides its bytes.
+pub struct VideoUpload {
+    pub job: JobId,
+    pub owner: UserId,
+    pub owner_email: String,
+    pub original_name: String,
+    pub content_type: String,
+    pub profile: QualityProfile,
+    /// Known for raw uploads; a multipart upload's file length is not known in advance.
+    pub content_length: Option<u64>,
+}
+
+/// The storage API's answer to a finished upload.
+pub fn stored_video(status: u16, body: &[u8]) -> Result<StoredVideo, ApiError> {
+    match status {
+        200 | 201 => {
+            serde_json::from_slice(body).map_err(|e| ApiError::internal("the storage answer", e))
+        }
+        _ => Err(error_from(status, body)),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(resp: &Fetched) -> Result<T, ApiError> {
+    serde_json::from_slice(&resp.body).map_err(|e| ApiError::internal("the storage answer", e))
+}
+
+fn unexpected(resp: &Fetched) -> ApiError {
+    error_from(resp.status, &resp.body)
+}
+
+fn error_from(status: u16, body: &[u8]) -> ApiError {
+    let detail = serde_json::from_slice::<ErrorBody>(body)
+        .map(|b| format!("{}: {}", b.error.code.as_str(), b.error.message))
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).chars().take(200).collect());
+    ApiError::unavailable(
+        "the storage service",
+        format!("answered {status}: {detail}"),
+    )
+}

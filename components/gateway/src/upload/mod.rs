@@ -1,0 +1,262 @@
+//! Uploads: checked, recorded, then streamed to the converter's storage API.
+//!
+//! Order matters for "nothing lost, nothing orphaned": the size and media checks run before
+//! anything is stored; the job row is written (invisible, `stored_at` NULL) before the bytes go
+//! to storage, so a stored video always has an owner; the row becomes visible only once storage
+//! confirms the video is kept and queued. When anything fails midway the storage request is
+//! aborted (storage then keeps nothing) and the row is removed.
+
+pub mod multipart;
+pub mod naming;
+
+use vid2mp3_contracts::storage_api::{JobStatus, StoredVideo};
+use vid2mp3_contracts::{Claims, ErrorCode, JobId, QualityProfile};
+
+use crate::config::GatewayConfig;
+use crate::errors::ApiError;
+use crate::http_io::{BodyReader, RequestHead, StreamedRequest};
+use crate::job_view::{JobLinks, JobView, rfc3339};
+use crate::jobs_store::JobsStore;
+use crate::media_sniff::{SNIFF_BYTES, container};
+use crate::storage_client::{VideoUpload, stored_video};
+use multipart::{FormError, FormFile};
+
+/// A multipart body is the file plus a few hundred bytes of framing; this much framing is allowed
+/// on top of the size limit before the declared length alone is refused.
+const MULTIPART_OVERHEAD_BYTES: u64 = 64 * 1024;
+
+/// Where the file's bytes come from.
+enum Source {
+    Raw(BodyReader),
+    Form(Box<FormFile>),
+}
+
+impl Source {
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ApiError> {
+        match self {
+            Source::Raw(reader) => reader.next_chunk().map_err(|_| aborted()),
+            Source::Form(form) => form
+                .next_chunk()
+                .map(|c| c.map(|b| b.to_vec()))
+                .map_err(form_error),
+        }
+    }
+
+    fn finish(self) -> Result<(), ApiError> {
+        match self {
+            Source::Raw(_) => Ok(()),
+            Source::Form(form) => form.finish().map_err(form_error),
+        }
+    }
+}
+
+fn aborted() -> ApiError {
+    ApiError::bad_request(
+        "the upload was cut off before its end; nothing was stored, send it again",
+    )
+}
+
+fn form_error(e: FormError) -> ApiError {
+    match e {
+        FormError::Aborted => aborted(),
+        other => ApiError::bad_request(other.to_string()),
+    }
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("the upload is larger than the limit of {max} bytes; nothing was stored"),
+    )
+}
+
+/// Takes an upload and answers with the queued job.
+pub fn upload(
+    head: &RequestHead,
+    body: BodyReader,
+    claims: &Claims,
+    config: &GatewayConfig,
+) -> Result<JobView, ApiError> {
+    let max = config.max_upload_bytes;
+    let content_type = head.header("content-type").unwrap_or_default().to_owned();
+    let declared_length = head
+        .header("content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let profile = match head.query_param("profile") {
+        None => QualityProfile::default(),
+        Some(p) => p.parse().map_err(|_| {
+            ApiError::bad_request(format!(
+                "'{p}' is not a quality profile; use one of: standard, fast, cbr128, cbr192"
+            ))
+        })?,
+    };
+
+    let (mut source, file_name, file_type, storage_length) = if let Some(boundary) =
+        multipart::boundary(&content_type)
+    {
+        if declared_length.is_some_and(|n| n > max.saturating_add(MULTIPART_OVERHEAD_BYTES)) {
+            return Err(too_large(max));
+        }
+        let form = FormFile::open(body, boundary).map_err(form_error)?;
+        let name = naming::clean_file_name(&form.file_name, "upload");
+        let file_type = form
+            .content_type
+            .clone()
+            .filter(|t| naming::is_media_content_type(t))
+            .unwrap_or_else(|| "application/octet-stream".to_owned());
+        (Source::Form(Box::new(form)), name, file_type, None)
+    } else {
+        if content_type.is_empty() || !naming::is_media_content_type(&content_type) {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!(
+                    "send the video as the raw body with its media type (e.g. Content-Type: video/mp4) \
+                         or as multipart/form-data with one file; '{}' is neither",
+                    if content_type.is_empty() {
+                        "no Content-Type"
+                    } else {
+                        &content_type
+                    }
+                ),
+            ));
+        }
+        if declared_length.is_some_and(|n| n > max) {
+            return Err(too_large(max));
+        }
+        let name = naming::clean_file_name(&head.query_param("name").unwrap_or_default(), "upload");
+        (
+            Source::Raw(body),
+            name,
+            naming::essence(&content_type),
+            declared_length,
+        )
+    };
+
+    // The first bytes decide whether this is media at all, before anything is stored.
+    let mut head_bytes = Vec::with_capacity(SNIFF_BYTES);
+    while head_bytes.len() < SNIFF_BYTES {
+        match source.next_chunk()? {
+            Some(chunk) => head_bytes.extend_from_slice(&chunk),
+            None => break,
+        }
+    }
+    if head_bytes.is_empty() {
+        return Err(ApiError::bad_request(
+            "the upload is empty; send a video file",
+        ));
+    }
+    if container(&head_bytes).is_none() {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "this file is not a video or audio file we can read (its first bytes match no media \
+             container); nothing was stored",
+        ));
+    }
+    if head_bytes.len() as u64 > max {
+        return Err(too_large(max));
+    }
+
+    let job = JobId::new();
+    let jobs = JobsStore::open(&config.db_url)?;
+    jobs.insert_pending(&job, &claims.sub, &file_name, &file_type)?;
+    let stored = stream_to_storage(
+        config,
+        &VideoUpload {
+            job,
+            owner: claims.sub,
+            owner_email: claims.email.clone(),
+            original_name: file_name.clone(),
+            content_type: file_type.clone(),
+            profile,
+            content_length: storage_length,
+        },
+        head_bytes,
+        source,
+    );
+    let stored = match stored {
+        Ok(stored) => stored,
+        Err(e) => {
+            if let Err(cleanup) = jobs.remove(&job) {
+                eprintln!(
+                    "gateway: job={job} could not remove the pending row: {}",
+                    cleanup.message
+                );
+            }
+            return Err(e);
+        }
+    };
+    jobs.mark_stored(&job)?;
+    eprintln!(
+        "gateway: upload job={job} user={} bytes={} type={file_type}",
+        claims.sub, stored.size_bytes
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let this = format!("/api/v1/jobs/{job}");
+    Ok(JobView {
+        id: job,
+        status: JobStatus::Queued,
+        progress_percent: 0,
+        eta_ms: None,
+        original_name: file_name,
+        content_type: file_type,
+        profile: Some(profile),
+        attempts: 0,
+        video_size_bytes: Some(stored.size_bytes),
+        mp3_fid: None,
+        mp3_size_bytes: None,
+        duration_ms: None,
+        error: None,
+        created_at: rfc3339(now_ms),
+        updated_at: None,
+        links: JobLinks { this, mp3: None },
+    })
+}
+
+/// Streams the upload to storage. Any error drops the request unfinished, which aborts it.
+fn stream_to_storage(
+    config: &GatewayConfig,
+    upload: &VideoUpload,
+    head_bytes: Vec<u8>,
+    mut source: Source,
+) -> Result<StoredVideo, ApiError> {
+    let max = config.max_upload_bytes;
+    let mut put = config
+        .storage
+        .start_video_upload(upload)
+        .map_err(|e| ApiError::unavailable("the storage service", e))?;
+    let mut total = head_bytes.len() as u64;
+    send(&mut put, &head_bytes)?;
+    while let Some(chunk) = source.next_chunk()? {
+        total += chunk.len() as u64;
+        if total > max {
+            return Err(too_large(max));
+        }
+        send(&mut put, &chunk)?;
+    }
+    source.finish()?;
+    let response = put
+        .finish()
+        .map_err(|e| ApiError::unavailable("the storage service", e))?;
+    let status = response.status();
+    let body = BodyReader::of_response(&response)
+        .and_then(|r| r.read_to_end(64 * 1024))
+        .map_err(|e| ApiError::unavailable("the storage service", e))?
+        .map_err(|()| ApiError::unavailable("the storage service", "an oversized answer"))?;
+    stored_video(status, &body)
+}
+
+fn send(put: &mut StreamedRequest, data: &[u8]) -> Result<(), ApiError> {
+    put.write(data).map_err(|e| {
+        if put.answered_early() {
+            ApiError::unavailable(
+                "the storage service",
+                format!("refused the upload early: {e}"),
+            )
+        } else {
+            ApiError::unavailable("the storage service", e)
+        }
+    })
+}

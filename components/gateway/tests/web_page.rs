@@ -1,0 +1,206 @@
+//! The web page at `/`: its files and headers over HTTP, then the page itself driven in headless
+//! Debian Chromium (playwright-core, `tests/web/page-flow.mjs`) against the whole platform:
+//! sign up, log in, upload, watch the conversion end, download the mp3, delete, log out.
+//!
+//! The browser test needs node, `/usr/bin/chromium` and `npm ci` in `tests/web/`; scripts/test
+//! installs them (`ensure_browser_test_tools` in scripts/lib/common.sh). Missing tools fail the
+//! test with what to run; they never make it pass silently.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::client;
+use vid2mp3_test_support::PlatformBuilder;
+
+#[tokio::test]
+async fn the_page_and_its_files_are_served_with_strict_headers() {
+    let p = PlatformBuilder::new()
+        .start()
+        .await
+        .expect("the platform starts");
+    for (path, ty, marker) in [
+        ("/", "text/html; charset=utf-8", "<!doctype html>"),
+        ("/app.css", "text/css; charset=utf-8", ":root"),
+        ("/app.js", "text/javascript; charset=utf-8", "'use strict'"),
+    ] {
+        let r = client().get(p.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "GET {path}");
+        let h = r.headers().clone();
+        let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert_eq!(header("content-type"), ty, "{path}");
+        assert_eq!(header("cache-control"), "no-cache", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert!(
+            header("content-security-policy").starts_with("default-src 'self';"),
+            "{path}: {}",
+            header("content-security-policy")
+        );
+        let etag = header("etag").to_owned();
+        let body = r.text().await.unwrap();
+        assert!(body.contains(marker), "{path} is the right file");
+        assert_eq!(
+            h.get("content-length").and_then(|v| v.to_str().ok()),
+            Some(body.len().to_string().as_str())
+        );
+
+        // The browser's copy is current: 304 with no body.
+        let r = client()
+            .get(p.url(path))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 304, "{path} revalidates");
+        assert!(r.bytes().await.unwrap().is_empty());
+
+        // HEAD: the headers without the body.
+        let r = client().head(p.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "HEAD {path}");
+        assert_eq!(
+            r.headers().get("content-type").unwrap().to_str().unwrap(),
+            ty
+        );
+    }
+    let r = client().post(p.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers().get("allow").unwrap(), "GET");
+}
+
+/// The folder of the browser test's script and its node_modules.
+fn web_test_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web")
+}
+
+/// Screenshots and the downloaded mp3: `$VID2MP3_ARTIFACTS`, else `.data/artifacts` in the
+/// checkout (git-ignored).
+fn artifacts_dir() -> PathBuf {
+    std::env::var_os("VID2MP3_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.data/artifacts"))
+}
+
+/// What is missing to run the browser test, in words with the fix; empty when nothing is.
+fn missing_browser_tools(node: &str, chromium: &Path) -> Vec<String> {
+    let mut missing = Vec::new();
+    let node_runs = Command::new(node)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node_runs {
+        missing.push(format!("node ({node}) does not run"));
+    }
+    if !chromium.is_file() {
+        missing.push(format!("{} is not installed", chromium.display()));
+    }
+    for module in ["playwright-core", "axe-core"] {
+        if !web_test_dir()
+            .join("node_modules")
+            .join(module)
+            .join("package.json")
+            .is_file()
+        {
+            missing.push(format!(
+                "{module} is not installed in {}",
+                web_test_dir().display()
+            ));
+        }
+    }
+    missing
+}
+
+#[tokio::test]
+async fn the_page_in_headless_chromium_from_sign_up_to_download() {
+    let node = std::env::var("VID2MP3_NODE").unwrap_or_else(|_| "node".to_owned());
+    let chromium = PathBuf::from(
+        std::env::var("VID2MP3_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned()),
+    );
+    let missing = missing_browser_tools(&node, &chromium);
+    assert!(
+        missing.is_empty(),
+        "the browser test cannot run: {}.\nInstall them with: \
+         bash -c 'source scripts/lib/common.sh && ensure_browser_test_tools' \
+         (scripts/test does this before cargo test)",
+        missing.join("; ")
+    );
+
+    let p = PlatformBuilder::new()
+        .with_converter()
+        .start()
+        .await
+        .expect("the platform starts (with the converter)");
+    let scratch =
+        std::env::temp_dir().join(format!("vid2mp3-web-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let video = scratch.join("clip.mkv");
+    make_clip(&video);
+    let artifacts = artifacts_dir();
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let artifacts = artifacts.canonicalize().unwrap();
+
+    let base_url = p.url("").trim_end_matches('/').to_owned();
+    // Blocking is fine: the platform serves from its own runtime threads meanwhile.
+    let out = tokio::task::spawn_blocking({
+        let (node, video, artifacts) = (node.clone(), video.clone(), artifacts.clone());
+        move || {
+            Command::new(node)
+                .arg(web_test_dir().join("page-flow.mjs"))
+                .arg(&base_url)
+                .arg(&video)
+                .arg(&artifacts)
+                .env("VID2MP3_CHROMIUM", &chromium)
+                .current_dir(web_test_dir())
+                .output()
+                .expect("node starts")
+        }
+    })
+    .await
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&scratch);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    println!(
+        "web page artifacts (screenshots, the downloaded mp3): {}",
+        artifacts.display()
+    );
+    if !out.status.success() {
+        let log = p
+            .converter
+            .as_ref()
+            .map(|c| c.log_text())
+            .unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        panic!(
+            "the page test failed ({}):\n{stdout}\n{stderr}\nthe end of the converter's log:\n{}",
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    assert!(artifacts.join("web-page.png").is_file());
+    assert!(artifacts.join("web-page-phone.png").is_file());
+}
+
+/// A 2-second MPEG-4 + Opus Matroska clip with a tone.
+fn make_clip(path: &Path) {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=160x120:rate=15:d=2"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "aevalsrc=exprs='0.4*sin(2*PI*440*t)':s=48000:d=2",
+        ])
+        .args(["-c:v", "mpeg4", "-c:a", "libopus"])
+        .arg(path)
+        .output()
+        .expect("ffmpeg runs (scripts/services installs it)");
+    assert!(
+        out.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,387 @@
+//! The service's configuration, read from the environment with loopback defaults, so
+//! `vid2mp3-converter serve` runs against `scripts/services` with nothing set but the token.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL;
+
+/// What one `serve` process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// The internal HTTP storage API (`PUT .../video`, `GET .../mp3`, states, health, metrics).
+    Storage,
+    /// The `video` queue consumer that converts.
+    Worker,
+    /// The `mp3` queue consumer that hands events to the notifier through Redis.
+    Relay,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Storage, Role::Worker, Role::Relay];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Storage => "storage",
+            Role::Worker => "worker",
+            Role::Relay => "relay",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s.trim())
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "--roles",
+                value: s.to_owned(),
+                expected: "storage, worker or relay (comma-separated)",
+            })
+    }
+}
+
+/// Parses `storage,worker,relay` (any subset, any order).
+pub fn parse_roles(s: &str) -> Result<BTreeSet<Role>, ConfigError> {
+    let roles = s
+        .split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(Role::from_str)
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    if roles.is_empty() {
+        return Err(ConfigError::Invalid {
+            name: "--roles",
+            value: s.to_owned(),
+            expected: "at least one of storage, worker, relay",
+        });
+    }
+    Ok(roles)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "{name} is not set; it is required (the bearer token the gateway sends to the storage API)"
+    )]
+    MissingSecret { name: &'static str },
+    #[error("{name}={value:?} is not valid: expected {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub roles: BTreeSet<Role>,
+    pub mongo_url: String,
+    pub mongo_db: String,
+    /// AMQP URL; `heartbeat` is added to it when it has none.
+    pub amqp_url: String,
+    pub redis_url: String,
+    pub storage_listen: SocketAddr,
+    pub storage_token: Secret,
+    pub job_events_channel: String,
+    /// Unacked `video` messages one worker holds (= jobs converting at once).
+    pub worker_prefetch: u16,
+    /// Unacked `mp3` events the relay holds.
+    pub relay_prefetch: u16,
+    pub amqp_heartbeat: Duration,
+    /// Delays before each retry of a transiently failed job; one more attempt than delays.
+    pub retry_delays: Vec<Duration>,
+    /// How long the relay waits for the notifier's delivery ack before it redelivers.
+    pub relay_ack_timeout: Duration,
+    /// Pause before an undelivered event is handed back to the queue (grows per message).
+    pub relay_redeliver_delay: Duration,
+    /// A job's time limit: `base + per_mib × size in MiB` (the size stands in for the duration,
+    /// which is only known once decoded).
+    pub job_timeout_base: Duration,
+    pub job_timeout_per_mib: Duration,
+    /// How long SIGTERM waits for converting jobs before it hands them back to the queue.
+    pub shutdown_grace: Duration,
+    /// Largest video `PUT` accepts.
+    pub max_upload_bytes: u64,
+    /// LAME instances per job (None: one per core).
+    pub encode_workers: Option<usize>,
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+    /// Delete `mp3s` chunks with no file document at start (left by a crash mid-write).
+    pub sweep_orphans_at_start: bool,
+}
+
+impl Config {
+    /// Reads `VID2MP3_*` from the environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let text = |name: &str, default: &str| lookup(name).unwrap_or_else(|| default.to_owned());
+        let token = lookup("VID2MP3_STORAGE_TOKEN")
+            .filter(|t| !t.trim().is_empty())
+            .ok_or(ConfigError::MissingSecret {
+                name: "VID2MP3_STORAGE_TOKEN",
+            })?;
+        let roles = match lookup("VID2MP3_ROLES") {
+            Some(s) => parse_roles(&s)?,
+            None => Role::ALL.into_iter().collect(),
+        };
+        let storage_listen = parse(
+            &lookup,
+            "VID2MP3_STORAGE_LISTEN",
+            "127.0.0.1:8081",
+            "an address like 127.0.0.1:8081",
+        )?;
+        let retry_delays = match lookup("VID2MP3_RETRY_DELAYS_MS") {
+            None => vec![
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+                Duration::from_secs(120),
+            ],
+            Some(s) => parse_delays(&s)?,
+        };
+        Ok(Config {
+            roles,
+            mongo_url: text("VID2MP3_MONGO_URL", "mongodb://127.0.0.1:27017"),
+            mongo_db: text("VID2MP3_MONGO_DB", "vid2mp3"),
+            amqp_url: text("VID2MP3_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            redis_url: text("VID2MP3_REDIS_URL", "redis://127.0.0.1:6379"),
+            storage_listen,
+            storage_token: Secret(token),
+            job_events_channel: text("VID2MP3_JOB_EVENTS_CHANNEL", JOB_EVENTS_CHANNEL),
+            worker_prefetch: parse(&lookup, "VID2MP3_WORKER_PREFETCH", "1", "1..=65535")
+                .and_then(|n: u16| nonzero(n, "VID2MP3_WORKER_PREFETCH"))?,
+            relay_prefetch: parse(&lookup, "VID2MP3_RELAY_PREFETCH", "16", "1..=65535")
+                .and_then(|n: u16| nonzero(n, "VID2MP3_RELAY_PREFETCH"))?,
+            amqp_heartbeat: secs(&lookup, "VID2MP3_AMQP_HEARTBEAT_SECS", "30")?,
+            retry_delays,
+            relay_ack_timeout: millis(&lookup, "VID2MP3_RELAY_ACK_TIMEOUT_MS", "30000")?,
+            relay_redeliver_delay: millis(&lookup, "VID2MP3_RELAY_REDELIVER_DELAY_MS", "1000")?,
+            job_timeout_base: secs(&lookup, "VID2MP3_JOB_TIMEOUT_BASE_SECS", "120")?,
+            job_timeout_per_mib: millis(&lookup, "VID2MP3_JOB_TIMEOUT_PER_MIB_MS", "2000")?,
+            shutdown_grace: secs(&lookup, "VID2MP3_SHUTDOWN_GRACE_SECS", "20")?,
+            max_upload_bytes: parse(
+                &lookup,
+                "VID2MP3_MAX_UPLOAD_BYTES",
+                "4294967296",
+                "a number of bytes",
+            )?,
+            encode_workers: match lookup("VID2MP3_ENCODE_WORKERS") {
+                None => None,
+                Some(_) => Some(parse(
+                    &lookup,
+                    "VID2MP3_ENCODE_WORKERS",
+                    "1",
+                    "a number of threads",
+                )?),
+            },
+            ffmpeg: PathBuf::from(text("VID2MP3_FFMPEG", "ffmpeg")),
+            ffprobe: PathBuf::from(text("VID2MP3_FFPROBE", "ffprobe")),
+            sweep_orphans_at_start: parse(
+                &lookup,
+                "VID2MP3_SWEEP_ORPHANS",
+                "true",
+                "true or false",
+            )?,
+        })
+    }
+
+    /// Attempts a job gets before it is dead-lettered.
+    pub fn max_attempts(&self) -> u32 {
+        u32::try_from(self.retry_delays.len())
+            .unwrap_or(u32::MAX - 1)
+            .saturating_add(1)
+    }
+
+    /// The AMQP URL with the configured heartbeat (unless the URL sets one itself).
+    pub fn amqp_url_with_heartbeat(&self) -> String {
+        if self.amqp_url.contains("heartbeat=") {
+            return self.amqp_url.clone();
+        }
+        let sep = if self.amqp_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!(
+            "{}{sep}heartbeat={}",
+            self.amqp_url,
+            self.amqp_heartbeat.as_secs().max(1)
+        )
+    }
+}
+
+fn parse<T: FromStr>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+    expected: &'static str,
+) -> Result<T, ConfigError> {
+    let value = lookup(name).unwrap_or_else(|| default.to_owned());
+    value.trim().parse().map_err(|_| ConfigError::Invalid {
+        name,
+        value,
+        expected,
+    })
+}
+
+fn nonzero(n: u16, name: &'static str) -> Result<u16, ConfigError> {
+    if n == 0 {
+        return Err(ConfigError::Invalid {
+            name,
+            value: "0".into(),
+            expected: "at least 1",
+        });
+    }
+    Ok(n)
+}
+
+fn secs(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    parse(lookup, name, default, "a number of seconds").map(Duration::from_secs)
+}
+
+fn millis(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    parse(lookup, name, default, "a number of milliseconds").map(Duration::from_millis)
+}
+
+fn parse_delays(s: &str) -> Result<Vec<Duration>, ConfigError> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            p.trim()
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| ConfigError::Invalid {
+                    name: "VID2MP3_RETRY_DELAYS_MS",
+                    value: s.to_owned(),
+                    expected: "comma-separated milliseconds, e.g. 5000,30000,120000",
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn refuses_to_start_without_the_token_and_names_it() {
+        let error = config(&[]).unwrap_err();
+        assert!(
+            error.to_string().contains("VID2MP3_STORAGE_TOKEN"),
+            "{error}"
+        );
+        assert!(config(&[("VID2MP3_STORAGE_TOKEN", "  ")]).is_err());
+    }
+
+    #[test]
+    fn defaults_are_loopback() {
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", "s3cret")]).unwrap();
+        assert_eq!(c.mongo_url, "mongodb://127.0.0.1:27017");
+        assert_eq!(c.storage_listen.to_string(), "127.0.0.1:8081");
+        assert_eq!(c.job_events_channel, JOB_EVENTS_CHANNEL);
+        assert_eq!(c.roles.len(), 3);
+        assert_eq!(c.max_attempts(), 4);
+        assert_eq!(
+            c.amqp_url_with_heartbeat(),
+            "amqp://guest:guest@127.0.0.1:5672/%2f?heartbeat=30"
+        );
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", "s3cret-value")]).unwrap();
+        assert!(!format!("{c:?}").contains("s3cret-value"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let error = config(&[
+            ("VID2MP3_STORAGE_TOKEN", "t"),
+            ("VID2MP3_WORKER_PREFETCH", "many"),
+        ])
+        .unwrap_err();
+        assert!(error.to_string().contains("VID2MP3_WORKER_PREFETCH"));
+        assert!(
+            config(&[
+                ("VID2MP3_STORAGE_TOKEN", "t"),
+                ("VID2MP3_WORKER_PREFETCH", "0")
+            ])
+            .is_err()
+        );
+        assert!(
+            config(&[
+                ("VID2MP3_STORAGE_TOKEN", "t"),
+                ("VID2MP3_RETRY_DELAYS_MS", "1,x")
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn roles_parse_as_a_set() {
+        assert_eq!(
+            parse_roles("worker, relay")
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![Role::Worker, Role::Relay]
+        );
+        assert!(parse_roles("").is_err());
+        assert!(parse_roles("storage,cooking").is_err());
+    }
+}

@@ -1,0 +1,224 @@
+//! Writing a GridFS file chunk by chunk, with at most one chunk in memory (two when the first
+//! is held back for the mp3's Xing tag).
+
+use std::io;
+use std::mem;
+
+use mongodb::bson::Document;
+use mongodb::bson::oid::ObjectId;
+use tokio::runtime::Handle;
+
+use super::{Bucket, CHUNK_SIZE, GridFsError, StoredFile};
+use crate::transcode::Mp3Sink;
+
+pub struct GridFsWriter {
+    bucket: Bucket,
+    id: ObjectId,
+    buf: Vec<u8>,
+    next_n: u32,
+    length: u64,
+    /// When set, chunk 0 is kept here until [`GridFsWriter::close`] so its first bytes can
+    /// still be replaced ([`GridFsWriter::patch_start`]).
+    hold_first: bool,
+    held_first: Option<Vec<u8>>,
+    /// Closed or aborted: nothing left to clean up when dropped.
+    finished: bool,
+}
+
+impl GridFsWriter {
+    pub(super) fn new(bucket: Bucket, id: ObjectId, hold_first: bool) -> GridFsWriter {
+        GridFsWriter {
+            bucket,
+            id,
+            buf: Vec::with_capacity(CHUNK_SIZE as usize),
+            next_n: 0,
+            length: 0,
+            hold_first,
+            held_first: None,
+            finished: false,
+        }
+    }
+
+    pub fn id(&self) -> ObjectId {
+        self.id
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.length
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+
+    /// Appends bytes; every full chunk goes to MongoDB before this returns.
+    pub async fn write(&mut self, mut data: &[u8]) -> Result<(), GridFsError> {
+        let size = CHUNK_SIZE as usize;
+        while !data.is_empty() {
+            let take = (size - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            self.length += take as u64;
+            data = &data[take..];
+            if self.buf.len() == size {
+                let chunk = mem::replace(&mut self.buf, Vec::with_capacity(size));
+                self.store_chunk(chunk).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn store_chunk(&mut self, chunk: Vec<u8>) -> Result<(), GridFsError> {
+        let n = self.next_n;
+        if n == 0 && self.hold_first {
+            self.held_first = Some(chunk);
+        } else {
+            self.bucket.insert_chunk(self.id, n, chunk).await?;
+        }
+        self.next_n += 1;
+        Ok(())
+    }
+
+    /// Replaces the first `header.len()` bytes (only while chunk 0 is still in memory).
+    pub fn patch_start(&mut self, header: &[u8]) -> Result<(), GridFsError> {
+        let first = match self.held_first.as_mut() {
+            Some(chunk) => chunk,
+            None if self.next_n == 0 => &mut self.buf,
+            None => {
+                return Err(GridFsError::Misuse(
+                    "the first chunk was already written; open the writer with hold_first_chunk",
+                ));
+            }
+        };
+        let Some(head) = first.get_mut(..header.len()) else {
+            return Err(GridFsError::Misuse("the header is longer than the file"));
+        };
+        head.copy_from_slice(header);
+        Ok(())
+    }
+
+    /// Writes what is left and then the files document: from now on the file is visible.
+    pub async fn close(
+        mut self,
+        filename: &str,
+        metadata: Document,
+    ) -> Result<StoredFile, GridFsError> {
+        if !self.buf.is_empty() {
+            let last = mem::take(&mut self.buf);
+            // The last chunk may be chunk 0 itself (a file under one chunk).
+            self.bucket.insert_chunk(self.id, self.next_n, last).await?;
+            self.next_n += 1;
+        }
+        if let Some(first) = self.held_first.take() {
+            self.bucket.insert_chunk(self.id, 0, first).await?;
+        }
+        let file = StoredFile {
+            id: self.id,
+            length: self.length,
+            chunk_size: CHUNK_SIZE,
+            filename: Some(filename.to_owned()),
+            metadata,
+        };
+        self.bucket.insert_file(&file).await?;
+        self.finished = true;
+        Ok(file)
+    }
+
+    /// Removes every chunk written so far; nothing of this file remains.
+    pub async fn abort(mut self) -> Result<(), GridFsError> {
+        self.finished = true;
+        self.bucket.delete_chunks(self.id).await.map(|_| ())
+    }
+
+    /// Throws everything away and starts the same file over.
+    pub async fn restart(&mut self) -> Result<(), GridFsError> {
+        self.bucket.delete_chunks(self.id).await?;
+        self.buf.clear();
+        self.held_first = None;
+        self.next_n = 0;
+        self.length = 0;
+        Ok(())
+    }
+}
+
+impl Drop for GridFsWriter {
+    /// A writer dropped half way (its task was cancelled, a panic) removes its chunks in the
+    /// background, so an interrupted upload leaves nothing behind.
+    fn drop(&mut self) {
+        if self.finished || self.next_n == 0 {
+            return;
+        }
+        let Ok(handle) = Handle::try_current() else {
+            return;
+        };
+        let bucket = self.bucket.clone();
+        let id = self.id;
+        handle.spawn(async move {
+            if let Err(error) = bucket.delete_chunks(id).await {
+                tracing::warn!(%id, %error, "could not remove the chunks of an unfinished file");
+            }
+        });
+    }
+}
+
+/// The transcoder's [`Mp3Sink`] over a [`GridFsWriter`]: the transcoder runs on a blocking
+/// thread, so each call waits for MongoDB on the runtime's handle.
+pub struct GridFsMp3Sink {
+    writer: Option<GridFsWriter>,
+    handle: Handle,
+    /// Checked on every write: set when the job is cancelled or timed out.
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl GridFsMp3Sink {
+    pub fn new(
+        writer: GridFsWriter,
+        handle: Handle,
+        cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> GridFsMp3Sink {
+        GridFsMp3Sink {
+            writer: Some(writer),
+            handle,
+            cancel,
+        }
+    }
+
+    /// The writer, with the stream complete (after the transcoder returned).
+    pub fn into_writer(mut self) -> Option<GridFsWriter> {
+        self.writer.take()
+    }
+
+    fn writer(&mut self) -> io::Result<&mut GridFsWriter> {
+        if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(io::Error::other(
+                // Not `Interrupted`: readers such as `read_exact` and `io::copy` retry that.
+                "the job was cancelled",
+            ));
+        }
+        self.writer
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the mp3 writer is gone"))
+    }
+}
+
+fn io_error(error: GridFsError) -> io::Error {
+    io::Error::other(error)
+}
+
+impl Mp3Sink for GridFsMp3Sink {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let handle = self.handle.clone();
+        let writer = self.writer()?;
+        handle.block_on(writer.write(bytes)).map_err(io_error)
+    }
+
+    fn restart(&mut self) -> io::Result<()> {
+        let handle = self.handle.clone();
+        let writer = self.writer()?;
+        handle.block_on(writer.restart()).map_err(io_error)
+    }
+
+    fn finish(&mut self, header: &[u8]) -> io::Result<()> {
+        self.writer()?.patch_start(header).map_err(io_error)
+    }
+}

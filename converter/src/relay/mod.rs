@@ -1,0 +1,261 @@
+//! The event relay: Spin has no AMQP trigger, so job events go from the `mp3` queue to the
+//! notifier through a Redis channel (ARCHITECTURE.md, flow 4).
+//!
+//! For each event: if the notifier's delivery ack (`delivery_ack_key(message_id)`) is already
+//! there, ack at once (an earlier delivery was handled, our ack was lost). Otherwise PUBLISH the
+//! event's JSON; a PUBLISH that reached no subscriber did not deliver anything. Then poll for
+//! the ack key, with backoff, up to `VID2MP3_RELAY_ACK_TIMEOUT_MS`. The AMQP message is acked
+//! only once the key exists; otherwise, after a pause that grows per message, it is handed back
+//! to the queue (nack, requeue) and delivered again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions,
+};
+use lapin::types::FieldTable;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span, warn};
+use vid2mp3_contracts::JobEvent;
+use vid2mp3_contracts::messages::{MP3_QUEUE, delivery_ack_key};
+
+use crate::queue::{Backoff, QueueError, connect, declare_topology};
+use crate::service::{Services, pause};
+
+/// The longest pause before an undelivered event is handed back.
+const MAX_REDELIVER_DELAY: Duration = Duration::from_secs(30);
+
+/// Per message id: how many times it was handed back (for a growing pause).
+type Attempts = Arc<Mutex<HashMap<uuid::Uuid, u32>>>;
+
+pub async fn run(services: Arc<Services>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+    let attempts: Attempts = Arc::default();
+    loop {
+        if shutdown.is_cancelled() {
+            return Ok(());
+        }
+        match consume(&services, &shutdown, &mut backoff, &attempts).await {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                let delay = backoff.next_delay();
+                warn!(%error, retry_in_ms = delay.as_millis() as u64, "relay lost RabbitMQ; reconnecting");
+                if !pause(&shutdown, delay).await {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+async fn consume(
+    services: &Arc<Services>,
+    shutdown: &CancellationToken,
+    backoff: &mut Backoff,
+    attempts: &Attempts,
+) -> Result<(), QueueError> {
+    let config = &services.config;
+    let conn = connect(&config.amqp_url_with_heartbeat(), "vid2mp3-converter relay").await?;
+    let channel = conn.create_channel().await?;
+    declare_topology(&channel, &config.retry_delays).await?;
+    channel
+        .basic_qos(config.relay_prefetch, BasicQosOptions::default())
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            MP3_QUEUE.into(),
+            format!("relay-{}", uuid::Uuid::new_v4().simple()).into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    backoff.reset();
+    info!(channel = %config.job_events_channel, "relay consuming {MP3_QUEUE}");
+    let mut in_flight = JoinSet::new();
+    let result = loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break Ok(()),
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            next = consumer.next() => match next {
+                Some(Ok(delivery)) => {
+                    in_flight.spawn(relay_one(
+                        Arc::clone(services),
+                        delivery,
+                        shutdown.clone(),
+                        Arc::clone(attempts),
+                    ));
+                }
+                Some(Err(error)) => break Err(QueueError::from(error)),
+                None => break Err(QueueError::ConsumerEnded),
+            }
+        }
+    };
+    let _ = channel
+        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+        .await;
+    // Waits end early on shutdown; what is not acked is requeued when the connection closes.
+    while in_flight.join_next().await.is_some() {}
+    let _ = conn.close(200, "relay stopping".into()).await;
+    result
+}
+
+enum Outcome {
+    Delivered,
+    NotDelivered(String),
+    ShuttingDown,
+}
+
+async fn relay_one(
+    services: Arc<Services>,
+    delivery: Delivery,
+    shutdown: CancellationToken,
+    attempts: Attempts,
+) {
+    let event: JobEvent = match serde_json::from_slice(&delivery.data) {
+        Ok(e) => e,
+        Err(e) => {
+            error!(error = %e, "unreadable job event; dead-lettering it");
+            services
+                .metrics
+                .events
+                .with_label_values(&["unreadable"])
+                .inc();
+            let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+            return;
+        }
+    };
+    let span = info_span!("event", job_id = %event.job_id, event_id = %event.message_id, kind = event.kind());
+    async {
+        match deliver(&services, &event, &delivery.data, &shutdown).await {
+            Outcome::Delivered => {
+                if let Ok(mut map) = attempts.lock() {
+                    map.remove(&event.message_id);
+                }
+                services
+                    .metrics
+                    .events
+                    .with_label_values(&["delivered"])
+                    .inc();
+                match delivery.ack(BasicAckOptions::default()).await {
+                    Ok(_) => info!("event delivered"),
+                    Err(error) => warn!(%error, "ack failed; the event will come again and be acked at once"),
+                }
+            }
+            Outcome::ShuttingDown => {}
+            Outcome::NotDelivered(why) => {
+                let n = attempts
+                    .lock()
+                    .map(|mut map| {
+                        let n = map.entry(event.message_id).or_insert(0);
+                        *n += 1;
+                        *n
+                    })
+                    .unwrap_or(1);
+                let delay = redeliver_delay(services.config.relay_redeliver_delay, n);
+                warn!(reason = %why, times = n, retry_in_ms = delay.as_millis() as u64, "event not delivered; handing it back");
+                services
+                    .metrics
+                    .events
+                    .with_label_values(&["redelivered"])
+                    .inc();
+                if pause(&shutdown, delay).await {
+                    let _ = delivery
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            multiple: false,
+                        })
+                        .await;
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// `base × 2^(n-1)`, at most [`MAX_REDELIVER_DELAY`].
+fn redeliver_delay(base: Duration, n: u32) -> Duration {
+    base.saturating_mul(1u32 << n.saturating_sub(1).min(16))
+        .min(MAX_REDELIVER_DELAY)
+}
+
+async fn deliver(
+    services: &Services,
+    event: &JobEvent,
+    payload: &[u8],
+    shutdown: &CancellationToken,
+) -> Outcome {
+    let key = delivery_ack_key(&event.message_id);
+    let mut conn = match services.redis.get().await {
+        Ok(c) => c,
+        Err(e) => return Outcome::NotDelivered(format!("Redis: {e}")),
+    };
+    match redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async::<u32>(&mut conn)
+        .await
+    {
+        Ok(n) if n > 0 => return Outcome::Delivered,
+        Ok(_) => {}
+        Err(e) => return Outcome::NotDelivered(format!("Redis: {e}")),
+    }
+    let receivers: u64 = match redis::cmd("PUBLISH")
+        .arg(&services.config.job_events_channel)
+        .arg(payload)
+        .query_async(&mut conn)
+        .await
+    {
+        Ok(n) => n,
+        Err(e) => return Outcome::NotDelivered(format!("Redis: {e}")),
+    };
+    if receivers == 0 {
+        return Outcome::NotDelivered(format!(
+            "no one subscribes to {}",
+            services.config.job_events_channel
+        ));
+    }
+    let deadline = Instant::now() + services.config.relay_ack_timeout;
+    let mut wait = Duration::from_millis(25);
+    loop {
+        match redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async::<u32>(&mut conn)
+            .await
+        {
+            Ok(n) if n > 0 => return Outcome::Delivered,
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot check the delivery ack"),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Outcome::NotDelivered(format!(
+                "no delivery ack within {:?}",
+                services.config.relay_ack_timeout
+            ));
+        }
+        if !pause(shutdown, wait.min(left)).await {
+            return Outcome::ShuttingDown;
+        }
+        wait = (wait * 2).min(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redelivery_pauses_grow_to_a_ceiling() {
+        let base = Duration::from_secs(1);
+        assert_eq!(redeliver_delay(base, 1), Duration::from_secs(1));
+        assert_eq!(redeliver_delay(base, 2), Duration::from_secs(2));
+        assert_eq!(redeliver_delay(base, 4), Duration::from_secs(8));
+        assert_eq!(redeliver_delay(base, 40), MAX_REDELIVER_DELAY);
+    }
+}

@@ -1,0 +1,428 @@
+//! One attempt at a job: GridFS video → transcoder (on a blocking thread) → GridFS mp3, with
+//! progress in Redis and a time limit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use lapin::Channel;
+use mongodb::bson::doc;
+use mongodb::bson::oid::ObjectId;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use vid2mp3_contracts::progress::{JobProgress, PROGRESS_TTL_SECS, progress_key};
+use vid2mp3_contracts::storage_api::JobStatus;
+use vid2mp3_contracts::{ErrorCode, VideoJob};
+
+use super::{Unsettled, events};
+use crate::gridfs::writer::GridFsMp3Sink;
+use crate::gridfs::{GridFsReader, GridFsWriter};
+use crate::queue::{VIDEO_DEAD_QUEUE, retry_queue_name};
+use crate::service::Services;
+use crate::transcode::{
+    FailureKind, MediaInput, TranscodeError, TranscodeOptions, TranscodeReport, transcode,
+};
+
+/// How often progress may be written to Redis.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// The contract's code for a transcoder failure.
+pub fn error_code(error: &TranscodeError) -> ErrorCode {
+    match error {
+        TranscodeError::EmptyInput | TranscodeError::NotMedia(_) => ErrorCode::NotMedia,
+        TranscodeError::NoAudio => ErrorCode::NoAudio,
+        TranscodeError::Undecodable(_) | TranscodeError::Encoder(_) => ErrorCode::Undecodable,
+        TranscodeError::Timeout(_) => ErrorCode::TimedOut,
+        TranscodeError::DecoderUnavailable(_)
+        | TranscodeError::Input(_)
+        | TranscodeError::Output(_) => ErrorCode::RetriesExhausted,
+    }
+}
+
+/// What the uploader is told.
+pub fn user_message(code: ErrorCode, error: &str) -> String {
+    match code {
+        ErrorCode::NotMedia => format!(
+            "The file is not a video or audio file we can read ({error}). Upload a video with sound."
+        ),
+        ErrorCode::NoAudio => "The video has no sound to convert.".to_owned(),
+        ErrorCode::Undecodable => format!(
+            "The sound in this file cannot be decoded ({error}). It may be damaged or use a format we do not support."
+        ),
+        ErrorCode::TimedOut => {
+            "Converting took far longer than a file this size should; we gave up.".to_owned()
+        }
+        _ => {
+            format!("The conversion failed several times ({error}). Please upload it again later.")
+        }
+    }
+}
+
+/// The time limit of a job: a base plus a share per MiB of input (the duration, which the limit
+/// should follow, is only known once decoded; the size is its stand-in).
+pub fn job_timeout(base: Duration, per_mib: Duration, size_bytes: u64) -> Duration {
+    let mib = size_bytes.div_ceil(1 << 20);
+    base + per_mib.saturating_mul(u32::try_from(mib).unwrap_or(u32::MAX))
+}
+
+enum Attempt {
+    Converted(TranscodeReport, GridFsWriter),
+    Failed(TranscodeError),
+    /// Stopped because the worker is shutting down.
+    Stopped,
+}
+
+pub(super) async fn convert_job(
+    services: &Arc<Services>,
+    publish: &Channel,
+    job: &VideoJob,
+    stop: &CancellationToken,
+) -> Result<(), Unsettled> {
+    let video_id = ObjectId::parse_str(job.video_fid.as_str()).ok();
+    let video = match video_id {
+        Some(id) => services.videos.file(id).await?,
+        None => None,
+    };
+    let Some(video) = video else {
+        // The record exists but its video does not (a bug or a hand-made message): final.
+        let message = format!("the stored video {} is missing", job.video_fid);
+        return fail_permanently(
+            services,
+            publish,
+            job,
+            ErrorCode::Internal,
+            &message,
+            &message,
+        )
+        .await;
+    };
+    let writer = services.mp3s.writer(true);
+    let Some(record) = services
+        .jobs
+        .start_attempt(&job.job_id, &writer.id().to_hex())
+        .await?
+    else {
+        info!("the job was deleted; dropping its message");
+        return Ok(());
+    };
+    let limit = job_timeout(
+        services.config.job_timeout_base,
+        services.config.job_timeout_per_mib,
+        video.length,
+    );
+    info!(
+        video_bytes = video.length,
+        state_attempts = record.attempts,
+        profile = %job.profile,
+        limit_s = limit.as_secs(),
+        "converting"
+    );
+    let started = Instant::now();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let reader = GridFsReader::new(services.videos.clone(), video.clone(), Handle::current())
+        .with_cancel(Arc::clone(&cancel));
+    let read_so_far = reader.progress();
+    let sink = GridFsMp3Sink::new(writer, Handle::current(), Arc::clone(&cancel));
+    let mut opts = TranscodeOptions {
+        profile: job.profile,
+        workers: services.config.encode_workers,
+        ..TranscodeOptions::default()
+    };
+    opts.ffmpeg.timeout = limit;
+    opts.ffmpeg.ffmpeg = services.config.ffmpeg.clone();
+    opts.ffmpeg.ffprobe = services.config.ffprobe.clone();
+    let len = video.length;
+    let mut task = tokio::task::spawn_blocking(move || {
+        let mut input = MediaInput::from_reader(reader, Some(len));
+        let mut sink = sink;
+        let result = transcode(&mut input, &mut sink, &opts);
+        (result, sink)
+    });
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    let mut timed_out = false;
+    let mut stopped = false;
+    let mut reporter = ProgressReporter::new(&job.job_id.to_string(), len, read_so_far);
+    let joined = loop {
+        tokio::select! {
+            joined = &mut task => break joined,
+            () = &mut deadline, if !timed_out => {
+                warn!(limit_s = limit.as_secs(), "time limit reached; stopping the conversion");
+                timed_out = true;
+                cancel.store(true, Ordering::Relaxed);
+            }
+            () = stop.cancelled(), if !stopped => {
+                stopped = true;
+                cancel.store(true, Ordering::Relaxed);
+            }
+            () = tokio::time::sleep(PROGRESS_EVERY) => reporter.report(services).await,
+        }
+    };
+    let attempt = match joined {
+        Err(join_error) => Attempt::Failed(TranscodeError::Undecodable(format!(
+            "the converter crashed on this file ({join_error})"
+        ))),
+        Ok((_, _)) if stopped => Attempt::Stopped,
+        Ok((_, _)) if timed_out => Attempt::Failed(TranscodeError::Timeout(limit)),
+        Ok((Ok(report), sink)) => match sink.into_writer() {
+            Some(writer) => Attempt::Converted(report, writer),
+            None => Attempt::Failed(TranscodeError::Output(std::io::Error::other(
+                "the mp3 writer was lost",
+            ))),
+        },
+        Ok((Err(error), sink)) => {
+            if let Some(writer) = sink.into_writer()
+                && let Err(e) = writer.abort().await
+            {
+                warn!(error = %e, "could not remove a failed attempt's chunks");
+            }
+            Attempt::Failed(error)
+        }
+    };
+    reporter.clear(services).await;
+    match attempt {
+        Attempt::Stopped => Err(Unsettled::ShuttingDown),
+        Attempt::Converted(report, writer) => {
+            finish(services, publish, job, report, writer, started).await
+        }
+        Attempt::Failed(error) => handle_failure(services, publish, job, &error).await,
+    }
+}
+
+async fn finish(
+    services: &Arc<Services>,
+    publish: &Channel,
+    job: &VideoJob,
+    report: TranscodeReport,
+    writer: GridFsWriter,
+    started: Instant,
+) -> Result<(), Unsettled> {
+    let job_key = job.job_id.to_string();
+    // Another worker (after a lost connection) may have finished the same job meanwhile.
+    if let Some(theirs) = services.mp3s.find_by_metadata("job_id", &job_key).await? {
+        info!(mp3_fid = %theirs.id, "another attempt finished first; keeping its mp3");
+        writer.abort().await?;
+        return Ok(());
+    }
+    let duration_ms = (report.duration_secs() * 1000.0).round() as u64;
+    let stem = job
+        .original_name
+        .rsplit_once('.')
+        .map_or(job.original_name.as_str(), |(stem, _)| stem);
+    let stem = if stem.is_empty() { "audio" } else { stem };
+    let file = writer
+        .close(
+            &format!("{stem}.mp3"),
+            doc! {
+                "job_id": &job_key,
+                "owner_id": job.owner_id.to_string(),
+                "video_fid": job.video_fid.as_str(),
+                "duration_ms": i64::try_from(duration_ms).unwrap_or(i64::MAX),
+                "profile": job.profile.as_str(),
+            },
+        )
+        .await?;
+    let Some(record) = services
+        .jobs
+        .mark_done(&job.job_id, &file.id.to_hex(), file.length, duration_ms)
+        .await?
+    else {
+        info!("the job was deleted while converting; removing its mp3");
+        services.mp3s.delete(file.id).await?;
+        return Ok(());
+    };
+    let wall = started.elapsed().as_secs_f64();
+    let m = &services.metrics;
+    m.job("done");
+    m.job_seconds.observe(wall);
+    m.realtime_factor
+        .observe(report.duration_secs() / wall.max(1e-6));
+    m.add_bytes("mp3_written", file.length);
+    info!(
+        mp3_fid = %file.id,
+        mp3_bytes = file.length,
+        duration_ms,
+        wall_ms = (wall * 1000.0) as u64,
+        realtime = format!("{:.0}", report.duration_secs() / wall.max(1e-6)),
+        "converted"
+    );
+    events::publish_done(services, publish, job, &record).await
+}
+
+async fn fail_permanently(
+    services: &Arc<Services>,
+    publish: &Channel,
+    job: &VideoJob,
+    code: ErrorCode,
+    detail: &str,
+    message: &str,
+) -> Result<(), Unsettled> {
+    warn!(
+        code = code.as_str(),
+        error = detail,
+        "the job failed permanently"
+    );
+    services
+        .jobs
+        .mark_failure(&job.job_id, JobStatus::Failed, code, message)
+        .await?;
+    services.metrics.job("failed");
+    events::publish_failed(services, publish, job, code, message).await
+}
+
+async fn handle_failure(
+    services: &Arc<Services>,
+    publish: &Channel,
+    job: &VideoJob,
+    error: &TranscodeError,
+) -> Result<(), Unsettled> {
+    let detail = format!("{error} [{}]", error.code());
+    if error.kind() == FailureKind::Permanent {
+        let code = error_code(error);
+        let message = user_message(code, &error.to_string());
+        return fail_permanently(services, publish, job, code, &detail, &message).await;
+    }
+    let delays = &services.config.retry_delays;
+    let index = usize::try_from(job.attempt.saturating_sub(1)).unwrap_or(usize::MAX);
+    if let Some(delay) = delays.get(index) {
+        let next = VideoJob {
+            attempt: job.attempt + 1,
+            ..job.clone()
+        };
+        let queue = retry_queue_name(*delay);
+        events::publish_job(publish, &queue, &next).await?;
+        warn!(error = %detail, retry_in_ms = delay.as_millis() as u64, "transient failure; retrying");
+        services
+            .jobs
+            .mark_failure(
+                &job.job_id,
+                JobStatus::Queued,
+                ErrorCode::Unavailable,
+                &format!("attempt {} failed ({error}); retrying", job.attempt),
+            )
+            .await?;
+        services.metrics.job("retried");
+        return Ok(());
+    }
+    // Out of attempts: keep the job for inspection, tell the owner.
+    events::publish_job(publish, VIDEO_DEAD_QUEUE, job).await?;
+    services.metrics.job("dead_lettered");
+    let code = ErrorCode::RetriesExhausted;
+    let message = user_message(code, &error.to_string());
+    warn!(error = %detail, attempts = job.attempt, "retries exhausted; dead-lettered");
+    services
+        .jobs
+        .mark_failure(&job.job_id, JobStatus::Failed, code, &message)
+        .await?;
+    events::publish_failed(services, publish, job, code, &message).await
+}
+
+/// Writes `JobProgress` to Redis, at most once per [`PROGRESS_EVERY`] and only on change.
+struct ProgressReporter {
+    key: String,
+    len: u64,
+    read: Arc<AtomicU64>,
+    started: Instant,
+    last_percent: Option<u8>,
+}
+
+impl ProgressReporter {
+    fn new(job: &str, len: u64, read: Arc<AtomicU64>) -> ProgressReporter {
+        ProgressReporter {
+            key: progress_key_of(job),
+            len,
+            read,
+            started: Instant::now(),
+            last_percent: None,
+        }
+    }
+
+    async fn report(&mut self, services: &Services) {
+        let read = self.read.load(Ordering::Relaxed);
+        let percent = percent_of(read, self.len);
+        if self.last_percent == Some(percent) {
+            return;
+        }
+        let elapsed = self.started.elapsed().as_millis() as u64;
+        let eta_ms = (percent > 0)
+            .then(|| elapsed.saturating_mul(u64::from(100 - percent)) / u64::from(percent));
+        let progress = JobProgress { percent, eta_ms };
+        let Ok(text) = serde_json::to_string(&progress) else {
+            return;
+        };
+        let write = async {
+            let mut conn = services.redis.get().await?;
+            redis::cmd("SET")
+                .arg(&self.key)
+                .arg(text)
+                .arg("EX")
+                .arg(PROGRESS_TTL_SECS)
+                .query_async::<()>(&mut conn)
+                .await
+        };
+        match write.await {
+            Ok(()) => self.last_percent = Some(percent),
+            // Advisory: a lost update only makes the bar lag.
+            Err(error) => warn!(%error, "cannot write progress to Redis"),
+        }
+    }
+
+    async fn clear(&self, services: &Services) {
+        if let Ok(mut conn) = services.redis.get().await {
+            let _: Result<(), _> = redis::cmd("DEL")
+                .arg(&self.key)
+                .query_async(&mut conn)
+                .await;
+        }
+    }
+}
+
+fn progress_key_of(job: &str) -> String {
+    match job.parse() {
+        Ok(id) => progress_key(&id),
+        Err(_) => format!("vid2mp3:progress:{job}"),
+    }
+}
+
+/// Share of the input read, 0–99 (100 only once the job is done).
+fn percent_of(read: u64, len: u64) -> u8 {
+    if len == 0 {
+        return 0;
+    }
+    ((read.min(len) as u128 * 100 / len as u128) as u8).min(99)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_grow_with_the_input() {
+        let base = Duration::from_secs(120);
+        let per = Duration::from_secs(2);
+        assert_eq!(job_timeout(base, per, 0), base);
+        assert_eq!(job_timeout(base, per, 1), Duration::from_secs(122));
+        assert_eq!(job_timeout(base, per, 100 << 20), Duration::from_secs(320));
+    }
+
+    #[test]
+    fn progress_stays_below_100_until_done() {
+        assert_eq!(percent_of(0, 1000), 0);
+        assert_eq!(percent_of(500, 1000), 50);
+        assert_eq!(percent_of(1000, 1000), 99);
+        assert_eq!(percent_of(5000, 1000), 99);
+        assert_eq!(percent_of(5, 0), 0);
+    }
+
+    #[test]
+    fn permanent_failures_map_to_their_codes() {
+        assert_eq!(error_code(&TranscodeError::NoAudio), ErrorCode::NoAudio);
+        assert_eq!(error_code(&TranscodeError::EmptyInput), ErrorCode::NotMedia);
+        assert_eq!(
+            error_code(&TranscodeError::Timeout(Duration::from_secs(1))),
+            ErrorCode::TimedOut
+        );
+        assert!(user_message(ErrorCode::NoAudio, "x").contains("no sound"));
+    }
+}

@@ -1,0 +1,98 @@
+//! The messages the worker publishes: job events on `mp3`, retries, dead letters. Every one is
+//! confirmed by the broker before the job's message is acked.
+
+use std::sync::Arc;
+
+use lapin::Channel;
+use tracing::info;
+use vid2mp3_contracts::messages::{JobOutcome, MESSAGE_VERSION, MP3_QUEUE};
+use vid2mp3_contracts::{ErrorCode, FileId, JobEvent, VideoJob};
+
+use super::Unsettled;
+use crate::job_state::JobRecord;
+use crate::queue::{QueueError, message_properties, publish_confirmed};
+use crate::service::Services;
+
+fn event(job: &VideoJob, mp3_fid: Option<FileId>, outcome: JobOutcome) -> JobEvent {
+    JobEvent {
+        version: MESSAGE_VERSION,
+        message_id: uuid::Uuid::now_v7(),
+        job_id: job.job_id,
+        video_fid: job.video_fid.clone(),
+        mp3_fid,
+        username: job.username.clone(),
+        owner_id: job.owner_id,
+        original_name: job.original_name.clone(),
+        attempt: job.attempt,
+        outcome,
+    }
+}
+
+async fn publish_json<T: serde::Serialize>(
+    channel: &Channel,
+    queue: &str,
+    message: &T,
+    message_id: &str,
+) -> Result<(), Unsettled> {
+    let payload = serde_json::to_vec(message)
+        .map_err(|e| Unsettled::Queue(QueueError::Nacked(format!("{queue} ({e})"))))?;
+    publish_confirmed(channel, queue, &payload, message_properties(message_id)).await?;
+    Ok(())
+}
+
+pub(super) async fn publish_done(
+    services: &Arc<Services>,
+    channel: &Channel,
+    job: &VideoJob,
+    record: &JobRecord,
+) -> Result<(), Unsettled> {
+    let mp3_fid = record.mp3_fid.as_deref().and_then(|f| f.parse().ok());
+    let e = event(
+        job,
+        mp3_fid,
+        JobOutcome::Done {
+            mp3_size_bytes: record
+                .mp3_size_bytes
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+            duration_ms: record
+                .duration_ms
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+        },
+    );
+    publish_json(channel, MP3_QUEUE, &e, &e.message_id.to_string()).await?;
+    info!(event_id = %e.message_id, "done event published");
+    let _ = services;
+    Ok(())
+}
+
+pub(super) async fn publish_failed(
+    services: &Arc<Services>,
+    channel: &Channel,
+    job: &VideoJob,
+    code: ErrorCode,
+    message: &str,
+) -> Result<(), Unsettled> {
+    let e = event(
+        job,
+        None,
+        JobOutcome::Failed {
+            code,
+            message: message.to_owned(),
+        },
+    );
+    publish_json(channel, MP3_QUEUE, &e, &e.message_id.to_string()).await?;
+    info!(event_id = %e.message_id, code = code.as_str(), "failed event published");
+    let _ = services;
+    Ok(())
+}
+
+/// Puts the job on `queue` (a retry queue or the dead-letter queue) as `next`.
+pub(super) async fn publish_job(
+    channel: &Channel,
+    queue: &str,
+    next: &VideoJob,
+) -> Result<(), Unsettled> {
+    publish_json(channel, queue, next, &next.message_id.to_string()).await
+}

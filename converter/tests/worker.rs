@@ -1,0 +1,545 @@
+//! The video worker against real services: conversions GridFS to GridFS, failures permanent and
+//! transient, redeliveries, a killed worker, a dropped broker connection, a restarted MongoDB.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Env, Owner, corpus, long_wav, wait_for};
+use lapin::BasicProperties;
+use lapin::options::BasicPublishOptions;
+use mongodb::bson::doc;
+use vid2mp3_contracts::messages::MESSAGE_VERSION;
+use vid2mp3_contracts::storage_api::JobStatus;
+use vid2mp3_contracts::{ErrorCode, JobId, JobOutcome, VideoJob};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_fail_permanently_and_the_next_job_still_converts() {
+    let env = Env::new().await;
+    let mut service = env.start("storage,worker", &[]).await;
+    let owner = Owner::new();
+    let jobs: Vec<(JobId, &str)> = [
+        "image.png",
+        "text.txt",
+        "empty.bin",
+        "mp4_no_audio.mp4",
+        "mkv_opus_48k_stereo.mkv",
+    ]
+    .into_iter()
+    .map(|name| (JobId::new(), name))
+    .collect();
+    for (job, name) in &jobs {
+        let response = service.put_file(job, &owner, &corpus(name)).await;
+        assert_eq!(response.status(), 201, "{name}");
+    }
+    let expected = [
+        Some(ErrorCode::NotMedia),
+        Some(ErrorCode::NotMedia),
+        Some(ErrorCode::NotMedia),
+        Some(ErrorCode::NoAudio),
+        None,
+    ];
+    for ((job, name), code) in jobs.iter().zip(expected) {
+        let state = service.settled(job).await;
+        match code {
+            Some(code) => {
+                assert_eq!(state.status, JobStatus::Failed, "{name}: {state:?}");
+                let error = state.error.expect("an error");
+                assert_eq!(error.code, code, "{name}");
+                assert!(!error.message.is_empty());
+                // Permanent: one attempt only.
+                assert_eq!(state.attempts, 1, "{name}");
+                assert!(state.mp3_fid.is_none());
+            }
+            None => assert_eq!(state.status, JobStatus::Done, "{name}: {state:?}"),
+        }
+    }
+    let events = env.events(jobs.len()).await;
+    for ((job, name), code) in jobs.iter().zip(expected) {
+        let event = events
+            .iter()
+            .find(|e| e.job_id == *job)
+            .unwrap_or_else(|| panic!("no event for {name}"));
+        match (&event.outcome, code) {
+            (JobOutcome::Failed { code: got, .. }, Some(want)) => assert_eq!(*got, want),
+            (JobOutcome::Done { .. }, None) => assert!(event.mp3_fid.is_some()),
+            (other, _) => panic!("{name}: {other:?}"),
+        }
+    }
+    // Nothing went to the dead-letter queue, no partial mp3 stayed behind.
+    assert!(env.drain("video.dead").await.is_empty());
+    assert_eq!(env.count("mp3s.files", doc! {}).await, 1);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_retry_with_delay_then_dead_letter_with_an_event() {
+    let env = Env::new().await;
+    // No ffmpeg: AVI (no fast path) cannot be decoded, a failure of the environment.
+    let mut service = env
+        .start(
+            "storage,worker",
+            &[
+                ("VID2MP3_FFMPEG", "/nonexistent/ffmpeg"),
+                ("VID2MP3_FFPROBE", "/nonexistent/ffprobe"),
+            ],
+        )
+        .await;
+    let job = JobId::new();
+    let response = service
+        .put_file(&job, &Owner::new(), &corpus("avi_mpeg4_mp3_44k_stereo.avi"))
+        .await;
+    assert_eq!(response.status(), 201);
+    let state = service.settled(&job).await;
+    assert_eq!(state.status, JobStatus::Failed, "{state:?}");
+    assert_eq!(
+        state.attempts, 3,
+        "1 try + 2 retries (VID2MP3_RETRY_DELAYS_MS=100,200)"
+    );
+    assert_eq!(state.error.unwrap().code, ErrorCode::RetriesExhausted);
+    let events = env.events(1).await;
+    assert_eq!(
+        events.len(),
+        1,
+        "one event for the job, not one per attempt"
+    );
+    assert_eq!(events[0].attempt, 3);
+    assert!(matches!(
+        events[0].outcome,
+        JobOutcome::Failed {
+            code: ErrorCode::RetriesExhausted,
+            ..
+        }
+    ));
+    let dead = env.drain("video.dead").await;
+    assert_eq!(dead.len(), 1);
+    let dead: VideoJob = serde_json::from_slice(&dead[0]).unwrap();
+    assert_eq!(dead.job_id, job);
+    assert_eq!(dead.attempt, 3);
+    // The video is kept for inspection; no mp3 chunks stayed.
+    assert_eq!(env.count("videos.files", doc! {}).await, 1);
+    assert_eq!(env.count("mp3s.chunks", doc! {}).await, 0);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_messages_go_to_the_dead_letter_queue() {
+    let env = Env::new().await;
+    let mut service = env.start("worker", &[]).await;
+    wait_for("the video queue", Duration::from_secs(30), || async {
+        env.vhost.queue_depth("video").await.ok().flatten()
+    })
+    .await;
+    let conn = env.amqp().await;
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .basic_publish(
+            "".into(),
+            "video".into(),
+            BasicPublishOptions::default(),
+            b"{not json",
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let dead = wait_for("the dead letter", Duration::from_secs(30), || async {
+        let got = env.drain("video.dead").await;
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    assert_eq!(dead, vec![b"{not json".to_vec()]);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_job_is_not_converted_twice() {
+    let env = Env::new().await;
+    let mut service = env.start("storage,worker", &[]).await;
+    let owner = Owner::new();
+    let job = JobId::new();
+    let response = service
+        .put_file(&job, &owner, &corpus("wav_pcm_44k_stereo.wav"))
+        .await;
+    assert_eq!(response.status(), 201);
+    let stored: vid2mp3_contracts::storage_api::StoredVideo = response.json().await.unwrap();
+    let first = service.settled(&job).await;
+    assert_eq!(first.status, JobStatus::Done);
+    let first_event = env.events(1).await.remove(0);
+    // The same job again, as a redelivery after a lost ack would bring it.
+    let message = VideoJob {
+        version: MESSAGE_VERSION,
+        message_id: uuid::Uuid::now_v7(),
+        job_id: job,
+        video_fid: stored.video_fid,
+        mp3_fid: None,
+        username: owner.email.clone(),
+        owner_id: owner.id,
+        original_name: "wav_pcm_44k_stereo.wav".into(),
+        profile: Default::default(),
+        attempt: 1,
+    };
+    let conn = env.amqp().await;
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .basic_publish(
+            "".into(),
+            "video".into(),
+            BasicPublishOptions::default(),
+            &serde_json::to_vec(&message).unwrap(),
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let again = env.events(1).await.remove(0);
+    assert_eq!(again.job_id, job);
+    assert_eq!(
+        again.mp3_fid, first_event.mp3_fid,
+        "the same mp3, announced again"
+    );
+    let state = service.state(&job).await.unwrap();
+    assert_eq!(state.attempts, 1, "not converted a second time");
+    assert_eq!(state.mp3_fid, first.mp3_fid);
+    assert_eq!(env.count("mp3s.files", doc! {}).await, 1);
+    service.stop().await;
+}
+
+/// The converter binary as a child process running the worker role.
+fn spawn_worker(env: &Env) -> Child {
+    spawn_worker_with(env, &[])
+}
+
+fn spawn_worker_with(env: &Env, extra: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vid2mp3-converter"));
+    cmd.arg("serve").arg("--roles").arg("worker");
+    for (k, v) in env.vars("worker", extra) {
+        cmd.env(k, v);
+    }
+    cmd.env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting vid2mp3-converter serve")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_job_is_redelivered_and_completes_once() {
+    let env = Env::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let video = long_wav(dir.path(), 240);
+    let mut storage = env.start("storage", &[]).await;
+    let mut child = spawn_worker(&env);
+    let job = JobId::new();
+    let response = storage.put_file(&job, &Owner::new(), &video).await;
+    assert_eq!(response.status(), 201);
+    // Kill -9 once it converts and has written mp3 chunks.
+    wait_for(
+        "the job to be converting",
+        Duration::from_secs(60),
+        || async {
+            let converting = storage
+                .state(&job)
+                .await
+                .is_some_and(|s| s.status == JobStatus::Converting);
+            let chunks = env.count("mp3s.chunks", doc! {}).await;
+            (converting && chunks > 0).then_some(())
+        },
+    )
+    .await;
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let state = storage.state(&job).await.unwrap();
+    assert_eq!(
+        state.status,
+        JobStatus::Converting,
+        "killed before it finished"
+    );
+    assert_eq!(
+        env.count("mp3s.files", doc! {}).await,
+        0,
+        "no visible half mp3"
+    );
+
+    // Another worker gets the redelivered job and finishes it, once.
+    let mut worker = env.start("worker", &[]).await;
+    let state = storage.settled(&job).await;
+    assert_eq!(state.status, JobStatus::Done, "{state:?}");
+    assert_eq!(state.attempts, 2);
+    let duration = state.duration_ms.unwrap();
+    assert!((239_990..=240_010).contains(&duration), "{duration}");
+    let events = env.events(1).await;
+    assert_eq!(events.len(), 1);
+    // The killed attempt's chunks are gone: only the finished mp3's remain.
+    let mp3_size = state.mp3_size_bytes.unwrap();
+    let expected_chunks = mp3_size.div_ceil(255 * 1024);
+    assert_eq!(env.count("mp3s.files", doc! {}).await, 1);
+    assert_eq!(env.count("mp3s.chunks", doc! {}).await, expected_chunks);
+    worker.stop().await;
+    storage.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_reconnects_after_its_broker_connection_is_closed() {
+    let env = Env::new().await;
+    let mut service = env.start("storage,worker", &[]).await;
+    let owner = Owner::new();
+    let first = JobId::new();
+    assert_eq!(
+        service
+            .put_file(&first, &owner, &corpus("ogg_vorbis_44k_stereo.ogg"))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(service.settled(&first).await.status, JobStatus::Done);
+    // The broker closes every connection of the converter (worker and publisher).
+    let closed = env.close_connections("vid2mp3-converter").await;
+    assert!(closed >= 1);
+    let second = JobId::new();
+    // The storage API reconnects on the next publish.
+    let response = service
+        .put_file(&second, &owner, &corpus("mp3_44k_stereo.mp3"))
+        .await;
+    assert_eq!(response.status(), 201);
+    let state = service.settled(&second).await;
+    assert_eq!(state.status, JobStatus::Done, "{state:?}");
+    let events = env.events(2).await;
+    assert!(events.iter().any(|e| e.job_id == first));
+    assert!(events.iter().any(|e| e.job_id == second));
+    service.stop().await;
+}
+
+struct Secantus {
+    child: Child,
+}
+
+impl Secantus {
+    fn start(port: u16, dir: &std::path::Path) -> Secantus {
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+        let exe = std::env::var("VID2MP3_SECANTUSD")
+            .unwrap_or_else(|_| format!("{home}/.cache/vid2mp3/venv/bin/secantusd-py"));
+        let child = Command::new(exe)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--storage-path",
+            ])
+            .arg(dir)
+            .args(["--log-level", "WARNING"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting secantusd-py");
+        Secantus { child }
+    }
+
+    /// A restart as an operator does it: SIGTERM, so the server flushes what it acknowledged
+    /// (SecantusDB does not journal every write; SIGKILL loses its last ones).
+    fn stop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) on our own child's pid; no memory is involved.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Secantus {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_for_mongo(url: &str) {
+    wait_for("MongoDB to answer", Duration::from_secs(60), || async {
+        let client = mongodb::Client::with_uri_str(url).await.ok()?;
+        client
+            .database("admin")
+            .run_command(doc! {"ping": 1})
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_recovers_when_mongodb_restarts() {
+    let env = Env::new().await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=3000");
+    let mut mongo = Secantus::start(port, data.path());
+    wait_for_mongo(&url).await;
+    let mut service = env
+        .start("storage,worker", &[("VID2MP3_MONGO_URL", &url)])
+        .await;
+    let owner = Owner::new();
+    let first = JobId::new();
+    assert_eq!(
+        service
+            .put_file(&first, &owner, &corpus("mp4_aac_48k_mono.mp4"))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(service.settled(&first).await.status, JobStatus::Done);
+
+    mongo.stop();
+    // While it is away the API says so, with the contract's error body.
+    let response = service
+        .get(&vid2mp3_contracts::storage_api::job_path(&first))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let mut mongo = Secantus::start(port, data.path());
+    wait_for_mongo(&url).await;
+
+    // Same data, and new jobs store and convert again.
+    assert_eq!(service.state(&first).await.unwrap().status, JobStatus::Done);
+    let second = JobId::new();
+    wait_for("a PUT to succeed", Duration::from_secs(60), || async {
+        let response = service
+            .put_file(&second, &owner, &corpus("wav_pcm_44k_stereo.wav"))
+            .await;
+        [200, 201]
+            .contains(&response.status().as_u16())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(service.settled(&second).await.status, JobStatus::Done);
+    service.stop().await;
+    mongo.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_to_start_without_the_token_and_stops_on_sigterm() {
+    let env = Env::new().await;
+    let mut vars = env.vars("storage,worker,relay", &[]);
+    vars.remove("VID2MP3_STORAGE_TOKEN");
+    let out = Command::new(env!("CARGO_BIN_EXE_vid2mp3-converter"))
+        .arg("serve")
+        .env_remove("VID2MP3_STORAGE_TOKEN")
+        .envs(&vars)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("VID2MP3_STORAGE_TOKEN"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut child = spawn_worker(&env);
+    wait_for(
+        "the worker to declare its queues",
+        Duration::from_secs(60),
+        || async { env.vhost.queue_depth("video").await.ok().flatten() },
+    )
+    .await;
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 30 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_a_converting_job_back_to_the_queue() {
+    let env = Env::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let video = long_wav(dir.path(), 240);
+    let mut storage = env.start("storage", &[]).await;
+    // No grace: the job in flight is stopped and handed back at once.
+    let mut child = spawn_worker_with(&env, &[("VID2MP3_SHUTDOWN_GRACE_SECS", "0")]);
+    let job = JobId::new();
+    assert_eq!(
+        storage.put_file(&job, &Owner::new(), &video).await.status(),
+        201
+    );
+    wait_for(
+        "the job to be converting",
+        Duration::from_secs(60),
+        || async {
+            storage
+                .state(&job)
+                .await
+                .is_some_and(|s| s.status == JobStatus::Converting)
+                .then_some(())
+        },
+    )
+    .await;
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running 30 s after SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let state = storage.state(&job).await.unwrap();
+    assert_ne!(state.status, JobStatus::Done, "stopped before it finished");
+    assert_eq!(env.count("mp3s.files", doc! {}).await, 0);
+    // Back on the queue: the next worker converts it.
+    let mut worker = env.start("worker", &[]).await;
+    let state = storage.settled(&job).await;
+    assert_eq!(state.status, JobStatus::Done, "{state:?}");
+    assert_eq!(state.attempts, 2);
+    assert_eq!(env.events(1).await.len(), 1);
+    assert_eq!(
+        env.count("mp3s.chunks", doc! {}).await,
+        state.mp3_size_bytes.unwrap().div_ceil(255 * 1024)
+    );
+    worker.stop().await;
+    storage.stop().await;
+}

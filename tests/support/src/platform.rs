@@ -1,0 +1,310 @@
+//! The whole platform for one test: spin.toml under runtime-host (gateway, auth, notifier) with
+//! databases, a Redis prefix and a job-events channel of the test's own, and — when the test
+//! needs uploads — the converter binary on its own Mongo database and RabbitMQ vhost.
+//!
+//! Everything is real; only the names are private to the test, so tests run in parallel.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use vid2mp3_migrations::Service;
+
+use crate::{
+    Mailbox, MongoDatabase, MySqlDatabase, RabbitVhost, RedisNamespace, ServiceUrls, SpinApp,
+    SpinAppBuilder, target_dir, unique_name,
+};
+
+/// A fresh Ed25519 key pair in the forms auth and the gateway take.
+pub struct TokenKeys {
+    pub key_id: String,
+    /// base64 of the PKCS#8 DER private key (auth's `token_signing_key`).
+    pub private_key_base64: String,
+    /// The JWKS document (the gateway's `token_public_keys`).
+    pub jwks: String,
+}
+
+impl TokenKeys {
+    pub fn generate(key_id: &str) -> TokenKeys {
+        let mut seed = [0u8; 32];
+        seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        seed[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+        // PKCS#8 v1 for Ed25519 (RFC 8410): a fixed prefix, then the 32-byte seed.
+        let mut der = vec![
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        der.extend_from_slice(&seed);
+        let jwks = serde_json::json!({"keys": [{
+            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": key_id,
+            "x": URL_SAFE_NO_PAD.encode(signing.verifying_key().to_bytes()),
+        }]});
+        TokenKeys {
+            key_id: key_id.to_owned(),
+            private_key_base64: STANDARD.encode(der),
+            jwks: jwks.to_string(),
+        }
+    }
+}
+
+/// What a test wants of the platform.
+pub struct PlatformBuilder {
+    converter: bool,
+    variables: Vec<(String, String)>,
+    converter_env: Vec<(String, String)>,
+}
+
+impl Default for PlatformBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PlatformBuilder {
+    pub fn new() -> PlatformBuilder {
+        PlatformBuilder {
+            converter: false,
+            variables: Vec::new(),
+            converter_env: Vec::new(),
+        }
+    }
+
+    /// Also run the converter (storage API, worker, relay) on the test's own Mongo database and
+    /// RabbitMQ vhost.
+    pub fn with_converter(mut self) -> PlatformBuilder {
+        self.converter = true;
+        self
+    }
+
+    /// Overrides a spin.toml variable.
+    pub fn variable(mut self, name: &str, value: impl Into<String>) -> PlatformBuilder {
+        self.variables.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Adds an environment variable for the converter.
+    pub fn converter_env(mut self, name: &str, value: impl Into<String>) -> PlatformBuilder {
+        self.converter_env.push((name.to_owned(), value.into()));
+        self
+    }
+
+    pub async fn start(self) -> anyhow::Result<Platform> {
+        // The components' stderr and runtime-host's request lines, shown with a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .try_init();
+        let urls = ServiceUrls::from_env();
+        let auth_db = MySqlDatabase::migrated(Service::Auth).await?;
+        let gateway_db = MySqlDatabase::migrated(Service::Gateway).await?;
+        let notifier_db = MySqlDatabase::migrated(Service::Notifier).await?;
+        let redis = RedisNamespace::create().await?;
+        let mailbox = Mailbox::create().await?;
+        let keys = TokenKeys::generate("test-key");
+        let storage_token = unique_name("storage-token-");
+        let channel = unique_name("vid2mp3.job-events.test-");
+        let storage_port = free_port()?;
+        let storage_url = format!("http://127.0.0.1:{storage_port}");
+
+        let mut converter = None;
+        let mut mongo = None;
+        let mut rabbit = None;
+        if self.converter {
+            let db = MongoDatabase::create().await?;
+            let vhost = RabbitVhost::create().await?;
+            let binary = target_dir().join("debug").join("vid2mp3-converter");
+            if !binary.is_file() {
+                anyhow::bail!(
+                    "{} is not built; build it first: cargo build -p vid2mp3-converter",
+                    binary.display()
+                );
+            }
+            let log =
+                std::env::temp_dir().join(format!("{}.log", unique_name("vid2mp3-converter-")));
+            let mut env = vec![
+                ("VID2MP3_MONGO_URL".to_owned(), db.url().to_owned()),
+                ("VID2MP3_MONGO_DB".to_owned(), db.name().to_owned()),
+                ("VID2MP3_AMQP_URL".to_owned(), vhost.amqp_url().to_owned()),
+                ("VID2MP3_REDIS_URL".to_owned(), urls.redis.clone()),
+                (
+                    "VID2MP3_STORAGE_LISTEN".to_owned(),
+                    format!("127.0.0.1:{storage_port}"),
+                ),
+                ("VID2MP3_STORAGE_TOKEN".to_owned(), storage_token.clone()),
+                ("VID2MP3_JOB_EVENTS_CHANNEL".to_owned(), channel.clone()),
+                ("RUST_LOG".to_owned(), "info".to_owned()),
+            ];
+            env.extend(self.converter_env.iter().cloned());
+            let mut process = ConverterProcess {
+                child: None,
+                binary,
+                env,
+                log,
+                storage_url: storage_url.clone(),
+                storage_token: storage_token.clone(),
+            };
+            process.spawn()?;
+            converter = Some(process);
+            mongo = Some(db);
+            rabbit = Some(vhost);
+        }
+
+        let mut app = SpinAppBuilder::from_workspace_manifest()?
+            .redis_channel(
+                &urls.redis,
+                vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL,
+                &channel,
+            )
+            .variable("auth_db_url", auth_db.url())
+            .variable("gateway_db_url", gateway_db.url())
+            .variable("notifier_db_url", notifier_db.url())
+            .variable("redis_url", &urls.redis)
+            .variable("redis_key_prefix", redis.prefix())
+            .variable("token_signing_key", &keys.private_key_base64)
+            .variable("token_key_id", &keys.key_id)
+            .variable("token_public_keys", &keys.jwks)
+            .variable("storage_url", &storage_url)
+            .variable("storage_token", &storage_token)
+            .variable("mail_api_url", mailbox.mailpit_url())
+            // Tests hash many passwords; the cost does not change what they check.
+            .variable("password_hash_memory_kib", "8192")
+            .variable("password_hash_passes", "1");
+        for (name, value) in &self.variables {
+            app = app.variable(name, value.clone());
+        }
+        let app = app.start().await?;
+        let platform = Platform {
+            app,
+            keys,
+            auth_db,
+            gateway_db,
+            notifier_db,
+            redis,
+            mailbox,
+            mongo,
+            rabbit,
+            converter,
+            channel,
+        };
+        if let Some(c) = &platform.converter {
+            c.wait_until_healthy().await?;
+        }
+        Ok(platform)
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The converter, run as its real binary; killed on drop.
+pub struct ConverterProcess {
+    child: Option<Child>,
+    binary: PathBuf,
+    env: Vec<(String, String)>,
+    pub log: PathBuf,
+    pub storage_url: String,
+    pub storage_token: String,
+}
+
+impl ConverterProcess {
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(&self.binary)
+            .arg("serve")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub async fn wait_until_healthy(&self) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = client
+                .get(format!("{}/readyz", self.storage_url))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                let log = self.log_text();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                anyhow::bail!(
+                    "the converter did not become ready within 60 s; the end of its log ({}):\n{}",
+                    self.log.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The converter's log so far (for assertion messages).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: the process gets no chance to finish or requeue anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again with the same settings and waits until it is ready.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.spawn()?;
+        self.wait_until_healthy().await
+    }
+}
+
+impl Drop for ConverterProcess {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// The running platform and every isolated resource it uses.
+pub struct Platform {
+    pub app: SpinApp,
+    pub keys: TokenKeys,
+    pub auth_db: MySqlDatabase,
+    pub gateway_db: MySqlDatabase,
+    pub notifier_db: MySqlDatabase,
+    pub redis: RedisNamespace,
+    pub mailbox: Mailbox,
+    pub mongo: Option<MongoDatabase>,
+    pub rabbit: Option<RabbitVhost>,
+    pub converter: Option<ConverterProcess>,
+    /// The Redis channel job events travel on for this test.
+    pub channel: String,
+}
+
+impl Platform {
+    pub fn url(&self, path: &str) -> String {
+        self.app.url(path)
+    }
+}
