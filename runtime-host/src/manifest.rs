@@ -476,7 +476,8 @@ mod tests {
                 .iter()
                 .any(|t| t.component == "auth" && t.route.is_none())
         );
-        assert_eq!(m.redis_triggers[0].address, "redis://127.0.0.1:6379");
+        // A template, rendered with the app's variables when the trigger starts (app.rs).
+        assert_eq!(m.redis_triggers[0].address, "{{ redis_url }}");
         assert!(
             m.components["gateway"].source.is_absolute()
                 || m.components["gateway"].source.starts_with("..")

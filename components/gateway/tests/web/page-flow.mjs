@@ -232,6 +232,9 @@ try {
 }
 
 async function axeAudit(what) {
+  // The buttons' colours fade over 120 ms: audit the colours the page settles on, not a frame
+  // in between (a loaded machine can otherwise catch a fade half-way).
+  await page.evaluate(() => Promise.all(document.getAnimations().map((a) => a.finished)));
   // page.evaluate runs through DevTools, so axe needs no exception in the page's CSP.
   const source = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
   await page.evaluate(source);
