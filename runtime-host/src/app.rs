@@ -155,57 +155,45 @@ fn render_redis_addresses(
 mod tests {
     use super::*;
 
-    #[test]
-    fn redis_trigger_addresses_render_application_variables() {
-        let manifest = Manifest::parse(
+    /// A manifest whose app-level Redis address is `{{ redis_url }}`, plus `extra_triggers`.
+    fn manifest_with(extra_triggers: &str) -> Result<Manifest, crate::manifest::ManifestError> {
+        let text = format!(
             r#"
 spin_manifest_version = 2
 [application]
 name = "t"
 [application.trigger.redis]
-address = "{{ redis_url }}"
+address = "{{{{ redis_url }}}}"
 [variables]
-redis_url = { default = "redis://127.0.0.1:6379" }
+redis_url = {{ default = "redis://127.0.0.1:6379" }}
 [[trigger.redis]]
 channel = "c"
 component = "a"
-[[trigger.redis]]
-channel = "d"
-component = "a"
-address = "redis://{{ other_host }}:6380"
+{extra_triggers}
 [component.a]
 source = "a.wasm"
-"#,
+"#
+        );
+        Manifest::parse(
+            &text,
             std::path::Path::new("/tmp/spin.toml"),
             std::path::Path::new("/tmp"),
-        );
+        )
+    }
+
+    #[test]
+    fn redis_trigger_addresses_render_application_variables() {
         // `other_host` is not declared: the manifest must be refused at load, or fail rendering.
-        match manifest {
+        match manifest_with(
+            "[[trigger.redis]]\nchannel = \"d\"\ncomponent = \"a\"\naddress = \"redis://{{ other_host }}:6380\"",
+        ) {
             Ok(m) => {
                 let e = render_redis_addresses(&m, &[], |_| None).unwrap_err();
                 assert!(e.to_string().contains("other_host"), "{e}");
             }
             Err(e) => assert!(e.to_string().contains("other_host"), "{e}"),
         }
-        let manifest = Manifest::parse(
-            r#"
-spin_manifest_version = 2
-[application]
-name = "t"
-[application.trigger.redis]
-address = "{{ redis_url }}"
-[variables]
-redis_url = { default = "redis://127.0.0.1:6379" }
-[[trigger.redis]]
-channel = "c"
-component = "a"
-[component.a]
-source = "a.wasm"
-"#,
-            std::path::Path::new("/tmp/spin.toml"),
-            std::path::Path::new("/tmp"),
-        )
-        .unwrap();
+        let manifest = manifest_with("").unwrap();
         let rendered = render_redis_addresses(&manifest, &[], |_| None).unwrap();
         assert_eq!(rendered[0].address, "redis://127.0.0.1:6379");
         let overridden = render_redis_addresses(

@@ -4,35 +4,15 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+pub use vid2mp3_test_support::test_media::{ScratchDir as Scratch, decoded_samples, make_mkv};
+
 pub const PASSWORD: &str = "correct horse battery staple";
-
-/// A temp dir removed on drop.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new() -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("vid2mp3-cli-e2e-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("a temp dir");
-        Scratch(dir)
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// What one run of the binary did.
 #[derive(Debug)]
@@ -131,60 +111,6 @@ impl Cli {
             .expect("a token for the server")
             .to_owned()
     }
-}
-
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// MPEG-4 video + Opus stereo tone in Matroska, `seconds` long (as tests/e2e makes it).
-pub fn make_mkv(path: &Path, seconds: u32) {
-    let d = seconds.to_string();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("testsrc=size=160x120:rate=15:d={d}"),
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("aevalsrc=exprs='0.4*sin(2*PI*440*t)|0.4*sin(2*PI*660*t)':s=48000:d={d}"),
-        "-c:v",
-        "mpeg4",
-        "-q:v",
-        "15",
-        "-c:a",
-        "libopus",
-        "-b:a",
-        "96k",
-        path.to_str().expect("utf-8 path"),
-    ]);
-}
-
-/// Samples per channel ffmpeg decodes from `file` as stereo.
-pub fn decoded_samples(file: &Path) -> u64 {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-vn", "-ac", "2", "-f", "s16le", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg cannot decode {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout.len() as u64 / 4
 }
 
 /// A TCP proxy in front of the gateway that keeps every byte clients send, so a test can see

@@ -134,7 +134,7 @@ async fn the_page_in_headless_chromium_from_sign_up_to_download() {
         std::env::temp_dir().join(format!("vid2mp3-web-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&scratch).unwrap();
     let video = scratch.join("clip.mkv");
-    make_clip(&video);
+    vid2mp3_test_support::test_media::make_mkv(&video, 2);
     let artifacts = artifacts_dir();
     std::fs::create_dir_all(&artifacts).unwrap();
     let artifacts = artifacts.canonicalize().unwrap();
@@ -181,26 +181,4 @@ async fn the_page_in_headless_chromium_from_sign_up_to_download() {
     }
     assert!(artifacts.join("web-page.png").is_file());
     assert!(artifacts.join("web-page-phone.png").is_file());
-}
-
-/// A 2-second MPEG-4 + Opus Matroska clip with a tone.
-fn make_clip(path: &Path) {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=160x120:rate=15:d=2"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "aevalsrc=exprs='0.4*sin(2*PI*440*t)':s=48000:d=2",
-        ])
-        .args(["-c:v", "mpeg4", "-c:a", "libopus"])
-        .arg(path)
-        .output()
-        .expect("ffmpeg runs (scripts/services installs it)");
-    assert!(
-        out.status.success(),
-        "ffmpeg: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

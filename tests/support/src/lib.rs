@@ -17,6 +17,7 @@ mod rabbitmq;
 mod redis_namespace;
 mod spin_app;
 mod tcp_proxy;
+pub mod test_media;
 mod workspace;
 
 pub use config::ServiceUrls;

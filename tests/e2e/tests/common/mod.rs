@@ -2,13 +2,15 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use reqwest::Client;
 use serde_json::{Value, json};
 use vid2mp3_test_support::Platform;
+pub use vid2mp3_test_support::test_media::{
+    ScratchDir as Scratch, decoded_samples, make_m4a, make_mkv,
+};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -17,100 +19,6 @@ pub fn client() -> Client {
         .timeout(Duration::from_secs(120))
         .build()
         .expect("an HTTP client")
-}
-
-/// A temp dir removed on drop.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new() -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("vid2mp3-e2e-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("a temp dir");
-        Scratch(dir)
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs (scripts/services installs it)");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A video with a stereo tone: MPEG-4 video + Opus audio in Matroska (what a phone or a
-/// screen recorder hands over), `seconds` long.
-pub fn make_mkv(path: &Path, seconds: u32) {
-    let d = seconds.to_string();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("testsrc=size=160x120:rate=15:d={d}"),
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("aevalsrc=exprs='0.4*sin(2*PI*440*t)|0.4*sin(2*PI*660*t)':s=48000:d={d}"),
-        "-c:v",
-        "mpeg4",
-        "-q:v",
-        "15",
-        "-c:a",
-        "libopus",
-        "-b:a",
-        "96k",
-        path.to_str().expect("utf-8 path"),
-    ]);
-}
-
-/// Audio only (AAC in MP4), for long jobs that must be quick to make.
-pub fn make_m4a(path: &Path, seconds: u32) {
-    let d = seconds.to_string();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("aevalsrc=exprs='0.4*sin(2*PI*440*t)|0.4*sin(2*PI*660*t)':s=44100:d={d}"),
-        "-c:a",
-        "aac",
-        "-b:a",
-        "96k",
-        path.to_str().expect("utf-8 path"),
-    ]);
-}
-
-/// Samples per channel ffmpeg decodes from `file` as stereo (for an mp3 it applies the LAME
-/// tag's delay and padding, so this is the playable length).
-pub fn decoded_samples(file: &Path) -> u64 {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-vn", "-ac", "2", "-f", "s16le", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg cannot decode {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout.len() as u64 / 4
 }
 
 pub async fn sign_up(p: &Platform, email: &str) {
