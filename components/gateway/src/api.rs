@@ -28,6 +28,8 @@ pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 enum Answer {
     Reply(Reply),
     Mp3 {
+        /// Already loaded for the ownership check; streaming needs its storage endpoint.
+        config: Box<GatewayConfig>,
         job: OwnedJob,
         range: Option<String>,
         head_only: bool,
@@ -45,11 +47,12 @@ pub fn handle(
     let (status, answer) = match answer(&head, req, route, config) {
         Ok(Answer::Reply(reply)) => (reply.status, Some(reply)),
         Ok(Answer::Mp3 {
+            config,
             job,
             range,
             head_only,
         }) => {
-            return stream_mp3(out, &head, &job, range.as_deref(), head_only);
+            return stream_mp3(out, &head, &config, &job, range.as_deref(), head_only);
         }
         Err(e) => {
             let reply = Reply::error(&e);
@@ -175,6 +178,7 @@ fn answer(
             let claims = authenticate(head, &config)?;
             let job = owned_job(&config, &id, &claims)?;
             Ok(Answer::Mp3 {
+                config: Box::new(config),
                 job,
                 range: head.header("range").map(str::to_owned),
                 head_only: head.method.eq_ignore_ascii_case("HEAD"),
@@ -198,6 +202,7 @@ fn answer(
                 .find_owned(&state.job_id, &claims.sub)?
                 .ok_or_else(mp3_missing)?;
             Ok(Answer::Mp3 {
+                config: Box::new(config),
                 job,
                 range: head.header("range").map(str::to_owned),
                 head_only: false,
@@ -341,6 +346,7 @@ fn readiness(config: &GatewayConfig) -> Reply {
 fn stream_mp3(
     out: ResponseOutparam,
     head: &RequestHead,
+    config: &GatewayConfig,
     job: &OwnedJob,
     range: Option<&str>,
     head_only: bool,
@@ -349,11 +355,7 @@ fn stream_mp3(
         eprintln!("gateway: {} {} -> {}", head.method, head.path, e.status());
         send_reply(out, Reply::error(&e));
     };
-    let config_storage = match crate::load_config() {
-        Ok(c) => c,
-        Err(e) => return fail(out, e),
-    };
-    let response = match config_storage.storage.open_mp3(&job.id, range) {
+    let response = match config.storage.open_mp3(&job.id, range) {
         Ok(r) => r,
         Err(e) => return fail(out, ApiError::unavailable("the storage service", e)),
     };
