@@ -43,6 +43,11 @@ pub struct JobRecord {
     /// died (a crash leaves chunks but no files document).
     pub partial_mp3_fid: Option<String>,
     pub created_at: String,
+    /// When the current attempt started converting (RFC 3339). `created_at` → `started_at` is the
+    /// job's wait in the queue, which `updated_at` alone cannot show once the job moves on.
+    /// Records written before this field existed have none.
+    #[serde(default)]
+    pub started_at: Option<String>,
     pub updated_at: String,
 }
 
@@ -181,6 +186,7 @@ impl JobStore {
             error: None,
             partial_mp3_fid: None,
             created_at: at.clone(),
+            started_at: None,
             updated_at: at,
         };
         match self.jobs.insert_one(&record).await {
@@ -202,12 +208,13 @@ impl JobStore {
             .await?)
     }
 
-    /// An attempt starts: converting, attempts + 1, the mp3 id it will write.
+    /// An attempt starts: converting, attempts + 1, the mp3 id it will write, and when.
     pub async fn start_attempt(
         &self,
         job: &JobId,
         partial_mp3_fid: &str,
     ) -> Result<Option<JobRecord>, JobStateError> {
+        let at = now();
         Ok(self
             .jobs
             .find_one_and_update(
@@ -216,7 +223,8 @@ impl JobStore {
                     "$set": {
                         "status": bson::to_bson(&JobStatus::Converting)?,
                         "partial_mp3_fid": partial_mp3_fid,
-                        "updated_at": now(),
+                        "started_at": at.clone(),
+                        "updated_at": at,
                     },
                     "$inc": {"attempts": 1_i64},
                 },
@@ -318,6 +326,7 @@ mod tests {
             error: None,
             partial_mp3_fid: Some("65f0c0ffee65f0c0ffee65f1".into()),
             created_at: now(),
+            started_at: Some(now()),
             updated_at: now(),
         }
     }
@@ -351,5 +360,15 @@ mod tests {
         assert_eq!(doc.get_str("_id").unwrap(), r.job_id);
         assert_eq!(doc.get_str("status").unwrap(), "converting");
         assert_eq!(bson::from_document::<JobRecord>(doc).unwrap(), r);
+    }
+
+    #[test]
+    fn records_from_before_started_at_still_load() {
+        let mut doc = bson::to_document(&record()).unwrap();
+        doc.remove("started_at");
+        assert_eq!(
+            bson::from_document::<JobRecord>(doc).unwrap().started_at,
+            None
+        );
     }
 }

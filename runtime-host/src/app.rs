@@ -83,11 +83,12 @@ pub async fn start(options: UpOptions) -> anyhow::Result<RunningApp> {
             .with_context(|| format!("cannot listen on {}", options.listen))?;
         let addr = listener.local_addr()?;
         http_addr = Some(addr);
-        let trigger = Arc::new(HttpTrigger::new(
+        let trigger = HttpTrigger::new(
             runtime.clone(),
             router,
             options.max_request_body_bytes,
-        ));
+            addr,
+        )?;
         let mut rx = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {

@@ -6,19 +6,21 @@
 //! 500 when the component trapped or failed, with the reason in the log, not in the body.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::uri::{Authority, PathAndQuery};
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::routing::{Router, WELL_KNOWN_PREFIX};
@@ -27,10 +29,16 @@ use crate::runtime::{InvokeError, Runtime};
 /// How long in-flight requests get to finish once shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+/// The client address a component sees on a request from its own app (chained or relative).
+pub(crate) const IN_PROCESS_CLIENT: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+
 pub struct HttpTrigger {
     runtime: Arc<Runtime>,
     router: Router,
     max_body_bytes: u64,
+    /// The listening address, which Spin uses as the origin of relative outbound URLs.
+    origin: Authority,
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<HyperOutgoingBody> {
@@ -44,17 +52,29 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<HyperOutgoingBod
 }
 
 impl HttpTrigger {
-    pub fn new(runtime: Arc<Runtime>, router: Router, max_body_bytes: u64) -> Self {
+    /// A trigger serving on `local_addr`, registered with `runtime` as the target of relative
+    /// outbound URLs.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        router: Router,
+        max_body_bytes: u64,
+        local_addr: SocketAddr,
+    ) -> anyhow::Result<Arc<Self>> {
         if router.contains_reserved_route() {
             tracing::error!(
                 "routes under {WELL_KNOWN_PREFIX} are handled by the runtime and will never reach a component"
             );
         }
-        Self {
-            runtime,
+        let origin = Authority::try_from(local_addr.to_string())
+            .map_err(|e| anyhow::anyhow!("{local_addr} is not a URI authority: {e}"))?;
+        let trigger = Arc::new(Self {
+            runtime: runtime.clone(),
             router,
             max_body_bytes,
-        }
+            origin,
+        });
+        runtime.set_http_trigger(&trigger);
+        Ok(trigger)
     }
 
     /// Serves until `shutdown` resolves, then lets open connections finish (up to a grace period).
@@ -75,6 +95,11 @@ impl HttpTrigger {
                             continue;
                         }
                     };
+                    // A response written in pieces (a streamed body, whose head may go out
+                    // before the first chunk) must not wait on Nagle for the client's ACK.
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::debug!(client = %client, error = %e, "cannot set TCP_NODELAY");
+                    }
                     let this = self.clone();
                     let service = hyper::service::service_fn(move |req| {
                         let this = this.clone();
@@ -102,6 +127,50 @@ impl HttpTrigger {
         Ok(())
     }
 
+    /// A component's request to a relative URL. Spin sends it to the trigger's own address, so
+    /// it arrives as a new request from outside: public routes only, Host = that address.
+    pub(crate) async fn handle_self(
+        &self,
+        mut request: Request<WasiBody>,
+        parent_request_id: Arc<str>,
+    ) -> Response<HyperOutgoingBody> {
+        let started = Instant::now();
+        let request_id: Arc<str> = Arc::from(format!("{parent_request_id}/self"));
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let uri = Uri::builder()
+            .scheme(http::uri::Scheme::HTTP)
+            .authority(self.origin.clone())
+            .path_and_query(path_and_query)
+            .build();
+        let host = HeaderValue::from_str(self.origin.as_str());
+        let (Ok(uri), Ok(host)) = (uri, host) else {
+            // Both are made of an authority and a path that already parsed.
+            tracing::error!(request_id = %request_id, "cannot rebuild a relative request's URI");
+            return text(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new());
+        };
+        *request.uri_mut() = uri;
+        request.headers_mut().insert(http::header::HOST, host);
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let (response, component) = self
+            .route(request, IN_PROCESS_CLIENT, request_id.clone())
+            .await;
+        tracing::info!(
+            request_id = %request_id,
+            method = %method,
+            path = %path,
+            component = component.as_deref().unwrap_or("-"),
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "self request"
+        );
+        response
+    }
+
     pub async fn handle(
         &self,
         request: Request<Incoming>,
@@ -124,12 +193,16 @@ impl HttpTrigger {
         response
     }
 
-    async fn route(
+    async fn route<B>(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<B>,
         client: SocketAddr,
         request_id: Arc<str>,
-    ) -> (Response<HyperOutgoingBody>, Option<String>) {
+    ) -> (Response<HyperOutgoingBody>, Option<String>)
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
         let path = request.uri().path().to_owned();
         if let Some(well_known) = path.strip_prefix(WELL_KNOWN_PREFIX) {
             return (self.well_known(well_known), None);

@@ -1,9 +1,11 @@
 //! Outgoing HTTP from components: `allowed_outbound_hosts` enforcement and service chaining.
 //!
 //! A request to `http://<id>.spin.internal` never touches the network: it is handed to the
-//! component `<id>` in-process, as Spin does. Everything else goes through wasmtime-wasi-http's
-//! default client once the allowed-hosts check passes; a refused request fails with
-//! `HttpRequestDenied`, the error code Spin gives.
+//! component `<id>` in-process, as Spin does. A relative URL (`/path`, allowed by `http://self`)
+//! goes to the app's own HTTP trigger, also in-process, where Spin sends it to its listening
+//! address: the same router and answers, without a TCP round trip. Everything else goes through
+//! wasmtime-wasi-http's default client once the allowed-hosts check passes; a refused request
+//! fails with `HttpRequestDenied`, the error code Spin gives.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -53,6 +55,22 @@ impl WasiHttpHooks for OutboundHttp {
         let component = self.component.clone();
         let request_id = self.request_id.clone();
         Box::new(async move {
+            if is_self_request(request.uri()) {
+                // As Spin: a relative URL may be used with either scheme once `http://self`,
+                // `https://self` or a `*` host allows it.
+                if !(component.allowed_hosts.allows_relative("http")
+                    || component.allowed_hosts.allows_relative("https"))
+                {
+                    tracing::warn!(
+                        component = %component.id,
+                        request_id = %request_id,
+                        "relative outbound request denied: allowed_outbound_hosts has no http://self"
+                    );
+                    return Err(HttpError::HttpRequestDenied);
+                }
+                let response = to_self(runtime, request, request_id).await?;
+                return Ok((response, Box::new(async { Ok(()) }) as IoFuture));
+            }
             let Some(target) = target_of(request.uri()) else {
                 tracing::warn!(component = %component.id, request_id = %request_id, "outbound request without a host");
                 return Err(HttpError::HttpRequestUriInvalid);
@@ -76,6 +94,33 @@ impl WasiHttpHooks for OutboundHttp {
     }
 }
 
+/// Whether a request is meant for the app itself. wasi-http needs an authority, so SDKs fill one
+/// in for a relative URL: spin-sdk sends `/path` as `https://:443/path` (an empty host); others
+/// write `self.alt`, which Spin accepts as the same thing.
+fn is_self_request(uri: &http::Uri) -> bool {
+    match uri.authority() {
+        None => true,
+        Some(authority) => authority.host().is_empty() || authority.host() == "self.alt",
+    }
+}
+
+/// Boxed for the same reason as [`chain`]: the app's own handler may make outbound requests.
+fn to_self(
+    runtime: Arc<Runtime>,
+    request: http::Request<WasiBody>,
+    parent_request_id: Arc<str>,
+) -> Pin<Box<dyn Future<Output = Result<http::Response<WasiBody>, HttpError>> + Send>> {
+    Box::pin(async move {
+        let Some(trigger) = runtime.http_trigger() else {
+            // Spin has no origin for relative URLs outside the HTTP trigger (e.g. a Redis
+            // handler) and fails the request the same way.
+            tracing::warn!(request_id = %parent_request_id, "relative outbound request, but the app serves no HTTP");
+            return Err(HttpError::HttpRequestUriInvalid);
+        };
+        Ok(trigger.handle_self(request, parent_request_id).await)
+    })
+}
+
 /// Boxed so that a component calling a component does not make the request future's type
 /// recursive.
 fn chain(
@@ -89,4 +134,28 @@ fn chain(
             .handle_chained(&id, request, parent_request_id)
             .await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_requests_are_relative_or_self_alt() {
+        let cases = [
+            ("https://:443/path?q=1", true), // what spin-sdk sends for "/path?q=1"
+            ("http://:80/", true),
+            ("/path", true),
+            ("http://self.alt/path", true),
+            ("https://self.alt:8443/path", true),
+            ("http://self/path", false), // only the allowed-hosts pattern is called "self"
+            ("http://self.alt.example.com/", false),
+            ("http://example.com/", false),
+            ("http://auth.spin.internal/", false),
+        ];
+        for (uri, expected) in cases {
+            let uri: http::Uri = uri.parse().unwrap_or_else(|e| panic!("{uri}: {e}"));
+            assert_eq!(is_self_request(&uri), expected, "{uri}");
+        }
+    }
 }

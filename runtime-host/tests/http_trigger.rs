@@ -445,3 +445,93 @@ async fn shutdown_lets_in_flight_requests_finish() {
         .expect("the download completes");
     assert_eq!(got, 50 << 20);
 }
+
+fn self_manifest() -> String {
+    let wasm = http_probe();
+    format!(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "self"
+
+[[trigger.http]]
+route = "/caller/..."
+component = "caller"
+[[trigger.http]]
+route = "/closed/..."
+component = "closed"
+[[trigger.http]]
+route = "/target/..."
+component = "target"
+[[trigger.http]]
+route = {{ private = true }}
+component = "hidden"
+
+[component.caller]
+source = "{wasm}"
+allowed_outbound_hosts = ["http://self"]
+[component.closed]
+source = "{wasm}"
+allowed_outbound_hosts = ["http://target.spin.internal", "http://example.com"]
+[component.target]
+source = "{wasm}"
+[component.target.variables]
+who = "target"
+[component.hidden]
+source = "{wasm}"
+"#
+    )
+}
+
+#[tokio::test]
+async fn relative_urls_reach_the_app_itself_only_with_http_self() {
+    let app = TestApp::start(&self_manifest()).await;
+    let fetch = |from: &'static str, url: &'static str| {
+        let path = format!("{from}?op=fetch&url={}", percent_encode(url));
+        let app = &app;
+        async move { app.get(&path).await }
+    };
+
+    // A relative URL goes through the app's public router, as a request to its own address.
+    let (status, body) = fetch("/caller", "/target/deep?op=headers").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("status 200"), "{body}");
+    assert_eq!(header(&body, "spin-matched-route"), Some("/target/..."));
+    assert_eq!(header(&body, "spin-path-info"), Some("/deep"));
+    // wasi-http hides the Host header from components; the full URL carries the same authority.
+    let host = app.base.trim_start_matches("http://");
+    assert_eq!(
+        header(&body, "spin-full-url"),
+        Some(format!("http://{host}/target/deep?op=headers").as_str())
+    );
+    let (status, body) = fetch("/caller", "/target/?op=var&name=who").await;
+    assert_eq!((status, body.as_str()), (200, "status 200\ntarget"));
+
+    // `self.alt` is the explicit spelling of the same thing.
+    let (status, body) = fetch("/caller", "http://self.alt/target/?op=var&name=who").await;
+    assert_eq!((status, body.as_str()), (200, "status 200\ntarget"));
+
+    // The runtime's own routes answer, an unrouted path is a 404 and a private component stays
+    // unreachable: the request comes in through the front door, not by chaining.
+    let (status, body) = fetch("/caller", "/.well-known/spin/health").await;
+    assert_eq!((status, body.as_str()), (200, "status 200\nOK"));
+    let (status, body) = fetch("/caller", "/hidden?op=var&name=who").await;
+    assert_eq!((status, body.as_str()), (200, "status 404\n"));
+
+    // Without `http://self` a relative URL is denied, whatever else is allowed.
+    for url in [
+        "/target/?op=var&name=who",
+        "http://self.alt/target/?op=var&name=who",
+    ] {
+        let (status, body) = fetch("/closed", url).await;
+        assert_eq!((status, body.as_str()), (502, "HttpRequestDenied"), "{url}");
+        let (status, body) = fetch("/target", url).await;
+        assert_eq!((status, body.as_str()), (502, "HttpRequestDenied"), "{url}");
+    }
+    // `http://self` allows nothing but the app: neither other hosts nor chaining.
+    for url in ["http://example.com/", "http://target.spin.internal/"] {
+        let (status, body) = fetch("/caller", url).await;
+        assert_eq!((status, body.as_str()), (502, "HttpRequestDenied"), "{url}");
+    }
+    app.stop().await;
+}

@@ -94,6 +94,23 @@ link_target_dir() {
   fi
 }
 
+# A full build and test run writes about BUILD_DISK_GB to the target directory, and RabbitMQ
+# stops taking messages when its disk runs low, which hangs whatever publishes. Old builds
+# (test binaries of earlier commits) are what fill a long-lived target directory, so when space
+# is short they go first.
+BUILD_DISK_GB=25
+ensure_disk_space() {
+  local free_gb
+  free_gb="$(df -P -BG "$CARGO_TARGET_DIR" | awk 'NR == 2 { sub("G", "", $4); print $4 }')"
+  log "free disk space: ${free_gb} GB"
+  if [ "$free_gb" -lt "$BUILD_DISK_GB" ] && [ -d "$CARGO_TARGET_DIR/debug" ]; then
+    log "under ${BUILD_DISK_GB} GB free: removing old builds in $CARGO_TARGET_DIR/debug (the next build starts cold)"
+    rm -rf "$CARGO_TARGET_DIR/debug"
+    free_gb="$(df -P -BG "$CARGO_TARGET_DIR" | awk 'NR == 2 { sub("G", "", $4); print $4 }')"
+    log "free disk space now: ${free_gb} GB"
+  fi
+}
+
 # Every workspace package with a cdylib target is a Spin component (or a test fixture of one).
 wasm_packages() {
   (cd "$VID2MP3_ROOT" && cargo metadata --format-version 1 --no-deps) |

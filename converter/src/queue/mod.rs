@@ -132,21 +132,25 @@ pub async fn publish_confirmed(
     payload: &[u8],
     properties: BasicProperties,
 ) -> Result<(), QueueError> {
-    let confirm = channel
-        .basic_publish(
-            "".into(),
-            queue.into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..BasicPublishOptions::default()
-            },
-            payload,
-            properties,
-        )
-        .await?;
-    let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
-        .await
-        .map_err(|_| QueueError::Timeout(CONFIRM_TIMEOUT))??;
+    // One bound over sending and confirming: a broker that blocks publishers (its disk or memory
+    // alarm) never completes the send, and a caller must get an error rather than wait forever.
+    let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, async {
+        channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                payload,
+                properties,
+            )
+            .await?
+            .await
+    })
+    .await
+    .map_err(|_| QueueError::Timeout(CONFIRM_TIMEOUT))??;
     match confirmation {
         Confirmation::Ack(None) => Ok(()),
         Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable(queue.to_owned())),

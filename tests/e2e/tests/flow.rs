@@ -547,3 +547,173 @@ async fn an_upload_after_idling_past_the_heartbeat_succeeds() {
     .await;
     assert_eq!(seen.last().unwrap()["status"], "done");
 }
+
+/// What the storage side holds for a platform: video files, video chunks, converter job states.
+async fn stored(p: &vid2mp3_test_support::Platform) -> (u64, u64, u64) {
+    let db = p.mongo.as_ref().expect("the platform's Mongo").database();
+    let count = |name: &'static str| {
+        let collection = db.collection::<mongodb::bson::Document>(name);
+        async move {
+            collection
+                .count_documents(mongodb::bson::doc! {})
+                .await
+                .expect("count")
+        }
+    };
+    (
+        count("videos.files").await,
+        count("videos.chunks").await,
+        count("jobs").await,
+    )
+}
+
+/// Every job row the gateway holds, visible or still pending.
+async fn gateway_job_rows(p: &vid2mp3_test_support::Platform) -> u64 {
+    use mysql_async::prelude::Queryable;
+    let pool = p.gateway_db.pool().expect("pool");
+    let mut conn = pool.get_conn().await.expect("connection");
+    let n: Option<u64> = conn
+        .query_first("SELECT COUNT(*) FROM jobs")
+        .await
+        .expect("count");
+    drop(conn);
+    pool.disconnect().await.ok();
+    n.unwrap_or(0)
+}
+
+/// Polls until the gateway and storage hold nothing of any upload, or fails naming what stayed.
+async fn wait_until_nothing_is_stored(p: &vid2mp3_test_support::Platform, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = gateway_job_rows(p).await;
+        let (files, chunks, states) = stored(p).await;
+        if (rows, files, chunks, states) == (0, 0, 0, 0) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: still {rows} job rows, {files} video files, {chunks} chunks, {states} job states"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Uploads that end badly after their bytes started flowing to storage: a form with a second
+/// file, and a client that disconnects midway. Neither leaves a job, a video or a chunk behind,
+/// and the platform converts the next good upload as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uploads_cut_short_or_with_two_files_leave_nothing_behind() {
+    use tokio::io::AsyncWriteExt;
+
+    let p = PlatformBuilder::new()
+        .with_converter()
+        .start()
+        .await
+        .expect("platform");
+    let email = p.mailbox.address().to_owned();
+    sign_up(&p, &email).await;
+    let token = log_in(&p, &email).await;
+    let scratch = Scratch::new();
+    make_mkv(&scratch.path("clip.mkv"), 2);
+    let clip = std::fs::read(scratch.path("clip.mkv")).unwrap();
+
+    // Two files in one form: the first is a good video and streams to storage before the second
+    // is seen; the answer is 400 naming the problem, and the first file is not kept.
+    let mut form = Vec::new();
+    for name in ["one.mkv", "two.mkv"] {
+        form.extend_from_slice(
+            format!(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+                 Content-Type: video/x-matroska\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        form.extend_from_slice(&clip);
+        form.extend_from_slice(b"\r\n");
+    }
+    form.extend_from_slice(b"--XyZ--\r\n");
+    let r = client()
+        .post(p.url("/upload"))
+        .bearer_auth(&token)
+        .header("content-type", "multipart/form-data; boundary=XyZ")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("more than one file")),
+        "{body}"
+    );
+    wait_until_nothing_is_stored(&p, "after a form with two files").await;
+
+    // A client that sends the headers and a megabyte of a declared 8 MB, then disconnects.
+    let address = p
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut partial = clip.clone();
+    partial.resize(1 << 20, 0x5a);
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    socket
+        .write_all(
+            format!(
+                "POST /api/v1/jobs?name=cut.mkv HTTP/1.1\r\nHost: {address}\r\n\
+                 Authorization: Bearer {token}\r\nContent-Type: video/x-matroska\r\n\
+                 Content-Length: 8000000\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    socket.write_all(&partial).await.unwrap();
+    socket.flush().await.unwrap();
+    // The upload is under way (its row recorded, its first chunks in GridFS) before the cut, so
+    // what follows shows a clean-up and not an upload that never started.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, chunks, _) = stored(&p).await;
+        if gateway_job_rows(&p).await == 1 && chunks > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cut upload never reached storage"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(socket);
+    wait_until_nothing_is_stored(&p, "after a client disconnected mid-upload").await;
+    let r = client()
+        .get(p.url("/api/v1/jobs"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let page: Value = r.json().await.unwrap();
+    assert_eq!(page["jobs"], serde_json::json!([]), "{page}");
+
+    // Nothing was queued either: the next good upload is the only job the converter ever runs.
+    let good = upload_raw(&p, &token, &scratch.path("clip.mkv"), "video/x-matroska").await;
+    let seen = wait_for_end(
+        &p,
+        &token,
+        good["id"].as_str().unwrap(),
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(seen.last().unwrap()["status"], "done");
+    let (files, _, states) = stored(&p).await;
+    assert_eq!((files, states), (1, 1), "only the good upload is stored");
+    let mail = p
+        .mailbox
+        .wait_for(1, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(mail[0].text.contains("clip.mkv"), "{}", mail[0].text);
+}

@@ -18,6 +18,7 @@ mod redis_namespace;
 mod spin_app;
 mod tcp_proxy;
 pub mod test_media;
+mod watchdog;
 mod workspace;
 
 pub use config::ServiceUrls;
@@ -29,6 +30,7 @@ pub use rabbitmq::{RabbitVhost, rabbit_vhost_exists};
 pub use redis_namespace::RedisNamespace;
 pub use spin_app::{SpinApp, SpinAppBuilder};
 pub use tcp_proxy::TcpProxy;
+pub use watchdog::Watchdog;
 pub use workspace::{target_dir, wasm_component, workspace_root};
 
 /// A backing service did not answer; the message says which and what to do.

@@ -6,11 +6,14 @@ use serde::Deserialize;
 
 use crate::cleanup::run_to_completion;
 use crate::config::{ServiceUrls, address_of};
+use crate::watchdog::Watchdog;
 use crate::{Unavailable, unique_name};
 
 /// An address `<unique>@vid2mp3.test`; its messages are deleted from Mailpit when this drops.
 #[derive(Debug)]
 pub struct Mailbox {
+    /// Bounds the test that holds this resource.
+    _watchdog: Watchdog,
     address: String,
     mailpit_url: String,
     client: reqwest::Client,
@@ -67,6 +70,7 @@ impl Mailbox {
 
     pub async fn create_on(mailpit_url: &str) -> anyhow::Result<Mailbox> {
         let mailbox = Mailbox {
+            _watchdog: Watchdog::arm(),
             address: format!("{}@vid2mp3.test", unique_name("t-")),
             mailpit_url: mailpit_url.trim_end_matches('/').to_owned(),
             client: reqwest::Client::new(),

@@ -2,11 +2,14 @@
 
 use crate::cleanup::run_to_completion;
 use crate::config::{ServiceUrls, address_of};
+use crate::watchdog::Watchdog;
 use crate::{Unavailable, unique_name};
 
 /// A database `vid2mp3_t_<unique>`, dropped when this handle is dropped.
 #[derive(Debug)]
 pub struct MongoDatabase {
+    /// Bounds the test that holds this resource.
+    _watchdog: Watchdog,
     name: String,
     url: String,
     client: mongodb::Client,
@@ -32,6 +35,7 @@ impl MongoDatabase {
                 reason: error.to_string(),
             })?;
         Ok(MongoDatabase {
+            _watchdog: Watchdog::arm(),
             name,
             url: url.to_owned(),
             client,

@@ -5,11 +5,14 @@ use vid2mp3_migrations::Service;
 
 use crate::cleanup::run_to_completion;
 use crate::config::{ServiceUrls, address_of};
+use crate::watchdog::Watchdog;
 use crate::{Unavailable, unique_name};
 
 /// A database named `vid2mp3_t_<unique>`, dropped when this handle is dropped.
 #[derive(Debug)]
 pub struct MySqlDatabase {
+    /// Bounds the test that holds this resource.
+    _watchdog: Watchdog,
     name: String,
     server_url: String,
 }
@@ -35,6 +38,7 @@ impl MySqlDatabase {
         conn.query_drop(format!("CREATE DATABASE `{name}`")).await?;
         conn.disconnect().await?;
         Ok(MySqlDatabase {
+            _watchdog: Watchdog::arm(),
             name,
             server_url: server_url.to_owned(),
         })

@@ -3,12 +3,15 @@
 
 use crate::cleanup::run_to_completion;
 use crate::config::{ServiceUrls, address_of};
+use crate::watchdog::Watchdog;
 use crate::{Unavailable, unique_name};
 
 /// A vhost `vid2mp3-t-<unique>` that the `guest` user may use; deleted (with everything in it)
 /// when this is dropped.
 #[derive(Debug)]
 pub struct RabbitVhost {
+    /// Bounds the test that holds this resource.
+    _watchdog: Watchdog,
     name: String,
     amqp_url: String,
     management_url: String,
@@ -27,6 +30,7 @@ impl RabbitVhost {
         let mut amqp = url::Url::parse(amqp_url)?;
         amqp.set_path(&format!("/{name}"));
         let vhost = RabbitVhost {
+            _watchdog: Watchdog::arm(),
             name,
             amqp_url: amqp.to_string(),
             management_url: management_url.trim_end_matches('/').to_owned(),

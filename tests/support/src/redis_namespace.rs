@@ -2,11 +2,14 @@
 
 use crate::cleanup::run_to_completion;
 use crate::config::{ServiceUrls, address_of};
+use crate::watchdog::Watchdog;
 use crate::{Unavailable, unique_name};
 
 /// Keys and channels under `vid2mp3:t:<unique>:`; the keys are deleted when this is dropped.
 #[derive(Debug)]
 pub struct RedisNamespace {
+    /// Bounds the test that holds this resource.
+    _watchdog: Watchdog,
     prefix: String,
     url: String,
 }
@@ -18,6 +21,7 @@ impl RedisNamespace {
 
     pub async fn create_on(url: &str) -> anyhow::Result<RedisNamespace> {
         let namespace = RedisNamespace {
+            _watchdog: Watchdog::arm(),
             prefix: format!("{}:", unique_name("vid2mp3:t:")),
             url: url.to_owned(),
         };
