@@ -143,6 +143,9 @@ impl Services {
     }
 }
 
+/// How long the start waits for MongoDB's indexes.
+const INDEX_SETUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// A running `serve`.
 pub struct RunningService {
     /// Where the storage API listens (when that role runs).
@@ -198,9 +201,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     let mut tasks = JoinSet::new();
     let mut storage_addr = None;
     info!(roles = ?roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(), "starting");
+    // Indexes first, before any request or job can write: creating a collection's index while
+    // the first documents go into it made the MongoDB-wire test server (SecantusDB) retry a
+    // write conflict forever. Bounded, because a Mongo that is down must not stop the start.
+    if tokio::time::timeout(INDEX_SETUP_LIMIT, services.ensure_indexes())
+        .await
+        .is_err()
     {
-        let services = Arc::clone(&services);
-        tokio::spawn(async move { services.ensure_indexes().await });
+        warn!(
+            limit_secs = INDEX_SETUP_LIMIT.as_secs(),
+            "MongoDB indexes not created in time; serving without them"
+        );
     }
     if roles.contains(&Role::Storage) {
         let listener = tokio::net::TcpListener::bind(services.config.storage_listen)
