@@ -321,15 +321,7 @@ async fn a_broken_upload_fails_with_one_failure_email() {
     );
     // The worker is not stuck: a good file after it converts.
     make_mkv(&scratch.path("good.mkv"), 1);
-    let good = upload_raw(&p, &token, &scratch.path("good.mkv"), "video/x-matroska").await;
-    let seen = wait_for_end(
-        &p,
-        &token,
-        good["id"].as_str().unwrap(),
-        Duration::from_secs(90),
-    )
-    .await;
-    assert_eq!(seen.last().unwrap()["status"], "done");
+    upload_and_wait_until_done(&p, &token, &scratch.path("good.mkv"), "video/x-matroska").await;
 }
 
 /// The mail API down for a while: nothing is lost and nothing is sent twice once it is back.
@@ -699,15 +691,7 @@ async fn uploads_cut_short_or_with_two_files_leave_nothing_behind() {
     assert_eq!(page["jobs"], serde_json::json!([]), "{page}");
 
     // Nothing was queued either: the next good upload is the only job the converter ever runs.
-    let good = upload_raw(&p, &token, &scratch.path("clip.mkv"), "video/x-matroska").await;
-    let seen = wait_for_end(
-        &p,
-        &token,
-        good["id"].as_str().unwrap(),
-        Duration::from_secs(90),
-    )
-    .await;
-    assert_eq!(seen.last().unwrap()["status"], "done");
+    upload_and_wait_until_done(&p, &token, &scratch.path("clip.mkv"), "video/x-matroska").await;
     let (files, _, states) = stored(&p).await;
     assert_eq!((files, states), (1, 1), "only the good upload is stored");
     let mail = p

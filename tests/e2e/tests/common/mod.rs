@@ -107,6 +107,19 @@ pub async fn wait_for_end(p: &Platform, token: &str, id: &str, within: Duration)
     }
 }
 
+/// Uploads a file that must convert, and waits until it has: the proof a platform is not stuck.
+pub async fn upload_and_wait_until_done(
+    p: &Platform,
+    token: &str,
+    file: &Path,
+    content_type: &str,
+) {
+    let job = upload_raw(p, token, file, content_type).await;
+    let id = job["id"].as_str().expect("the job's id");
+    let seen = wait_for_end(p, token, id, Duration::from_secs(90)).await;
+    assert_eq!(seen.last().expect("a state")["status"], "done");
+}
+
 /// The course's `fid`: the 24-hex-digit mp3 id the email gives.
 pub fn fid_in(text: &str) -> Option<String> {
     let (_, after) = text.split_once("fid=")?;
