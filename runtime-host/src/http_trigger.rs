@@ -2,7 +2,8 @@
 //!
 //! Runtime answers (never from a component): `/.well-known/spin/health` and `/info`; 404 with
 //! an empty body when no route matches; 413 when the declared body is over the limit; 400 when
-//! the request has no usable Host; 504 when the request's time limit passed before a response;
+//! the request has no usable Host; 504 when the request went its time limit without progress
+//! (no body bytes read or written) before a response;
 //! 500 when the component trapped or failed, with the reason in the log, not in the body.
 
 use std::convert::Infallible;

@@ -1,6 +1,7 @@
 //! runtime-host: runs a Spin application (`spin.toml`) on wasmtime, with Spin's HTTP and Redis
 //! triggers and the `fermyon:spin@2.0.0` host interfaces declared in `wit/`.
 
+pub mod activity;
 pub mod app;
 pub mod build_command;
 pub mod host;

@@ -40,7 +40,9 @@ enum Command {
         /// Application variable, name=value (repeatable); overrides SPIN_VARIABLE_<NAME>.
         #[arg(long = "variable", value_parser = key_value)]
         variables: Vec<(String, String)>,
-        /// Per-request (and per-message) time limit in seconds.
+        /// Seconds a request may go without progress (a body frame read or written) before it
+        /// is stopped; a streaming upload or download may take longer in all. Per message, the
+        /// whole handler's limit.
         #[arg(long, default_value_t = 60)]
         request_timeout_secs: u64,
         /// Largest request body accepted, in bytes.

@@ -3,8 +3,9 @@
 //!
 //! Each request or message gets a fresh instance from its component's `InstancePre` with the
 //! pooling allocator, so instantiation is a few microseconds and no state survives a request.
-//! Wall-clock limits use epoch interruption: a ticker thread advances the epoch and each store's
-//! callback yields to tokio between ticks and traps once the request's deadline has passed.
+//! Time limits use epoch interruption: a ticker thread advances the epoch and each store's
+//! callback yields to tokio between ticks and traps once the request has gone its limit without
+//! progress ([`Activity`]); a request waiting on I/O is bounded the same way by tokio.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use http::{HeaderName, HeaderValue};
+use http_body_util::BodyExt;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
@@ -24,6 +26,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpView};
 
+use crate::activity::{Activity, Idle};
 use crate::host::HostState;
 use crate::host::bindings::RedisTriggerPre;
 use crate::host::mysql::MysqlPools;
@@ -82,7 +85,8 @@ pub enum LoadError {
 /// Why a component invocation produced no usable answer.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
-    #[error("request exceeded its time limit of {0:?}")]
+    /// No progress (no body bytes in or out) for the request time limit.
+    #[error("no progress for {0:?} (the request time limit)")]
     Timeout(Duration),
     #[error("component trapped: {0}")]
     Trap(String),
@@ -373,6 +377,7 @@ impl Runtime {
         self: &Arc<Self>,
         component: &Arc<LoadedComponent>,
         request_id: Arc<str>,
+        activity: Activity,
     ) -> wasmtime::Result<Store<HostState>> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(ComponentOutput::new(
@@ -407,10 +412,10 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let deadline = Instant::now() + self.config.request_timeout;
+        let limit = self.config.request_timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
+            if activity.is_idle(limit) {
                 Err(wasmtime::Error::new(DeadlineExceeded))
             } else {
                 Ok(UpdateDeadline::Yield(1))
@@ -431,7 +436,7 @@ impl Runtime {
             .ok_or_else(|| InvokeError::NotHttp(component.id.to_string()))?;
         let started = Instant::now();
         let mut store = self
-            .new_store(component, Arc::clone(&component.id))
+            .new_store(component, Arc::clone(&component.id), Activity::new())
             .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
         let stored = Instant::now();
         // The instance is a handle into the store; dropping the store frees it.
@@ -459,6 +464,7 @@ impl Runtime {
 
     /// Runs `component`'s HTTP handler for `request`, whose URI must be absolute. The response
     /// is returned as soon as the component sets it; its body streams while the instance runs on.
+    /// The request time limit counts from the last body frame read or written ([`Activity`]).
     pub async fn handle_http<B>(
         self: &Arc<Self>,
         component: &Arc<LoadedComponent>,
@@ -468,7 +474,7 @@ impl Runtime {
         request_id: Arc<str>,
     ) -> Result<http::Response<HyperOutgoingBody>, InvokeError>
     where
-        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let proxy = component
@@ -492,8 +498,10 @@ impl Runtime {
             Some("https") => Scheme::Https,
             _ => Scheme::Http,
         };
+        let activity = Activity::new();
+        let request = request.map(|body| activity.watch(body));
         let mut store = self
-            .new_store(component, request_id.clone())
+            .new_store(component, request_id.clone(), activity.clone())
             .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let incoming = store
@@ -508,6 +516,7 @@ impl Runtime {
             .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
         let timeout = self.config.request_timeout;
         let this = self.clone();
+        let task_activity = activity.clone();
         let task = tokio::spawn(async move {
             let run = async {
                 let instance = proxy.instantiate_async(&mut store).await?;
@@ -516,14 +525,15 @@ impl Runtime {
                     .call_handle(&mut store, incoming, outparam)
                     .await
             };
-            match tokio::time::timeout(timeout, run).await {
+            match task_activity.bound(timeout, run).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(this.classify(e)),
-                Err(_) => Err(InvokeError::Timeout(timeout)),
+                Err(Idle) => Err(InvokeError::Timeout(timeout)),
             }
         });
         match rx.await {
             Ok(Ok(response)) => {
+                let response = response.map(|body| activity.watch(body).boxed_unsync());
                 let component_id = component.id.clone();
                 // The instance may still be streaming the body; report how it ends.
                 tokio::spawn(async move {
@@ -603,8 +613,10 @@ impl Runtime {
             .redis
             .clone()
             .ok_or_else(|| InvokeError::NotRedis(component.id.to_string()))?;
+        // A message has no body to stream, so its limit counts from the start.
+        let activity = Activity::new();
         let mut store = self
-            .new_store(component, request_id)
+            .new_store(component, request_id, activity.clone())
             .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
         let timeout = self.config.request_timeout;
         let run = async {
@@ -614,11 +626,11 @@ impl Runtime {
                 .call_handle_message(&mut store, &payload)
                 .await
         };
-        match tokio::time::timeout(timeout, run).await {
+        match activity.bound(timeout, run).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => Err(InvokeError::Guest(format!("{e:?}"))),
             Ok(Err(e)) => Err(self.classify(e)),
-            Err(_) => Err(InvokeError::Timeout(timeout)),
+            Err(Idle) => Err(InvokeError::Timeout(timeout)),
         }
     }
 

@@ -325,6 +325,91 @@ async fn traps_errors_and_timeouts_get_clear_answers() {
     app.stop().await;
 }
 
+/// A body whose chunks arrive `gaps` apart (the gap comes before each chunk).
+fn paced_body(gaps: Vec<Duration>) -> reqwest::Body {
+    let chunks = futures::stream::unfold(gaps.into_iter(), |mut gaps| async move {
+        let gap = gaps.next()?;
+        tokio::time::sleep(gap).await;
+        Some((Ok::<_, std::io::Error>(vec![5u8; 1000]), gaps))
+    });
+    reqwest::Body::wrap_stream(chunks)
+}
+
+#[tokio::test]
+async fn the_time_limit_counts_from_the_last_progress() {
+    let m = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"t\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"c\"\n[component.c]\nsource = \"{}\"\n",
+        http_probe()
+    );
+    let limit = Duration::from_millis(1500);
+    let app = TestApp::start_with(&m, |o| o.request_timeout = limit)
+        .await
+        .expect("starts");
+    let c = client();
+
+    // An upload that takes twice the limit but never pauses for as long as it.
+    let gaps = vec![Duration::from_millis(500); 6];
+    let started = std::time::Instant::now();
+    let r = c
+        .post(app.url("/?op=count"))
+        .body(paced_body(gaps))
+        .send()
+        .await
+        .expect("post");
+    assert!(
+        started.elapsed() > limit * 2,
+        "the upload outlasted the limit"
+    );
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.expect("body"), "6000");
+
+    // An upload that stalls for longer than the limit before the component has answered.
+    let gaps = vec![
+        Duration::ZERO,
+        Duration::from_millis(100),
+        Duration::from_secs(4),
+    ];
+    let r = c
+        .post(app.url("/?op=count"))
+        .body(paced_body(gaps))
+        .send()
+        .await;
+    match r {
+        Ok(r) => assert_eq!(
+            (r.status().as_u16(), r.text().await.expect("body").as_str()),
+            (504, "request timed out\n")
+        ),
+        // The 504 may go out while the client is still sending, which ends the connection.
+        Err(e) => assert!(!e.is_timeout(), "the host answered late: {e}"),
+    }
+
+    // A download read slowly, for longer than the limit in all: every chunk the client takes is
+    // progress, so the component's body arrives whole.
+    // Large enough to outlast what the loopback socket and hyper buffer between the two.
+    let bytes: usize = 32 << 20;
+    let mut r = c
+        .get(app.url(&format!("/?op=generate&bytes={bytes}")))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 200);
+    // Read at 8 MiB/s whatever size the chunks come in: 4 s in all.
+    let bytes_per_sec = 8 << 20;
+    let started = std::time::Instant::now();
+    let mut received = 0;
+    while let Some(chunk) = r.chunk().await.expect("the body keeps coming") {
+        received += chunk.len();
+        let due = Duration::from_secs_f64(received as f64 / bytes_per_sec as f64);
+        tokio::time::sleep_until((started + due).into()).await;
+    }
+    assert_eq!(received, bytes, "the whole body arrived");
+    assert!(
+        started.elapsed() > limit * 2,
+        "the download outlasted the limit"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn bodies_stream_and_are_limited() {
     let m = format!(

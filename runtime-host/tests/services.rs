@@ -72,6 +72,36 @@ redis_url = "{{{{ redis_url }}}}"
 }
 
 #[tokio::test]
+async fn a_mysql_connection_is_one_session_and_none_outlives_its_request() {
+    let db = TempDatabase::create().await;
+    let app = TestApp::start(&probe_manifest(
+        &db.url(),
+        &redis_url(),
+        &["mysql://127.0.0.1:3306"],
+    ))
+    .await;
+    // Twice: the second request gets the first one's pooled connection back, which must come
+    // without its variable or its open transaction.
+    let expected = "\
+variable before: Some(DbNull)
+variable after: Some(Int64(42))
+same session: true
+inside: Some(Int64(1))
+rolled back: Some(Int64(0))
+";
+    for attempt in 1..=2 {
+        let (status, body) = app.get("/?op=mysql-session").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, expected),
+            "request {attempt}"
+        );
+    }
+    app.stop().await;
+    db.drop_now().await;
+}
+
+#[tokio::test]
 async fn mysql_round_trips_every_type() {
     let db = TempDatabase::create().await;
     let app = TestApp::start(&probe_manifest(

@@ -13,9 +13,6 @@
 #             alternating, UPLOAD_RUNS times each (default 2); their conversions use the `fast`
 #             profile only to get the cores back sooner
 # PHASES (default "baseline login status upload") picks some of them.
-# runtime-host ends a request after --request-timeout-secs (default 60), body streaming
-# included: a 1 GiB upload slower than ~18 MB/s gets a 504. RH_REQUEST_TIMEOUT_SECS=N restarts
-# runtime-host with that option for the run and restores it afterwards (lib.sh).
 # and runtime-host's peak RSS (VmHWM) for each phase: the peak is reset before each phase
 # (/proc/PID/clear_refs), so the upload's figure is not the login phase's argon2 memory.
 # The argon2id cost sweep is components/gateway/bench/argon2.sh.
@@ -39,18 +36,7 @@ bench_capture_runtime_host
 STORAGE_TOKEN="$(cat "$VID2MP3_DATA/secrets/storage-token")"
 
 WORK="$(mktemp -d)"
-finish() {
-  if [ -n "${RH_REQUEST_TIMEOUT_SECS:-}" ]; then
-    log "restarting runtime-host as it was"
-    bench_restart_runtime_host
-  fi
-  rm -rf "$WORK"
-}
-trap finish EXIT
-if [ -n "${RH_REQUEST_TIMEOUT_SECS:-}" ]; then
-  log "restarting runtime-host with --request-timeout-secs $RH_REQUEST_TIMEOUT_SECS"
-  bench_restart_runtime_host -- --request-timeout-secs "$RH_REQUEST_TIMEOUT_SECS"
-fi
+trap 'rm -rf "$WORK"' EXIT
 want() { [[ " $PHASES " == *" $1 "* ]]; }
 EMAIL="bench-$(date +%s%N)@example.com"
 PASSWORD="a bench password, long enough"

@@ -1,5 +1,10 @@
 //! `fermyon:spin/mysql@2.0.0` on mysql_async: one pool per address, shared by all instances.
 //!
+//! A `connection` resource is one session, as on Spin: `open` borrows a connection from the pool
+//! and every statement on the resource runs on it, so a transaction spans statements and prepared
+//! statements are reused. Dropping the resource (or the instance) gives it back, and the pool
+//! resets it, so nothing of one request's session reaches the next.
+//!
 //! Column types map as in Spin (signedness from the column flags, BINARY/VARBINARY/BLOB vs text
 //! from the binary flag); a column type Spin cannot represent is `other`, and reading a non-null
 //! value from it fails with `value-conversion-failed`, so components behave the same on both.
@@ -65,21 +70,18 @@ impl MysqlPools {
 }
 
 pub struct MysqlConnection {
-    pool: Pool,
-    /// `mysql://host:port`, for logs.
-    authority: String,
+    session: mysql_async::Conn,
 }
 
-impl MysqlConnection {
-    async fn conn(&self) -> Result<mysql_async::Conn, Error> {
-        match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.get_conn()).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(Error::ConnectionFailed(format!("{}: {e}", self.authority))),
-            Err(_) => Err(Error::ConnectionFailed(format!(
-                "{}: no connection within {CONNECT_TIMEOUT:?}",
-                self.authority
-            ))),
-        }
+/// Borrows a connection from `pool` within [`CONNECT_TIMEOUT`]; `authority` (`host:port`, no
+/// credentials) names the server in the error.
+async fn borrow(pool: &Pool, authority: &str) -> Result<mysql_async::Conn, Error> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, pool.get_conn()).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(Error::ConnectionFailed(format!("{authority}: {e}"))),
+        Err(_) => Err(Error::ConnectionFailed(format!(
+            "{authority}: no connection within {CONNECT_TIMEOUT:?}"
+        ))),
     }
 }
 
@@ -113,15 +115,12 @@ impl HostConnection for HostState {
             Ok(p) => p,
             Err(e) => return Ok(Err(e)),
         };
-        let connection = MysqlConnection {
-            pool,
-            authority: target.authority(),
-        };
         // Spin's open fails when the server is unreachable; so does ours, within CONNECT_TIMEOUT.
-        if let Err(e) = connection.conn().await {
-            return Ok(Err(e));
-        }
-        Ok(Ok(self.table.push(connection)?))
+        let session = match borrow(&pool, &target.authority()).await {
+            Ok(session) => session,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok(self.table.push(MysqlConnection { session })?))
     }
 
     async fn query(
@@ -130,12 +129,8 @@ impl HostConnection for HostState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
-        let connection = self.table.get(&connection)?;
-        let mut conn = match connection.conn().await {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(run_query(&mut conn, &statement, params).await)
+        let connection = self.table.get_mut(&connection)?;
+        Ok(run_query(&mut connection.session, &statement, params).await)
     }
 
     async fn execute(
@@ -144,12 +139,9 @@ impl HostConnection for HostState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let connection = self.table.get(&connection)?;
-        let mut conn = match connection.conn().await {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(conn
+        let connection = self.table.get_mut(&connection)?;
+        Ok(connection
+            .session
             .exec_drop(statement.as_str(), to_params(params))
             .await
             .map_err(query_error))

@@ -157,8 +157,9 @@ pub fn upload(
     }
 
     let job = JobId::new();
-    let jobs = JobsStore::open(&config.db_url)?;
-    jobs.insert_pending(&job, &claims.sub, &file_name, &file_type)?;
+    // A MySQL connection is a session held from open to drop, so none is held while the body
+    // streams: a slow upload must not keep one of the database's connections for minutes.
+    JobsStore::open(&config.db_url)?.insert_pending(&job, &claims.sub, &file_name, &file_type)?;
     let stored = stream_to_storage(
         config,
         &VideoUpload {
@@ -176,7 +177,8 @@ pub fn upload(
     let stored = match stored {
         Ok(stored) => stored,
         Err(e) => {
-            if let Err(cleanup) = jobs.remove(&job) {
+            if let Err(cleanup) = JobsStore::open(&config.db_url).and_then(|jobs| jobs.remove(&job))
+            {
                 eprintln!(
                     "gateway: job={job} could not remove the pending row: {}",
                     cleanup.message
@@ -185,7 +187,7 @@ pub fn upload(
             return Err(e);
         }
     };
-    jobs.mark_stored(&job)?;
+    JobsStore::open(&config.db_url)?.mark_stored(&job)?;
     eprintln!(
         "gateway: upload job={job} user={} bytes={} type={file_type}",
         claims.sub, stored.size_bytes
