@@ -155,21 +155,14 @@ impl HttpTrigger {
         };
         *request.uri_mut() = uri;
         request.headers_mut().insert(http::header::HOST, host);
-        let method = request.method().clone();
-        let path = request.uri().path().to_owned();
-        let (response, component) = self
-            .route(request, IN_PROCESS_CLIENT, request_id.clone())
-            .await;
-        tracing::info!(
-            request_id = %request_id,
-            method = %method,
-            path = %path,
-            component = component.as_deref().unwrap_or("-"),
-            status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-            "self request"
-        );
-        response
+        self.route_and_log(
+            request,
+            IN_PROCESS_CLIENT,
+            request_id,
+            started,
+            "self request",
+        )
+        .await
     }
 
     pub async fn handle(
@@ -179,6 +172,23 @@ impl HttpTrigger {
     ) -> Response<HyperOutgoingBody> {
         let started = Instant::now();
         let request_id: Arc<str> = Arc::from(uuid::Uuid::now_v7().simple().to_string());
+        self.route_and_log(request, client, request_id, started, "http request")
+            .await
+    }
+
+    /// [`Self::route`], then the request's one log line.
+    async fn route_and_log<B>(
+        &self,
+        request: Request<B>,
+        client: SocketAddr,
+        request_id: Arc<str>,
+        started: Instant,
+        message: &'static str,
+    ) -> Response<HyperOutgoingBody>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let (response, component) = self.route(request, client, request_id.clone()).await;
@@ -189,7 +199,7 @@ impl HttpTrigger {
             component = component.as_deref().unwrap_or("-"),
             status = response.status().as_u16(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-            "http request"
+            "{message}"
         );
         response
     }
