@@ -103,12 +103,10 @@ def test_redis_trigger_address_can_point_into_the_cluster(spin_manifest):
             assert m.group(1) in declared(spin_manifest), f"{address} names an undeclared variable"
         else:
             literal.append(f"{trigger['component']}: {address}")
-    if literal:
-        pytest.xfail(
-            "spin.toml's Redis trigger address is a literal, so the notifier cannot subscribe inside "
-            f"Kubernetes: {literal}. Fix in spin.toml (address = \"{{{{ redis_url }}}}\") and in "
-            "runtime-host, which does not yet resolve variables in trigger addresses."
-        )
+    assert not literal, (
+        "spin.toml's Redis trigger address is a literal, so the notifier cannot subscribe inside "
+        f"Kubernetes: {literal}. Give it as a variable: address = \"{{{{ redis_url }}}}\"."
+    )
 
 
 def test_outbound_hosts_are_not_loopback(spin_manifest):
@@ -119,8 +117,7 @@ def test_outbound_hosts_are_not_loopback(spin_manifest):
         for host in component.get("allowed_outbound_hosts", [])
         if LOOPBACK.search(host)
     ]
-    if loopback:
-        pytest.xfail(f"spin.toml allows loopback-only outbound hosts, unreachable from a pod: {loopback}")
+    assert not loopback, f"spin.toml allows loopback-only outbound hosts, unreachable from a pod: {loopback}"
 
 
 HOST_PORT = re.compile(r"^[a-z][a-z0-9+.-]*://[A-Za-z0-9.-]+(:[0-9]+)?$")
