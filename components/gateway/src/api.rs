@@ -159,7 +159,13 @@ fn answer(
             let claims = authenticate(head, &config)?;
             let job = owned_job(&config, &id, &claims)?;
             let state = config.storage.state(&job.id)?;
-            let progress = progress::read(&config.redis_url, &[job.id]).pop().flatten();
+            // Only a converting job has a progress figure worth a trip to Redis.
+            let progress = match &state {
+                Some(s) if s.status == JobStatus::Converting => {
+                    progress::read(&config.redis_url, &[job.id]).pop().flatten()
+                }
+                _ => None,
+            };
             reply(Reply::json(200, &view(&job, state.as_ref(), progress)))
         }
         Route::DeleteJob(id) => {
@@ -296,15 +302,26 @@ fn list_jobs(
     };
     let owned = JobsStore::open(&config.db_url)?.list_owned(&claims.sub, start.as_ref(), limit)?;
     let ids: Vec<JobId> = owned.iter().map(|j| j.id).collect();
-    let states = config.storage.states(ids.clone())?;
-    let progress = progress::read(&config.redis_url, &ids);
+    let states = config.storage.states(ids)?;
+    // Only converting jobs have a progress figure worth a trip to Redis.
+    let converting: Vec<JobId> = states
+        .iter()
+        .filter(|s| s.status == JobStatus::Converting)
+        .map(|s| s.job_id)
+        .collect();
+    let progress = if converting.is_empty() {
+        Vec::new()
+    } else {
+        progress::read(&config.redis_url, &converting)
+    };
     let jobs = owned
         .iter()
-        .zip(progress)
-        .map(|(job, progress)| {
+        .map(|job| {
             let state = states.iter().find(|s| s.job_id == job.id);
-            let progress =
-                progress.filter(|_| state.is_some_and(|s| s.status == JobStatus::Converting));
+            let progress = converting
+                .iter()
+                .position(|id| *id == job.id)
+                .and_then(|i| progress.get(i).cloned().flatten());
             view(job, state, progress)
         })
         .collect();
