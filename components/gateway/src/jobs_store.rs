@@ -119,6 +119,33 @@ impl JobsStore {
         rows.rows.iter().map(decode).collect()
     }
 
+    /// Jobs whose upload began more than `older_than_secs` ago and was never recorded as stored,
+    /// oldest first, at most `limit` of them.
+    pub fn abandoned(&self, older_than_secs: u32, limit: u32) -> Result<Vec<JobId>, ApiError> {
+        let rows = self
+            .conn
+            .query(
+                "SELECT id FROM jobs WHERE stored_at IS NULL \
+                 AND created_at < NOW(3) - INTERVAL ? SECOND ORDER BY created_at LIMIT ?",
+                &[
+                    ParameterValue::Uint32(older_than_secs),
+                    ParameterValue::Uint32(limit),
+                ],
+            )
+            .map_err(|e| ApiError::unavailable("the jobs database", describe(&e)))?;
+        rows.rows
+            .iter()
+            .map(|row| {
+                let bad = |e: String| ApiError::internal("reading a job row", e);
+                let value = row.first().ok_or_else(|| bad("column 0 missing".into()))?;
+                text_value(value)
+                    .map_err(bad)?
+                    .parse()
+                    .map_err(|e: vid2mp3_contracts::IdError| bad(e.to_string()))
+            })
+            .collect()
+    }
+
     pub fn ping(&self) -> Result<(), String> {
         self.conn
             .query("SELECT 1", &[])

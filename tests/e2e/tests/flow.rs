@@ -559,18 +559,104 @@ async fn stored(p: &vid2mp3_test_support::Platform) -> (u64, u64, u64) {
     )
 }
 
-/// Every job row the gateway holds, visible or still pending.
-async fn gateway_job_rows(p: &vid2mp3_test_support::Platform) -> u64 {
+/// Rows (as text) that `sql` selects in the gateway's database, or none for a statement.
+async fn gateway_sql(p: &vid2mp3_test_support::Platform, sql: &str) -> Vec<Vec<String>> {
     use mysql_async::prelude::Queryable;
     let pool = p.gateway_db.pool().expect("pool");
     let mut conn = pool.get_conn().await.expect("connection");
-    let n: Option<u64> = conn
-        .query_first("SELECT COUNT(*) FROM jobs")
-        .await
-        .expect("count");
+    let rows: Vec<mysql_async::Row> = conn.query(sql).await.expect(sql);
     drop(conn);
     pool.disconnect().await.ok();
-    n.unwrap_or(0)
+    rows.into_iter()
+        .map(|row| {
+            row.unwrap()
+                .into_iter()
+                .map(|v| match v {
+                    mysql_async::Value::NULL => "NULL".to_owned(),
+                    mysql_async::Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+                    other => other.as_sql(true),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Every job row the gateway holds, visible or still pending.
+async fn gateway_job_rows(p: &vid2mp3_test_support::Platform) -> u64 {
+    let rows = gateway_sql(p, "SELECT COUNT(*) FROM jobs").await;
+    rows[0][0].parse().expect("a count")
+}
+
+/// An upload whose gateway instance ended between storing the video and recording it (killed,
+/// timed out) stays pending, invisible to its owner. A later upload settles such rows once they
+/// are older than any upload takes, by asking the storage API: a job it holds becomes visible
+/// again (it was converted and emailed, so hiding it would lose it); one it never got is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn abandoned_uploads_are_settled_by_what_storage_holds() {
+    let p = PlatformBuilder::new()
+        .with_converter()
+        .start()
+        .await
+        .expect("platform");
+    let email = p.mailbox.address().to_owned();
+    sign_up(&p, &email).await;
+    let token = log_in(&p, &email).await;
+    let scratch = Scratch::new();
+    make_mkv(&scratch.path("kept.mkv"), 1);
+    make_mkv(&scratch.path("next.mkv"), 1);
+
+    let kept = upload_raw(&p, &token, &scratch.path("kept.mkv"), "video/x-matroska").await;
+    let kept = kept["id"].as_str().expect("an id").to_owned();
+    let seen = wait_for_end(&p, &token, &kept, Duration::from_secs(90)).await;
+    assert_eq!(seen.last().expect("a state")["status"], "done");
+    // As if its instance had ended before recording it, two days ago.
+    gateway_sql(
+        &p,
+        &format!(
+            "UPDATE jobs SET stored_at = NULL, created_at = NOW(3) - INTERVAL 2 DAY WHERE id = '{kept}'"
+        ),
+    )
+    .await;
+    assert_eq!(
+        job(&p, &token, &kept).await.0,
+        404,
+        "a pending job is hidden"
+    );
+    // One storage never got (two days old) and one still streaming (a minute old).
+    let lost = "01a22222-0000-7000-8000-00000000000a";
+    let streaming = "01a22222-0000-7000-8000-00000000000b";
+    gateway_sql(
+        &p,
+        &format!(
+            "INSERT INTO jobs (id, owner_id, original_name, content_type, created_at) \
+             SELECT '{lost}', owner_id, 'lost.mkv', 'video/x-matroska', NOW(3) - INTERVAL 2 DAY \
+             FROM jobs WHERE id = '{kept}' UNION ALL \
+             SELECT '{streaming}', owner_id, 'slow.mkv', 'video/x-matroska', NOW(3) - INTERVAL 1 MINUTE \
+             FROM jobs WHERE id = '{kept}'"
+        ),
+    )
+    .await;
+
+    let next = upload_raw(&p, &token, &scratch.path("next.mkv"), "video/x-matroska").await;
+    let next = next["id"].as_str().expect("an id").to_owned();
+
+    assert_eq!(
+        job(&p, &token, &kept).await.0,
+        200,
+        "the stored job is back"
+    );
+    let mut rows = gateway_sql(&p, "SELECT id, stored_at IS NOT NULL FROM jobs").await;
+    rows.sort();
+    let mut expected = vec![
+        vec![kept.clone(), "1".to_owned()],
+        vec![next.clone(), "1".to_owned()],
+        vec![streaming.to_owned(), "0".to_owned()],
+    ];
+    expected.sort();
+    assert_eq!(
+        rows, expected,
+        "the lost row is gone, the recent one untouched"
+    );
 }
 
 /// Polls until the gateway and storage hold nothing of any upload, or fails naming what stayed.

@@ -8,6 +8,7 @@
 
 pub mod multipart;
 pub mod naming;
+mod sweep;
 
 use vid2mp3_contracts::storage_api::{JobStatus, StoredVideo};
 use vid2mp3_contracts::{Claims, ErrorCode, JobId, QualityProfile};
@@ -192,6 +193,7 @@ pub fn upload(
         "gateway: upload job={job} user={} bytes={} type={file_type}",
         claims.sub, stored.size_bytes
     );
+    sweep::sweep_abandoned(config);
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
