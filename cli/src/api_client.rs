@@ -28,11 +28,20 @@ struct ErrorDetail {
 }
 
 impl ApiClient {
-    pub fn new(server: Url, token: Option<String>) -> Result<ApiClient, CliError> {
-        let http = Client::builder()
+    /// `extra_roots` are trusted for https besides the built-in Mozilla roots.
+    pub fn new(
+        server: Url,
+        token: Option<String>,
+        extra_roots: &[reqwest::Certificate],
+    ) -> Result<ApiClient, CliError> {
+        let mut builder = Client::builder()
             // Connecting should be quick; the transfers themselves may take as long as they take.
             .connect_timeout(Duration::from_secs(15))
-            .user_agent(concat!("vid2mp3-cli/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("vid2mp3-cli/", env!("CARGO_PKG_VERSION")));
+        for cert in extra_roots {
+            builder = builder.add_root_certificate(cert.clone());
+        }
+        let http = builder
             .build()
             .map_err(|e| CliError::Usage(format!("cannot set up HTTP: {}", ErrorChain(&e))))?;
         Ok(ApiClient {
@@ -176,12 +185,21 @@ impl ApiClient {
         self.json(r).await
     }
 
-    /// The mp3, from `range` on if given. 200, 206 and 416 are returned as they are (the
-    /// caller's resume logic decides); other statuses become errors.
-    pub async fn mp3(&self, id: &str, range: Option<&str>) -> Result<Response, CliError> {
+    /// The mp3, from `range` on if given, and then only if it is still the file with the ETag
+    /// `if_range` (otherwise the server sends all of it). 200, 206 and 416 are returned as they
+    /// are (the caller's resume logic decides); other statuses become errors.
+    pub async fn mp3(
+        &self,
+        id: &str,
+        range: Option<&str>,
+        if_range: Option<&str>,
+    ) -> Result<Response, CliError> {
         let mut rb = self.http.get(self.url(&["api", "v1", "jobs", id, "mp3"]));
         if let Some(r) = range {
             rb = rb.header(reqwest::header::RANGE, r);
+            if let Some(tag) = if_range {
+                rb = rb.header(reqwest::header::IF_RANGE, tag);
+            }
         }
         let r = self
             .authed(rb)?

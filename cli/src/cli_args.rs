@@ -21,6 +21,11 @@ pub struct Cli {
     )]
     pub server: String,
 
+    /// A PEM file of CA certificates to trust for an https server, besides the built-in
+    /// Mozilla roots (a private or test CA, or a self-signed server certificate).
+    #[arg(long, global = true, env = "VID2MP3_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
     /// Machine-readable output: the API's JSON on stdout, messages on stderr.
     #[arg(long, global = true)]
     pub json: bool,

@@ -4,9 +4,16 @@
 //! A download goes to `PATH.part` and becomes `PATH` only once it has exactly the size the
 //! server announced; an interrupted one leaves the `.part`, and the next run asks only for the
 //! bytes after it (`Range: bytes=<len>-`).
+//!
+//! Bytes are only ever appended to the file they came from: `PATH.part.meta` records the job
+//! and the mp3's `ETag` the `.part` was started with, a resume sends that tag as `If-Range`
+//! (so the server sends the whole mp3 instead if it is another file now), and a `.part` with no
+//! record, another job's record, or an answer with another `ETag` is thrown away, not extended.
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResumeError {
@@ -31,6 +38,103 @@ pub fn part_path(target: &Path) -> PathBuf {
     let mut name = target.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
     target.with_file_name(name)
+}
+
+/// Which download a `.part` holds the beginning of: written beside it when it is started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartOrigin {
+    /// The job whose mp3 it is.
+    pub job: String,
+    /// The mp3's `ETag` as the server sent it (quotes included).
+    pub etag: String,
+}
+
+/// `song.mp3.part` → `song.mp3.part.meta`, beside it.
+pub fn origin_path(part: &Path) -> PathBuf {
+    let mut name = part.file_name().unwrap_or_default().to_os_string();
+    name.push(".meta");
+    part.with_file_name(name)
+}
+
+/// The recorded origin of a `.part`; `None` when there is none or it cannot be read (then the
+/// `.part` cannot be trusted either).
+pub fn read_origin(part: &Path) -> Option<PartOrigin> {
+    let text = fs::read(origin_path(part)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Records where a `.part` that was just started comes from.
+pub fn write_origin(part: &Path, origin: &PartOrigin) -> Result<(), ResumeError> {
+    let path = origin_path(part);
+    let text = serde_json::to_vec(origin).map_err(|e| ResumeError::Io {
+        action: "write",
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    fs::write(&path, text).map_err(|source| ResumeError::Io {
+        action: "write",
+        path,
+        source,
+    })
+}
+
+/// Forgets a `.part`'s origin (once it is renamed, or when its answer had no `ETag`).
+pub fn remove_origin(part: &Path) -> Result<(), ResumeError> {
+    remove_if_there(&origin_path(part))
+}
+
+/// Deletes a `.part` and its origin record.
+pub fn remove_part(part: &Path) -> Result<(), ResumeError> {
+    remove_if_there(part)?;
+    remove_origin(part)
+}
+
+fn remove_if_there(path: &Path) -> Result<(), ResumeError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ResumeError::Io {
+            action: "delete",
+            path: path.to_owned(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the `.part` found before a download may be continued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartCheck {
+    /// No `.part`, or an empty one: download from the start.
+    Nothing,
+    /// A `.part` of this job's mp3: ask for the rest with this `ETag` as `If-Range`.
+    Resume { etag: String },
+    /// Not known to be this job's mp3 (the reason, for the user): delete it and start over.
+    Foreign(String),
+}
+
+/// Decides from the `.part`'s length and recorded origin whether it may be resumed for `job`.
+pub fn check_part(existing: u64, origin: Option<&PartOrigin>, job: &str) -> PartCheck {
+    if existing == 0 {
+        return PartCheck::Nothing;
+    }
+    match origin {
+        None => PartCheck::Foreign(
+            "nothing records which download it is from (no readable .part.meta beside it)".into(),
+        ),
+        Some(o) if o.job != job => PartCheck::Foreign(format!("it is from job {}", o.job)),
+        Some(o) if !is_strong_etag(&o.etag) => PartCheck::Foreign(format!(
+            "its recorded ETag {:?} cannot identify the file",
+            o.etag
+        )),
+        Some(o) => PartCheck::Resume {
+            etag: o.etag.clone(),
+        },
+    }
+}
+
+/// `"abc"` yes; `W/"abc"`, a bare word or an empty string no: only a strong tag identifies
+/// bytes (and only a strong tag is allowed in `If-Range`).
+pub fn is_strong_etag(tag: &str) -> bool {
+    tag.len() >= 2 && tag.starts_with('"') && tag.ends_with('"')
 }
 
 /// How many bytes an earlier attempt left (0 when there is no `.part`).
@@ -195,6 +299,56 @@ mod tests {
             PathBuf::from("/x/song.mp3.part")
         );
         assert_eq!(part_path(Path::new("a")), PathBuf::from("a.part"));
+    }
+
+    #[test]
+    fn the_origin_record_sits_beside_the_part_and_round_trips() {
+        let tmp = tempfile::tempdir().unwrap();
+        let part = tmp.path().join("song.mp3.part");
+        assert_eq!(origin_path(&part), tmp.path().join("song.mp3.part.meta"));
+        assert_eq!(read_origin(&part), None);
+        let origin = PartOrigin {
+            job: "job-a".into(),
+            etag: "\"abc\"".into(),
+        };
+        write_origin(&part, &origin).unwrap();
+        assert_eq!(read_origin(&part), Some(origin));
+        fs::write(origin_path(&part), b"{not json").unwrap();
+        assert_eq!(read_origin(&part), None, "a damaged record trusts nothing");
+        fs::write(&part, b"123").unwrap();
+        remove_part(&part).unwrap();
+        assert!(!part.exists() && !origin_path(&part).exists());
+        remove_part(&part).unwrap();
+    }
+
+    #[test]
+    fn only_a_part_recorded_for_this_job_with_a_strong_etag_is_resumed() {
+        let of = |job: &str, etag: &str| PartOrigin {
+            job: job.into(),
+            etag: etag.into(),
+        };
+        assert_eq!(check_part(0, None, "a"), PartCheck::Nothing);
+        assert_eq!(
+            check_part(0, Some(&of("b", "\"x\"")), "a"),
+            PartCheck::Nothing
+        );
+        assert_eq!(
+            check_part(10, Some(&of("a", "\"x\"")), "a"),
+            PartCheck::Resume {
+                etag: "\"x\"".into()
+            }
+        );
+        for (origin, why) in [
+            (None, "nothing records"),
+            (Some(of("b", "\"x\"")), "from job b"),
+            (Some(of("a", "W/\"x\"")), "cannot identify"),
+            (Some(of("a", "")), "cannot identify"),
+        ] {
+            match check_part(10, origin.as_ref(), "a") {
+                PartCheck::Foreign(reason) => assert!(reason.contains(why), "{reason}"),
+                other => panic!("{origin:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -191,10 +191,11 @@ async fn an_interrupted_download_resumes_with_a_range_request() {
         .await
         .unwrap();
     assert_eq!(first.status(), 206);
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
     let first = first.bytes().await.unwrap();
     let target = scratch.path("resumed.mp3");
-    let part = scratch.path("resumed.mp3.part");
-    std::fs::write(&part, &first).unwrap();
+    // With the record beside it that names the job and the mp3's ETag, as the CLI writes it.
+    let part = plant_part(&target, &first, Some((&id, &etag)));
 
     proxy.clear();
     let done = cli
@@ -213,10 +214,15 @@ async fn an_interrupted_download_resumes_with_a_range_request() {
         "byte-identical"
     );
     assert!(!part.exists());
+    assert!(!meta_of(&target).exists(), "the record goes with the .part");
     let sent = proxy.sent_text();
     assert!(
         sent.contains(&format!("range: bytes={n}-\r\n")),
         "the CLI asked only for the rest: {sent}"
+    );
+    assert!(
+        sent.contains(&format!("if-range: {}\r\n", etag.to_ascii_lowercase())),
+        "only of the same mp3: {sent}"
     );
 
     // The network fails halfway through a download: exit 5, the .part keeps what arrived, and
@@ -249,6 +255,9 @@ async fn an_interrupted_download_resumes_with_a_range_request() {
     assert!(!target.exists());
     let kept = std::fs::metadata(&part).expect("the .part is kept").len();
     assert!(kept > 0 && kept < whole.len() as u64, "{kept}");
+    let origin: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(meta_of(&target)).expect("its record")).unwrap();
+    assert_eq!(origin, serde_json::json!({"job": id, "etag": etag}));
     assert_eq!(std::fs::read(&part).unwrap(), &whole[..kept as usize]);
     let done = cli
         .run(
@@ -267,7 +276,11 @@ async fn an_interrupted_download_resumes_with_a_range_request() {
 
     // A stale .part larger than the mp3 (the server answers 416): restarted from zero.
     std::fs::remove_file(&target).unwrap();
-    std::fs::write(&part, vec![0xAAu8; whole.len() + 5000]).unwrap();
+    plant_part(
+        &target,
+        &vec![0xAAu8; whole.len() + 5000],
+        Some((&id, &etag)),
+    );
     let done = cli
         .run(
             &["--json", "download", &id, "-o", target.to_str().unwrap()],
@@ -282,7 +295,7 @@ async fn an_interrupted_download_resumes_with_a_range_request() {
 
     // A .part that already holds every byte just becomes the file.
     std::fs::remove_file(&target).unwrap();
-    std::fs::write(&part, &whole).unwrap();
+    plant_part(&target, &whole, Some((&id, &etag)));
     let done = cli
         .run(
             &["--json", "download", &id, "-o", target.to_str().unwrap()],
@@ -292,4 +305,362 @@ async fn an_interrupted_download_resumes_with_a_range_request() {
         .ok()
         .json();
     assert_eq!(std::fs::read(&target).unwrap(), whole.as_ref(), "{done:#}");
+    assert_eq!(done["resumed_from"], whole.len() as u64, "{done:#}");
+    assert!(!part.exists() && !meta_of(&target).exists());
+}
+
+/// A `.part` left by another download of the same file name is never extended: another job's
+/// interrupted download, a `.part` with no record of its origin, and one whose recorded ETag is
+/// not the mp3's any more (the server answers the If-Range request with the whole mp3) are each
+/// thrown away with a message, and the result is byte for byte the right mp3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_file_of_another_download_is_discarded_not_extended() {
+    let p = PlatformBuilder::new()
+        .with_converter()
+        .start()
+        .await
+        .expect("platform");
+    let scratch = Scratch::new();
+    let proxy = RecordingProxy::start(&p.url("")).await;
+    let cli = Cli::new(&scratch.0, &proxy.url);
+    cli.sign_up_and_log_in(p.mailbox.address()).await;
+
+    // Two different videos that are both called talk.mkv: both mp3s are talk.mp3.
+    let mut ids = Vec::new();
+    for (dir, seconds) in [("a", 4), ("b", 2)] {
+        std::fs::create_dir_all(scratch.path(dir)).unwrap();
+        let video = scratch.path(dir).join("talk.mkv");
+        make_mkv(&video, seconds);
+        let job = cli
+            .run(&["--json", "upload", video.to_str().unwrap()], None)
+            .await
+            .ok()
+            .json();
+        ids.push(job["id"].as_str().unwrap().to_owned());
+    }
+    let (a, b) = (ids[0].clone(), ids[1].clone());
+    cli.wait_done(&a).await;
+    cli.wait_done(&b).await;
+    let (whole_a, etag_a) = server_mp3(&p.url(""), &cli.token(), &a).await;
+    let (whole_b, etag_b) = server_mp3(&p.url(""), &cli.token(), &b).await;
+    assert_ne!(etag_a, etag_b);
+    assert_ne!(whole_a, whole_b);
+    // Where `download JOB` puts either mp3 by default.
+    let target = scratch.path("talk.mp3");
+    let part = part_of(&target);
+
+    // 1. Job A's download breaks off halfway and leaves talk.mp3.part; then job B is asked for.
+    let cutting = RecordingProxy::start_cutting(&p.url(""), Some(whole_a.len() as u64 / 2)).await;
+    let cut_cli = Cli::new(&scratch.0, &cutting.url);
+    cut_cli
+        .run(
+            &["login", "--email", p.mailbox.address(), "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        )
+        .await
+        .ok();
+    let cut = cut_cli.run(&["download", &a], None).await;
+    assert_eq!(cut.code, 5, "{cut:#?}");
+    let kept = std::fs::read(&part).expect("A's .part is kept");
+    assert!(
+        !kept.is_empty() && kept.len() < whole_b.len(),
+        "{}",
+        kept.len()
+    );
+    proxy.clear();
+    let done = cli.run(&["--json", "download", &b], None).await.ok();
+    assert!(
+        done.stderr.contains("Discarding") && done.stderr.contains(&format!("from job {a}")),
+        "says why: {done:#?}"
+    );
+    assert_eq!(done.json()["resumed_from"], 0, "{done:#?}");
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        whole_b,
+        "B's mp3, not A's start"
+    );
+    assert!(!part.exists() && !meta_of(&target).exists());
+    assert!(
+        !proxy.sent_text().contains("range:"),
+        "nothing of A's .part was resumed: {}",
+        proxy.sent_text()
+    );
+
+    // 2. A .part that nothing records the origin of (any other program's, or a copy).
+    std::fs::remove_file(&target).unwrap();
+    plant_part(&target, &whole_a[..whole_a.len() / 3], None);
+    let done = cli.run(&["--json", "download", &b], None).await.ok();
+    assert!(
+        done.stderr
+            .contains("nothing records which download it is from"),
+        "{done:#?}"
+    );
+    assert_eq!(done.json()["resumed_from"], 0);
+    assert_eq!(std::fs::read(&target).unwrap(), whole_b);
+    assert!(!part.exists());
+
+    // 3. A record of job B, but of another mp3 (A's ETag): the If-Range request gets the whole
+    //    mp3 from the gateway, and the .part is started over.
+    std::fs::remove_file(&target).unwrap();
+    plant_part(&target, &whole_a[..whole_a.len() / 3], Some((&b, &etag_a)));
+    proxy.clear();
+    let done = cli.run(&["--json", "download", &b], None).await.ok();
+    let sent = proxy.sent_text();
+    assert!(
+        sent.contains(&format!("range: bytes={}-\r\n", whole_a.len() / 3))
+            && sent.contains(&format!("if-range: {etag_a}\r\n")),
+        "asked for the rest only if it is still A's mp3: {sent}"
+    );
+    assert!(
+        done.stderr.contains("the server sent the whole mp3"),
+        "{done:#?}"
+    );
+    assert_eq!(done.json()["resumed_from"], 0);
+    assert_eq!(std::fs::read(&target).unwrap(), whole_b);
+    assert!(!part.exists() && !meta_of(&target).exists());
+}
+
+/// `upload A B` uploads each file (one JSON document per job with --json), keeps going past a
+/// file the server refuses (exit 4 at the end), and `upload --wait` of several files downloads
+/// each mp3 into -o DIR. `download` names the mp3 after the video in the current directory by
+/// default, puts it in DIR for `-o DIR`, and writes exactly PATH for `-o PATH`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_files_in_one_upload_and_where_downloads_land() {
+    let p = PlatformBuilder::new()
+        .with_converter()
+        .start()
+        .await
+        .expect("platform");
+    let scratch = Scratch::new();
+    let mut cli = Cli::new(&scratch.0, &p.url(""));
+    let cwd = scratch.path("work");
+    std::fs::create_dir_all(&cwd).unwrap();
+    cli.cwd = cwd.clone();
+    cli.sign_up_and_log_in(p.mailbox.address()).await;
+    let video = |name: &str, seconds| {
+        let path = scratch.path(name);
+        make_mkv(&path, seconds);
+        path.to_str().unwrap().to_owned()
+    };
+    let (first, second) = (video("first.mkv", 2), video("second.mkv", 3));
+    let notes = scratch.path("notes.txt");
+    std::fs::write(&notes, "not a video at all\n".repeat(200)).unwrap();
+
+    // Three files in one command: two jobs, one refusal in the middle that stops nothing.
+    let up = cli
+        .run(
+            &["--json", "upload", &first, notes.to_str().unwrap(), &second],
+            None,
+        )
+        .await;
+    assert_eq!(up.code, 4, "the refusal decides the exit code: {up:#?}");
+    assert!(up.stderr.contains("notes.txt"), "{up:#?}");
+    let jobs = up.json_lines();
+    assert_eq!(jobs.len(), 2, "one JSON line per uploaded file: {up:#?}");
+    let names: Vec<&str> = jobs
+        .iter()
+        .map(|j| j["original_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["first.mkv", "second.mkv"]);
+    let ids: Vec<String> = jobs
+        .iter()
+        .map(|j| j["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+    let listed = cli.run(&["--json", "jobs"], None).await.ok().json();
+    let listed: Vec<&str> = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[1].as_str(), ids[0].as_str()], "newest first");
+    for id in &ids {
+        cli.wait_done(id).await;
+    }
+
+    // download without -o: <video name>.mp3 in the current directory.
+    let done = cli.run(&["--json", "download", &ids[0]], None).await.ok();
+    assert_eq!(done.json()["path"], "first.mp3", "{done:#?}");
+    let (mp3, _) = server_mp3(&p.url(""), &cli.token(), &ids[0]).await;
+    assert_eq!(std::fs::read(cwd.join("first.mp3")).unwrap(), mp3);
+    // -o DIR: the same name inside DIR.
+    let out_dir = scratch.path("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    cli.run(
+        &["download", &ids[1], "-o", out_dir.to_str().unwrap()],
+        None,
+    )
+    .await
+    .ok();
+    let (mp3, _) = server_mp3(&p.url(""), &cli.token(), &ids[1]).await;
+    assert_eq!(std::fs::read(out_dir.join("second.mp3")).unwrap(), mp3);
+    assert!(!cwd.join("second.mp3").exists());
+    // -o FILE: exactly there.
+    let file = out_dir.join("renamed.mp3");
+    cli.run(&["download", &ids[1], "-o", file.to_str().unwrap()], None)
+        .await
+        .ok();
+    assert_eq!(std::fs::read(&file).unwrap(), mp3);
+
+    // upload --wait of two files: each converted, and each mp3 in -o DIR under its own name.
+    let waited_dir = scratch.path("waited");
+    std::fs::create_dir_all(&waited_dir).unwrap();
+    let (third, fourth) = (video("third.mkv", 2), video("fourth.mkv", 2));
+    let waited = cli
+        .run(
+            &[
+                "--json",
+                "upload",
+                "--wait",
+                &third,
+                &fourth,
+                "-o",
+                waited_dir.to_str().unwrap(),
+            ],
+            None,
+        )
+        .await
+        .ok();
+    let jobs = waited.json_lines();
+    assert_eq!(jobs.len(), 2, "{waited:#?}");
+    for (job, name) in jobs.iter().zip(["third", "fourth"]) {
+        assert_eq!(job["status"], "done", "{job:#}");
+        assert_eq!(job["original_name"], format!("{name}.mkv"));
+        let (mp3, _) = server_mp3(&p.url(""), &cli.token(), job["id"].as_str().unwrap()).await;
+        assert_eq!(
+            std::fs::read(waited_dir.join(format!("{name}.mp3"))).unwrap(),
+            mp3
+        );
+    }
+    // upload --wait without -o: into the current directory.
+    let fifth = video("fifth.mkv", 2);
+    cli.run(&["upload", "--wait", &fifth], None).await.ok();
+    assert!(cwd.join("fifth.mp3").is_file());
+}
+
+/// The whole CLI flow over HTTPS, through a TLS-terminating proxy in front of the gateway that
+/// accepts nothing but TLS: a server certificate nobody vouches for is refused (exit 5), and
+/// with `--ca-cert` (or VID2MP3_CA_CERT) trusting it, sign-up, log-in, upload --wait, jobs and
+/// download all work, every request travelling inside TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_over_https_with_a_private_ca() {
+    let p = PlatformBuilder::new()
+        .with_converter()
+        .start()
+        .await
+        .expect("platform");
+    let scratch = Scratch::new();
+    let tls = TlsProxy::start(&p.url(""), &scratch.0).await;
+    assert!(tls.url.starts_with("https://"));
+    let mut cli = Cli::new(&scratch.0, &tls.url);
+    let email = p.mailbox.address().to_owned();
+    let stdin = format!("{PASSWORD}\n");
+    let ca = tls.ca_file.to_str().unwrap().to_owned();
+
+    // Not trusted: no request gets through, and the message names the certificate.
+    let refused = cli
+        .run(
+            &["signup", "--email", &email, "--password-stdin"],
+            Some(&stdin),
+        )
+        .await;
+    assert_eq!(refused.code, 5, "{refused:#?}");
+    assert!(
+        refused.stderr.to_ascii_lowercase().contains("certificate"),
+        "{refused:#?}"
+    );
+    assert_eq!(tls.handshakes(), 0);
+    // The proxy notes the failed handshake in its own task: give it a moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tls.refused() == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused_before = tls.refused();
+    assert!(refused_before >= 1, "the proxy saw the refused handshake");
+    // A file that holds no certificate is a usage error.
+    let not_pem = scratch.path("not-a-cert.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let bad = cli
+        .run(&["--ca-cert", not_pem.to_str().unwrap(), "jobs"], None)
+        .await;
+    assert_eq!(bad.code, 1, "{bad:#?}");
+    assert!(bad.stderr.contains("no certificate"), "{bad:#?}");
+
+    // Trusted with --ca-cert.
+    for command in ["signup", "login"] {
+        cli.run(
+            &[
+                "--ca-cert",
+                &ca,
+                command,
+                "--email",
+                &email,
+                "--password-stdin",
+            ],
+            Some(&stdin),
+        )
+        .await
+        .ok();
+    }
+    assert_eq!(
+        cli.token().split('.').count(),
+        3,
+        "a session for the https URL"
+    );
+    let video = scratch.path("secure.mkv");
+    make_mkv(&video, 2);
+    let out_dir = scratch.path("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let job = cli
+        .run(
+            &[
+                "--ca-cert",
+                &ca,
+                "--json",
+                "upload",
+                "--wait",
+                video.to_str().unwrap(),
+                "-o",
+                out_dir.to_str().unwrap(),
+            ],
+            None,
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(job["status"], "done", "{job:#}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let (mp3, _) = server_mp3(&p.url(""), &cli.token(), &id).await;
+    assert_eq!(std::fs::read(out_dir.join("secure.mp3")).unwrap(), mp3);
+
+    // Trusted through the environment instead.
+    cli.env.push(("VID2MP3_CA_CERT".to_owned(), ca.clone()));
+    let page = cli.run(&["--json", "jobs"], None).await.ok().json();
+    assert_eq!(page["jobs"][0]["id"], id.as_str());
+    let target = scratch.path("again.mp3");
+    cli.run(&["download", &id, "-o", target.to_str().unwrap()], None)
+        .await
+        .ok();
+    assert_eq!(std::fs::read(&target).unwrap(), mp3);
+
+    // Every one of those requests went through the TLS proxy, decrypted there: at least one
+    // handshake for each of the five runs that got through (signup, login, upload, jobs,
+    // download), and none refused since the first.
+    assert!(tls.handshakes() >= 5, "{} handshakes", tls.handshakes());
+    assert_eq!(tls.refused(), refused_before);
+    let sent = tls.sent_text();
+    for request in [
+        "post /api/v1/users ",
+        "post /api/v1/sessions ",
+        "post /api/v1/jobs?",
+        &format!("get /api/v1/jobs/{id} "),
+        &format!("get /api/v1/jobs/{id}/mp3 "),
+        "get /api/v1/jobs?",
+    ] {
+        assert!(
+            sent.contains(request),
+            "{request:?} went through TLS: {sent}"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use super::Context;
 use crate::api_client::ApiClient;
 use crate::errors::CliError;
 use crate::progress::transfer_bar;
-use crate::resume::{self, Plan, ResumeError};
+use crate::resume::{self, PartCheck, Plan, ResumeError};
 
 /// What a finished download did.
 pub struct Downloaded {
@@ -56,7 +56,7 @@ fn resume_error(e: ResumeError) -> anyhow::Error {
 }
 
 /// Downloads job `id`'s mp3 to `target`, resuming from `target.part` when an earlier attempt
-/// left one.
+/// at this same mp3 left one; a `.part` of anything else is deleted, never extended.
 pub async fn download_to(
     api: &ApiClient,
     id: &str,
@@ -64,16 +64,59 @@ pub async fn download_to(
     quiet: bool,
 ) -> anyhow::Result<Downloaded> {
     let part = resume::part_path(target);
-    let existing = resume::existing_len(&part);
+    let mut existing = resume::existing_len(&part);
+    let mut if_range = None;
+    match resume::check_part(existing, resume::read_origin(&part).as_ref(), id) {
+        PartCheck::Nothing => {}
+        PartCheck::Resume { etag } => if_range = Some(etag),
+        PartCheck::Foreign(reason) => {
+            discard(&part, existing, &reason)?;
+            existing = 0;
+        }
+    }
     let mut response = api
-        .mp3(id, resume::range_header(existing).as_deref())
+        .mp3(
+            id,
+            resume::range_header(existing).as_deref(),
+            if_range.as_deref(),
+        )
         .await?;
     let mut plan = plan_of(&response, existing)?;
+    let mut discarded = false;
+    if let (Plan::Append { .. }, Some(ours)) = (plan, &if_range) {
+        // A server that ignores If-Range could send the rest of another file: check its tag.
+        let theirs = etag_of(&response);
+        if theirs.as_deref() != Some(ours.as_str()) {
+            discard(
+                &part,
+                existing,
+                &format!(
+                    "it was started from the mp3 with ETag {ours}, but the server now sends {}",
+                    theirs.as_deref().unwrap_or("one without an ETag")
+                ),
+            )?;
+            discarded = true;
+            plan = Plan::Discard;
+        }
+    } else if let Plan::Restart { .. } = plan
+        && existing > 0
+    {
+        // The answer to Range + If-Range is the whole mp3: it is not the file the .part holds
+        // the beginning of (or the server does not do ranges). open_part starts it over.
+        eprintln!(
+            "Discarding {} ({existing} bytes): the server sent the whole mp3, not the rest (the mp3 \
+             is not the file the .part was started from); downloading job {id} from the start",
+            part.display()
+        );
+    }
     if plan == Plan::Discard {
-        // A stale `.part` (larger than the mp3, or from an older file): start over.
-        std::fs::remove_file(&part).ok();
-        response = api.mp3(id, None).await?;
-        plan = plan_of(&response, 0)?;
+        if !discarded {
+            // 416: a .part larger than the mp3 (or the server's idea of it changed).
+            discard(&part, existing, "it does not fit the mp3 on the server")?;
+        }
+        existing = 0;
+        response = api.mp3(id, None, None).await?;
+        plan = plan_of(&response, existing)?;
         if plan == Plan::Discard {
             return Err(resume_error(ResumeError::UnexpectedRange(
                 "416 without a Range".into(),
@@ -91,6 +134,20 @@ pub async fn download_to(
         eprintln!("Resuming {} from byte {offset}", target.display());
     }
     let file = resume::open_part(&part, plan).map_err(resume_error)?;
+    if let Plan::Restart { .. } = plan {
+        // A new .part: record which file it is, so only this one is ever resumed.
+        match etag_of(&response).filter(|t| resume::is_strong_etag(t)) {
+            Some(etag) => resume::write_origin(
+                &part,
+                &resume::PartOrigin {
+                    job: id.to_owned(),
+                    etag,
+                },
+            ),
+            None => resume::remove_origin(&part),
+        }
+        .map_err(resume_error)?;
+    }
     if !matches!(plan, Plan::Complete { .. }) {
         let mut file = tokio::fs::File::from_std(file);
         let bar = transfer_bar(total, &mp3_label(target));
@@ -122,6 +179,11 @@ pub async fn download_to(
         bar.finish_and_clear();
     }
     let bytes = resume::finish(&part, target, total).map_err(resume_error)?;
+    // The record is of no use without its .part; a leftover one is harmless (it is replaced
+    // when the next .part starts), so failing to delete it does not fail the download.
+    if let Err(e) = resume::remove_origin(&part) {
+        eprintln!("warning: {e}");
+    }
     Ok(Downloaded {
         path: target.to_owned(),
         bytes,
@@ -134,6 +196,22 @@ fn mp3_label(target: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// Deletes a `.part` that is not known to be the start of this mp3, saying why.
+fn discard(part: &Path, len: u64, reason: &str) -> anyhow::Result<()> {
+    eprintln!(
+        "Discarding {} ({len} bytes): {reason}; downloading from the start",
+        part.display()
+    );
+    resume::remove_part(part).map_err(resume_error)
+}
+
+fn etag_of(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get(reqwest::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
 }
 
 fn plan_of(r: &reqwest::Response, existing: u64) -> anyhow::Result<Plan> {

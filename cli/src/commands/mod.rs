@@ -5,6 +5,9 @@ mod download;
 mod jobs;
 mod upload;
 
+use std::path::Path;
+
+use reqwest::Certificate;
 use url::Url;
 
 use crate::api_client::ApiClient;
@@ -18,6 +21,8 @@ pub struct Context {
     pub server: Url,
     pub out: Output,
     pub store: CredentialStore,
+    /// CA certificates trusted besides the built-in roots (`--ca-cert`).
+    pub extra_roots: Vec<Certificate>,
 }
 
 impl Context {
@@ -27,7 +32,11 @@ impl Context {
 
     /// A client without a token (sign up, log in).
     pub fn anonymous(&self) -> anyhow::Result<ApiClient> {
-        Ok(ApiClient::new(self.server.clone(), None)?)
+        Ok(ApiClient::new(
+            self.server.clone(),
+            None,
+            &self.extra_roots,
+        )?)
     }
 
     /// A client with this server's stored token, or "not logged in".
@@ -47,7 +56,11 @@ impl Context {
             }
             .into());
         }
-        Ok(ApiClient::new(self.server.clone(), Some(session.token))?)
+        Ok(ApiClient::new(
+            self.server.clone(),
+            Some(session.token),
+            &self.extra_roots,
+        )?)
     }
 }
 
@@ -65,11 +78,39 @@ pub fn parse_server(raw: &str) -> Result<Url, CliError> {
     Ok(url)
 }
 
+/// The certificates of a PEM file given with `--ca-cert` (at least one).
+pub fn load_ca_certs(path: &Path) -> Result<Vec<Certificate>, CliError> {
+    let pem = std::fs::read(path).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot read the CA certificates in {}: {e}",
+            path.display()
+        ))
+    })?;
+    let certs = Certificate::from_pem_bundle(&pem).map_err(|e| {
+        CliError::Usage(format!(
+            "{} is not a PEM file of certificates: {}",
+            path.display(),
+            crate::errors::ErrorChain(&e)
+        ))
+    })?;
+    if certs.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{} holds no certificate (expected PEM: -----BEGIN CERTIFICATE-----)",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = Context {
         server: parse_server(&cli.server)?,
         out: Output::new(cli.json),
         store: CredentialStore::in_user_config_dir()?,
+        extra_roots: match &cli.ca_cert {
+            Some(path) => load_ca_certs(path)?,
+            None => Vec::new(),
+        },
     };
     match cli.command {
         Command::Signup(args) => account::sign_up(&ctx, &args).await,

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,6 +29,19 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:?}"))
     }
 
+    /// One JSON document per stdout line (what `--json upload A B` prints).
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| {
+                    panic!("a stdout line is not JSON ({e}): {l:?} in {self:?}")
+                })
+            })
+            .collect()
+    }
+
     pub fn ok(self) -> Run {
         assert_eq!(self.code, 0, "{self:#?}");
         self
@@ -40,6 +54,8 @@ pub struct Cli {
     pub home: PathBuf,
     pub server: String,
     pub cwd: PathBuf,
+    /// More environment for every run.
+    pub env: Vec<(String, String)>,
 }
 
 impl Cli {
@@ -48,6 +64,7 @@ impl Cli {
             home: home.to_owned(),
             server: server.trim_end_matches('/').to_owned(),
             cwd: home.to_owned(),
+            env: Vec::new(),
         }
     }
 
@@ -64,6 +81,8 @@ impl Cli {
             .env("HOME", &self.home)
             .env("XDG_CONFIG_HOME", self.home.join("config"))
             .env("VID2MP3_SERVER", &self.server)
+            .env_remove("VID2MP3_CA_CERT")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.cwd)
             .stdin(if stdin.is_some() {
                 Stdio::piped()
@@ -101,6 +120,20 @@ impl Cli {
         )
         .await
         .ok();
+    }
+
+    /// Polls `status JOB` until the job is done; its last status document.
+    pub async fn wait_done(&self, id: &str) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let s = self.run(&["--json", "status", id], None).await.ok().json();
+            match s["status"].as_str() {
+                Some("done") => return s,
+                Some("failed") => panic!("the conversion failed: {s:#}"),
+                _ if tokio::time::Instant::now() > deadline => panic!("not done in time: {s:#}"),
+                _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            }
+        }
     }
 
     pub fn token(&self) -> String {
@@ -203,4 +236,167 @@ impl RecordingProxy {
             l.clear();
         }
     }
+}
+
+/// Writes a `.part` for `target` as an earlier, interrupted `vid2mp3 download` leaves it: its
+/// bytes, and `<target>.part.meta` naming the job and mp3 ETag it came from (`None`: no record,
+/// as a `.part` from anything else has).
+pub fn plant_part(target: &Path, bytes: &[u8], origin: Option<(&str, &str)>) -> PathBuf {
+    let part = part_of(target);
+    std::fs::write(&part, bytes).unwrap();
+    let meta = meta_of(target);
+    match origin {
+        Some((job, etag)) => std::fs::write(
+            &meta,
+            serde_json::json!({"job": job, "etag": etag}).to_string(),
+        )
+        .unwrap(),
+        None => {
+            let _ = std::fs::remove_file(&meta);
+        }
+    }
+    part
+}
+
+/// `x.mp3` → `x.mp3.part`
+pub fn part_of(target: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.part", target.display()))
+}
+
+/// `x.mp3` → `x.mp3.part.meta`
+pub fn meta_of(target: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.part.meta", target.display()))
+}
+
+/// A TLS-terminating proxy in front of the gateway: it accepts only TLS (a self-signed
+/// certificate for 127.0.0.1 and localhost, whose PEM is in `ca_file`), forwards the decrypted
+/// bytes over plain TCP, and counts the handshakes and keeps the plaintext requests, so a test
+/// can prove a client really spoke TLS.
+pub struct TlsProxy {
+    pub url: String,
+    pub ca_file: PathBuf,
+    handshakes: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
+    sent: Arc<Mutex<Vec<u8>>>,
+}
+
+impl TlsProxy {
+    pub async fn start(target_url: &str, dir: &Path) -> TlsProxy {
+        let target = target_url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let rcgen::CertifiedKey { cert, signing_key } = rcgen::generate_simple_self_signed(vec![
+            "127.0.0.1".to_owned(),
+            "localhost".to_owned(),
+        ])
+        .expect("a self-signed certificate");
+        let ca_file = dir.join(format!("test-ca-{}.pem", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&ca_file, cert.pem()).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+            rustls::pki_types::PrivatePkcs8KeyDer::from(signing_key.serialize_der()),
+        );
+        // The provider named, so the test does not depend on which one features unify to.
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)
+        .expect("a server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("https://{}", listener.local_addr().expect("addr"));
+        let handshakes = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let (count, fail, log) = (handshakes.clone(), refused.clone(), sent.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (acceptor, target) = (acceptor.clone(), target.clone());
+                let (count, fail, log) = (count.clone(), fail.clone(), log.clone());
+                tokio::spawn(async move {
+                    let tls = match acceptor.accept(client).await {
+                        Ok(tls) => tls,
+                        Err(_) => {
+                            fail.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        }
+                    };
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let Ok(server) = TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = tokio::io::split(tls);
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async move {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        while let Ok(n) = cr.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            if let Ok(mut l) = log.lock() {
+                                l.extend_from_slice(&buf[..n.min(4096)]);
+                            }
+                            if sw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = sw.shutdown().await;
+                    };
+                    let down = async move {
+                        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                        let _ = cw.shutdown().await;
+                    };
+                    tokio::join!(up, down);
+                });
+            }
+        });
+        TlsProxy {
+            url,
+            ca_file,
+            handshakes,
+            refused,
+            sent,
+        }
+    }
+
+    /// Completed TLS handshakes so far.
+    pub fn handshakes(&self) -> usize {
+        self.handshakes.load(Ordering::SeqCst)
+    }
+
+    /// Connections that did not complete a TLS handshake.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+
+    /// What clients sent inside TLS (the start of each read), lower-cased.
+    pub fn sent_text(&self) -> String {
+        let bytes = self.sent.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).to_ascii_lowercase()
+    }
+}
+
+/// Job `id`'s whole mp3 and its ETag, fetched directly from the gateway at `base_url`.
+pub async fn server_mp3(base_url: &str, token: &str, id: &str) -> (Vec<u8>, String) {
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/jobs/{id}/mp3",
+            base_url.trim_end_matches('/')
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let etag = r
+        .headers()
+        .get("etag")
+        .expect("the mp3 has an ETag")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (r.bytes().await.unwrap().to_vec(), etag)
 }

@@ -3,14 +3,16 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use spin_sdk::http::{IncomingRequest, ResponseOutparam};
+use spin_sdk::http::{IncomingRequest, IncomingResponse, ResponseOutparam};
 use vid2mp3_contracts::auth_api::Credentials;
 use vid2mp3_contracts::storage_api::JobStatus;
 use vid2mp3_contracts::{Claims, ErrorCode, FileId, JobId};
 
 use crate::config::GatewayConfig;
 use crate::errors::ApiError;
-use crate::http_io::{BodyReader, Reply, RequestHead, ResponseStream, response_header, send_reply};
+use crate::http_io::{
+    BodyReader, IoError, Reply, RequestHead, ResponseStream, response_header, send_reply,
+};
 use crate::job_view::{JobPage, decode_cursor, encode_cursor, view};
 use crate::jobs_store::{JobsStore, OwnedJob, PageStart};
 use crate::routes::{Route, route};
@@ -32,6 +34,8 @@ enum Answer {
         config: Box<GatewayConfig>,
         job: OwnedJob,
         range: Option<String>,
+        /// The client's `If-Range`: serve `range` only while the mp3 is still that one.
+        if_range: Option<String>,
         head_only: bool,
     },
 }
@@ -50,9 +54,14 @@ pub fn handle(
             config,
             job,
             range,
+            if_range,
             head_only,
         }) => {
-            return stream_mp3(out, &head, &config, &job, range.as_deref(), head_only);
+            let range = RangeRequest {
+                range: range.as_deref(),
+                if_range: if_range.as_deref(),
+            };
+            return stream_mp3(out, &head, &config, &job, range, head_only);
         }
         Err(e) => {
             let reply = Reply::error(&e);
@@ -187,6 +196,7 @@ fn answer(
                 config: Box::new(config),
                 job,
                 range: head.header("range").map(str::to_owned),
+                if_range: head.header("if-range").map(str::to_owned),
                 head_only: head.method.eq_ignore_ascii_case("HEAD"),
             })
         }
@@ -211,6 +221,7 @@ fn answer(
                 config: Box::new(config),
                 job,
                 range: head.header("range").map(str::to_owned),
+                if_range: head.header("if-range").map(str::to_owned),
                 head_only: false,
             })
         }
@@ -359,20 +370,79 @@ fn readiness(config: &GatewayConfig) -> Reply {
     )
 }
 
-/// Streams an mp3 from storage to the client, `Range` passed through.
+/// A download's `Range` and `If-Range` headers.
+#[derive(Clone, Copy)]
+struct RangeRequest<'a> {
+    range: Option<&'a str>,
+    if_range: Option<&'a str>,
+}
+
+/// Whether an `If-Range` validator names the mp3 whose `ETag` storage reported (RFC 9110
+/// §13.1.5): only a strong entity tag can match, compared strongly. A date never matches (the
+/// mp3 has no Last-Modified), nor does a weak tag or a missing `ETag`; a client then gets the
+/// whole mp3 instead of a range of a file it does not have the beginning of.
+fn if_range_matches(validator: &str, etag: Option<&str>) -> bool {
+    let validator = validator.trim();
+    let strong = |t: &str| t.len() >= 2 && t.starts_with('"') && t.ends_with('"');
+    match etag.map(str::trim) {
+        Some(etag) => strong(validator) && strong(etag) && validator == etag,
+        None => false,
+    }
+}
+
+/// Opens the mp3 at storage for `request`. Storage knows `Range` but not `If-Range`, so that is
+/// applied here: a range answer of another mp3 than the validator names is replaced by the whole
+/// mp3 (200), as the standard says, so a client resuming a partial file never appends the rest
+/// of a different one.
+fn open_mp3(
+    config: &GatewayConfig,
+    job: &OwnedJob,
+    request: RangeRequest<'_>,
+) -> Result<IncomingResponse, IoError> {
+    let response = config.storage.open_mp3(&job.id, request.range)?;
+    // Without a Range, If-Range means nothing (RFC 9110: it MUST be ignored).
+    let (Some(_), Some(validator)) = (request.range, request.if_range) else {
+        return Ok(response);
+    };
+    match response.status() {
+        206 => {
+            let etag = response_header(&response, "etag");
+            if if_range_matches(validator, etag.as_deref()) {
+                Ok(response)
+            } else {
+                drop(response);
+                config.storage.open_mp3(&job.id, None)
+            }
+        }
+        416 => {
+            // Storage's 416 has no ETag: the whole mp3's answer tells which file this is. A 416
+            // is right only for the file the client named; for any other it gets that file.
+            let whole = config.storage.open_mp3(&job.id, None)?;
+            let etag = response_header(&whole, "etag");
+            if whole.status() == 200 && !if_range_matches(validator, etag.as_deref()) {
+                Ok(whole)
+            } else {
+                Ok(response)
+            }
+        }
+        _ => Ok(response),
+    }
+}
+
+/// Streams an mp3 from storage to the client, `Range` passed through and `If-Range` applied.
 fn stream_mp3(
     out: ResponseOutparam,
     head: &RequestHead,
     config: &GatewayConfig,
     job: &OwnedJob,
-    range: Option<&str>,
+    range: RangeRequest<'_>,
     head_only: bool,
 ) {
     let fail = |out: ResponseOutparam, e: ApiError| {
         eprintln!("gateway: {} {} -> {}", head.method, head.path, e.status());
         send_reply(out, Reply::error(&e));
     };
-    let response = match config.storage.open_mp3(&job.id, range) {
+    let response = match open_mp3(config, job, range) {
         Ok(r) => r,
         Err(e) => return fail(out, ApiError::unavailable("the storage service", e)),
     };
@@ -464,4 +534,23 @@ fn stream_mp3(
         "gateway: {} {} -> {status} job={} bytes={sent}",
         head.method, head.path, job.id
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::if_range_matches;
+
+    #[test]
+    fn if_range_matches_only_the_same_strong_tag() {
+        let tag = Some("\"66b1c0ffee0123456789abcd\"");
+        assert!(if_range_matches("\"66b1c0ffee0123456789abcd\"", tag));
+        assert!(if_range_matches(" \"66b1c0ffee0123456789abcd\" ", tag));
+        // Another file's tag, a weak tag, a date, nothing to compare with: the whole mp3.
+        assert!(!if_range_matches("\"0000c0ffee0123456789abcd\"", tag));
+        assert!(!if_range_matches("W/\"66b1c0ffee0123456789abcd\"", tag));
+        assert!(!if_range_matches("Wed, 21 Oct 2015 07:28:00 GMT", tag));
+        assert!(!if_range_matches("\"66b1c0ffee0123456789abcd\"", None));
+        assert!(!if_range_matches("W/\"x\"", Some("W/\"x\"")));
+        assert!(!if_range_matches("\"", Some("\"")));
+    }
 }

@@ -1,6 +1,7 @@
 //! The web page at `/`: its files and headers over HTTP, then the page itself driven in headless
 //! Debian Chromium (playwright-core, `tests/web/page-flow.mjs`) against the whole platform:
-//! sign up, log in, upload, watch the conversion end, download the mp3, delete, log out.
+//! sign up, log in, upload (throttled, so the progress bars must move through values between 0
+//! and 100), watch each job converting and then done, download the mp3, delete, log out.
 //!
 //! The browser test needs node, `/usr/bin/chromium` and `npm ci` in `tests/web/`; scripts/test
 //! installs them (`ensure_browser_test_tools` in scripts/lib/common.sh). Missing tools fail the
@@ -110,6 +111,38 @@ fn missing_browser_tools(node: &str, chromium: &Path) -> Vec<String> {
     missing
 }
 
+/// A video that is `seconds` long but small (a 32x24 picture once a second, 8 kbit/s Opus
+/// stereo: about 1.4 KB per second): its upload is quick even when throttled, and its
+/// conversion lasts seconds, so the page has time to show the job converting.
+fn make_long_small_mkv(path: &Path, seconds: u32) {
+    let d = seconds.to_string();
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc=size=32x24:rate=1:d={d}"),
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("aevalsrc=exprs='0.4*sin(2*PI*440*t)|0.4*sin(2*PI*660*t)':s=48000:d={d}"),
+        ])
+        .args([
+            "-c:v", "mpeg4", "-q:v", "31", "-c:a", "libopus", "-b:a", "8k",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffmpeg runs (scripts/services installs it)");
+    assert!(
+        out.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test]
 async fn the_page_in_headless_chromium_from_sign_up_to_download() {
     let node = std::env::var("VID2MP3_NODE").unwrap_or_else(|_| "node".to_owned());
@@ -134,7 +167,7 @@ async fn the_page_in_headless_chromium_from_sign_up_to_download() {
         std::env::temp_dir().join(format!("vid2mp3-web-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&scratch).unwrap();
     let video = scratch.join("clip.mkv");
-    vid2mp3_test_support::test_media::make_mkv(&video, 2);
+    make_long_small_mkv(&video, 300);
     let artifacts = artifacts_dir();
     std::fs::create_dir_all(&artifacts).unwrap();
     let artifacts = artifacts.canonicalize().unwrap();

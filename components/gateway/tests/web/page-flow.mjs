@@ -4,6 +4,10 @@
 // both jobs finish, download an mp3 and check it, delete, log out. Screenshots (desktop and
 // 375x667) go to the artifacts folder; an axe-core audit must find no WCAG A/AA violation.
 //
+// The uploads run under DevTools network throttling (UPLOAD_BYTES_PER_S), so the progress bars
+// must show values between 0 and 100 on the way, not only the 100 set on success; and the
+// video is minutes long (but small), so each job's row must show it converting before done.
+//
 // usage: node page-flow.mjs BASE_URL VIDEO_FILE ARTIFACTS_DIR
 // Exits 0 when every check passed; otherwise prints what failed and exits 1.
 
@@ -25,6 +29,8 @@ const email = `web-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`
 const password = 'correct horse battery staple';
 const videoName = path.basename(videoFile);
 const droppedName = 'dropped-' + videoName;
+// Slow enough that each upload takes seconds (the test video is a few hundred KB).
+const UPLOAD_BYTES_PER_S = 192 * 1024;
 const step = (text) => console.log(`[page] ${text}`);
 
 function check(ok, what) {
@@ -126,17 +132,38 @@ try {
   check(true, 'the session survives a reload of the tab');
 
   // ---- upload: pick a file, and drop one ----
-  // Record the XHR upload progress events the page's bars follow.
+  // Record the XHR upload progress events the page's bars follow, and every state the job rows
+  // show (status, conversion progress), as the page changes them.
   await page.evaluate(() => {
     window.__uploadProgress = [];
+    window.__uploadTexts = [];
     window.__uploadStates = {};
     const bars = new MutationObserver(() => {
       document.querySelectorAll('#uploads progress').forEach((p) => window.__uploadProgress.push(p.value));
+      document.querySelectorAll('#uploads .row-status').forEach((t) => window.__uploadTexts.push(t.textContent));
       document.querySelectorAll('#uploads li[data-state]').forEach((li) => {
         window.__uploadStates[li.querySelector('.row-name').textContent] = li.dataset.state + ': ' + li.querySelector('.row-status').textContent;
       });
     });
-    bars.observe(document.getElementById('uploads'), { subtree: true, attributes: true, childList: true });
+    bars.observe(document.getElementById('uploads'), { subtree: true, attributes: true, childList: true, characterData: true });
+    window.__jobStates = {}; // job id -> [{status, percent, text}] in the order shown
+    const rows = new MutationObserver(() => {
+      document.querySelectorAll('#jobs li[data-job-id]').forEach((li) => {
+        const bar = li.querySelector('progress');
+        const seen = { status: li.dataset.status, percent: bar && !bar.hidden ? bar.value : null, text: li.querySelector('.row-status').textContent };
+        const list = window.__jobStates[li.dataset.jobId] || (window.__jobStates[li.dataset.jobId] = []);
+        const last = list[list.length - 1];
+        if (!last || last.status !== seen.status || last.percent !== seen.percent) list.push(seen);
+      });
+    });
+    rows.observe(document.getElementById('jobs'), { subtree: true, attributes: true, childList: true, characterData: true });
+  });
+  // Throttle uploads through DevTools, as on a slow connection: on loopback an upload is one
+  // instant 100 % otherwise.
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: UPLOAD_BYTES_PER_S,
   });
   await page.getByLabel('Choose video files').setInputFiles(videoFile);
   const video = readFileSync(videoFile).toString('base64');
@@ -152,8 +179,16 @@ try {
   await page.waitForFunction(() => Object.keys(window.__uploadStates).length === 2, null, { timeout: 60000 });
   const states = await page.evaluate(() => window.__uploadStates);
   check(Object.values(states).every((s) => s.startsWith('uploaded')), `both uploads are accepted: ${JSON.stringify(states)}`);
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1,
+  });
   const seenProgress = await page.evaluate(() => window.__uploadProgress);
   check(seenProgress.some((v) => v === 100), `upload progress bars reached 100 % (${seenProgress.length} updates)`);
+  const between = [...new Set(seenProgress.filter((v) => v > 0 && v < 100))];
+  check(between.length > 0, `upload progress bars showed values on the way: ${JSON.stringify(between)}`);
+  const texts = await page.evaluate(() => window.__uploadTexts);
+  const partway = texts.find((t) => /^Uploading… ([1-9]|[1-9][0-9]) % of /.test(t));
+  check(partway, `an upload's status said how far it was: "${partway}"`);
 
   // ---- the list follows conversion to the end ----
   const row = (name) => page.locator('#jobs li', { has: page.locator('.row-name', { hasText: new RegExp(`^${name.replace(/[.]/g, '\\.')}$`) }) });
@@ -169,6 +204,17 @@ try {
     await page.waitForTimeout(250);
   }
   step(`statuses seen in the list: ${[...seenStatuses].join(', ')}`);
+  // Each job's row showed it converting (with its progress bar) before it was done.
+  const jobStates = await page.evaluate(() => window.__jobStates);
+  check(Object.keys(jobStates).length === 2, `the list showed two jobs (${Object.keys(jobStates).length})`);
+  for (const [id, shown] of Object.entries(jobStates)) {
+    const statuses = shown.map((x) => x.status);
+    const converting = statuses.indexOf('converting');
+    const done = statuses.indexOf('done');
+    const percents = shown.filter((x) => x.status === 'converting').map((x) => x.percent);
+    check(converting >= 0 && done > converting && percents.every((p) => p !== null && p >= 0 && p < 100),
+      `job ${id} was shown converting (progress ${JSON.stringify(percents)} %) before done: ${statuses.join(' → ')}`);
+  }
   for (const [name, r] of [[videoName, picked], [droppedName, dropped]]) {
     const status = await r.getAttribute('data-status');
     check(status === 'done', `${name} is done (the row says: "${(await r.locator('.row-status').textContent())}")`);
