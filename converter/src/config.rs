@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL;
 
+use crate::worker::JobTimeouts;
+
 /// What one `serve` process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
@@ -128,10 +130,9 @@ pub struct Config {
     pub relay_ack_timeout: Duration,
     /// Pause before an undelivered event is handed back to the queue (grows per message).
     pub relay_redeliver_delay: Duration,
-    /// A job's time limit: `base + per_mib × size in MiB` (the size stands in for the duration,
-    /// which is only known once decoded).
-    pub job_timeout_base: Duration,
-    pub job_timeout_per_mib: Duration,
+    /// A job's time limit: from the size until the media states its duration, then from the
+    /// duration (`crate::worker::JobTimeouts`).
+    pub job_timeouts: JobTimeouts,
     /// How long SIGTERM waits for converting jobs before it hands them back to the queue.
     pub shutdown_grace: Duration,
     /// Largest video `PUT` accepts.
@@ -193,8 +194,7 @@ impl Config {
             retry_delays,
             relay_ack_timeout: millis(&lookup, "VID2MP3_RELAY_ACK_TIMEOUT_MS", "30000")?,
             relay_redeliver_delay: millis(&lookup, "VID2MP3_RELAY_REDELIVER_DELAY_MS", "1000")?,
-            job_timeout_base: secs(&lookup, "VID2MP3_JOB_TIMEOUT_BASE_SECS", "120")?,
-            job_timeout_per_mib: millis(&lookup, "VID2MP3_JOB_TIMEOUT_PER_MIB_MS", "2000")?,
+            job_timeouts: job_timeouts(&lookup)?,
             shutdown_grace: secs(&lookup, "VID2MP3_SHUTDOWN_GRACE_SECS", "20")?,
             max_upload_bytes: parse(
                 &lookup,
@@ -288,6 +288,40 @@ fn millis(
     parse(lookup, name, default, "a number of milliseconds").map(Duration::from_millis)
 }
 
+fn job_timeouts(lookup: &impl Fn(&str) -> Option<String>) -> Result<JobTimeouts, ConfigError> {
+    let d = JobTimeouts::default();
+    let timeouts = JobTimeouts {
+        base: secs(
+            lookup,
+            "VID2MP3_JOB_TIMEOUT_BASE_SECS",
+            &d.base.as_secs().to_string(),
+        )?,
+        per_mib: millis(
+            lookup,
+            "VID2MP3_JOB_TIMEOUT_PER_MIB_MS",
+            &d.per_mib.as_millis().to_string(),
+        )?,
+        per_media_minute: millis(
+            lookup,
+            "VID2MP3_JOB_TIMEOUT_PER_MEDIA_MINUTE_MS",
+            &d.per_media_minute.as_millis().to_string(),
+        )?,
+        max: secs(
+            lookup,
+            "VID2MP3_JOB_TIMEOUT_MAX_SECS",
+            &d.max.as_secs().to_string(),
+        )?,
+    };
+    if timeouts.max < timeouts.base {
+        return Err(ConfigError::Invalid {
+            name: "VID2MP3_JOB_TIMEOUT_MAX_SECS",
+            value: timeouts.max.as_secs().to_string(),
+            expected: "at least VID2MP3_JOB_TIMEOUT_BASE_SECS",
+        });
+    }
+    Ok(timeouts)
+}
+
 fn parse_delays(s: &str) -> Result<Vec<Duration>, ConfigError> {
     s.split(',')
         .filter(|p| !p.trim().is_empty())
@@ -369,6 +403,38 @@ mod tests {
                 ("VID2MP3_RETRY_DELAYS_MS", "1,x")
             ])
             .is_err()
+        );
+    }
+
+    #[test]
+    fn job_timeouts_come_from_the_environment() {
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", "t")]).unwrap();
+        assert_eq!(c.job_timeouts, JobTimeouts::default());
+        let c = config(&[
+            ("VID2MP3_STORAGE_TOKEN", "t"),
+            ("VID2MP3_JOB_TIMEOUT_BASE_SECS", "10"),
+            ("VID2MP3_JOB_TIMEOUT_PER_MIB_MS", "500"),
+            ("VID2MP3_JOB_TIMEOUT_PER_MEDIA_MINUTE_MS", "3000"),
+            ("VID2MP3_JOB_TIMEOUT_MAX_SECS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.job_timeouts,
+            JobTimeouts {
+                base: Duration::from_secs(10),
+                per_mib: Duration::from_millis(500),
+                per_media_minute: Duration::from_secs(3),
+                max: Duration::from_secs(60),
+            }
+        );
+        let error = config(&[
+            ("VID2MP3_STORAGE_TOKEN", "t"),
+            ("VID2MP3_JOB_TIMEOUT_MAX_SECS", "5"),
+        ])
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("VID2MP3_JOB_TIMEOUT_MAX_SECS"),
+            "{error}"
         );
     }
 

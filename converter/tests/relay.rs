@@ -32,7 +32,7 @@ fn event() -> JobEvent {
 
 async fn publish(env: &Env, payload: &[u8]) {
     wait_for("the mp3 queue", Duration::from_secs(30), || async {
-        env.vhost.queue_depth("mp3").await.ok().flatten()
+        env.vhost().queue_depth("mp3").await.ok().flatten()
     })
     .await;
     let conn = env.amqp().await;

@@ -318,7 +318,7 @@ async fn an_upload_cut_short_leaves_nothing() {
     // The storage API declares its queues on its first publish: none means nothing was queued.
     assert!(
         matches!(
-            env.vhost.queue_depth("video").await.unwrap(),
+            env.vhost().queue_depth("video").await.unwrap(),
             None | Some(0)
         ),
         "no job was queued"

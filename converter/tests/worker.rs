@@ -3,16 +3,15 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{Env, Owner, corpus, long_wav, wait_for};
-use lapin::BasicProperties;
-use lapin::options::BasicPublishOptions;
+use common::{Env, Owner, corpus, long_avi, long_wav, wait_for};
 use mongodb::bson::doc;
 use vid2mp3_contracts::messages::MESSAGE_VERSION;
 use vid2mp3_contracts::storage_api::JobStatus;
 use vid2mp3_contracts::{ErrorCode, JobId, JobOutcome, VideoJob};
+use vid2mp3_test_support::PrivateServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_inputs_fail_permanently_and_the_next_job_still_converts() {
@@ -123,28 +122,93 @@ async fn transient_failures_retry_with_delay_then_dead_letter_with_an_event() {
     service.stop().await;
 }
 
+/// The time limit follows the media's duration once the decoder (or ffprobe) states it, not the
+/// file's size: with an hour per MiB but only 125 ms per media minute, 4-minute files get 0.5 s,
+/// a fifth of what converting one takes here (2.7 s), so they time out — on the fast path (WAV)
+/// and on the ffmpeg path (AVI: the duration from ffprobe, ffmpeg stopped through the job's
+/// cancel flag). Were the size the bound, they would convert. A timeout counts as transient (a
+/// loaded node may be slow), so every attempt times out, the job is dead-lettered with one
+/// failure event, and no attempt leaves mp3 chunks behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_past_its_duration_limit_times_out_and_leaves_no_mp3() {
+    let env = Env::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = env
+        .start(
+            "storage,worker",
+            &[
+                ("VID2MP3_JOB_TIMEOUT_BASE_SECS", "0"),
+                ("VID2MP3_JOB_TIMEOUT_PER_MIB_MS", "3600000"),
+                ("VID2MP3_JOB_TIMEOUT_PER_MEDIA_MINUTE_MS", "125"),
+                ("VID2MP3_ENCODE_WORKERS", "1"),
+            ],
+        )
+        .await;
+    let owner = Owner::new();
+    let files = [long_wav(dir.path(), 240), long_avi(dir.path(), 240)];
+    let mut jobs = Vec::new();
+    for file in &files {
+        let job = JobId::new();
+        let response = service.put_file(&job, &owner, file).await;
+        assert_eq!(response.status(), 201, "{}", file.display());
+        jobs.push(job);
+    }
+    for (job, file) in jobs.iter().zip(&files) {
+        let state = service.settled(job).await;
+        let name = file.display();
+        assert_eq!(state.status, JobStatus::Failed, "{name}: {state:?}");
+        assert_eq!(
+            state.attempts, 3,
+            "{name}: 1 try + 2 retries (VID2MP3_RETRY_DELAYS_MS=100,200)"
+        );
+        let error = state.error.expect("an error");
+        assert_eq!(error.code, ErrorCode::RetriesExhausted, "{name}");
+        // Half a second: 500ms for the WAV, 500.081633ms for the AVI (it states 240.039 s).
+        assert!(
+            error.message.contains("longer than the limit of 500"),
+            "{name}: the limit from 4 minutes of media: {}",
+            error.message
+        );
+    }
+    let events = env.events(jobs.len()).await;
+    assert_eq!(events.len(), jobs.len(), "one event per job: {events:?}");
+    let mut dead: Vec<JobId> = env
+        .drain("video.dead")
+        .await
+        .iter()
+        .map(|m| {
+            serde_json::from_slice::<VideoJob>(m)
+                .expect("a VideoJob")
+                .job_id
+        })
+        .collect();
+    for job in &jobs {
+        let event = events.iter().find(|e| e.job_id == *job).expect("its event");
+        assert!(
+            matches!(
+                event.outcome,
+                JobOutcome::Failed {
+                    code: ErrorCode::RetriesExhausted,
+                    ..
+                }
+            ),
+            "{event:?}"
+        );
+        let at = dead.iter().position(|d| d == job).expect("dead-lettered");
+        dead.remove(at);
+    }
+    assert!(dead.is_empty(), "only these jobs are dead-lettered");
+    assert_eq!(env.count("mp3s.files", doc! {}).await, 0);
+    assert_eq!(env.count("mp3s.chunks", doc! {}).await, 0, "no partial mp3");
+    service.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_messages_go_to_the_dead_letter_queue() {
     let env = Env::new().await;
     let mut service = env.start("worker", &[]).await;
-    wait_for("the video queue", Duration::from_secs(30), || async {
-        env.vhost.queue_depth("video").await.ok().flatten()
-    })
-    .await;
-    let conn = env.amqp().await;
-    let channel = conn.create_channel().await.unwrap();
-    channel
-        .basic_publish(
-            "".into(),
-            "video".into(),
-            BasicPublishOptions::default(),
-            b"{not json",
-            BasicProperties::default().with_delivery_mode(2),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    env.wait_for_queue("video", Duration::from_secs(30)).await;
+    env.publish_raw("video", b"{not json").await;
     let dead = wait_for("the dead letter", Duration::from_secs(30), || async {
         let got = env.drain("video.dead").await;
         (!got.is_empty()).then_some(got)
@@ -181,20 +245,8 @@ async fn a_redelivered_job_is_not_converted_twice() {
         profile: Default::default(),
         attempt: 1,
     };
-    let conn = env.amqp().await;
-    let channel = conn.create_channel().await.unwrap();
-    channel
-        .basic_publish(
-            "".into(),
-            "video".into(),
-            BasicPublishOptions::default(),
-            &serde_json::to_vec(&message).unwrap(),
-            BasicProperties::default().with_delivery_mode(2),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    env.publish_raw("video", &serde_json::to_vec(&message).unwrap())
+        .await;
     let again = env.events(1).await.remove(0);
     assert_eq!(again.job_id, job);
     assert_eq!(
@@ -208,50 +260,19 @@ async fn a_redelivered_job_is_not_converted_twice() {
     service.stop().await;
 }
 
-/// The converter binary as a child process running the worker role.
-fn spawn_worker(env: &Env) -> Child {
-    spawn_worker_with(env, &[])
-}
-
-fn spawn_worker_with(env: &Env, extra: &[(&str, &str)]) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vid2mp3-converter"));
-    cmd.arg("serve").arg("--roles").arg("worker");
-    for (k, v) in env.vars("worker", extra) {
-        cmd.env(k, v);
-    }
-    cmd.env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting vid2mp3-converter serve")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_job_is_redelivered_and_completes_once() {
     let env = Env::new().await;
     let dir = tempfile::tempdir().unwrap();
     let video = long_wav(dir.path(), 240);
     let mut storage = env.start("storage", &[]).await;
-    let mut child = spawn_worker(&env);
+    let mut child = env.spawn_serve("worker", &[]);
     let job = JobId::new();
     let response = storage.put_file(&job, &Owner::new(), &video).await;
     assert_eq!(response.status(), 201);
     // Kill -9 once it converts and has written mp3 chunks.
-    wait_for(
-        "the job to be converting",
-        Duration::from_secs(60),
-        || async {
-            let converting = storage
-                .state(&job)
-                .await
-                .is_some_and(|s| s.status == JobStatus::Converting);
-            let chunks = env.count("mp3s.chunks", doc! {}).await;
-            (converting && chunks > 0).then_some(())
-        },
-    )
-    .await;
-    child.kill().expect("kill -9");
-    let _ = child.wait();
+    env.wait_until_writing(&storage, &job).await;
+    child.kill();
     let state = storage.state(&job).await.unwrap();
     assert_eq!(
         state.status,
@@ -274,10 +295,7 @@ async fn a_worker_killed_mid_job_is_redelivered_and_completes_once() {
     let events = env.events(1).await;
     assert_eq!(events.len(), 1);
     // The killed attempt's chunks are gone: only the finished mp3's remain.
-    let mp3_size = state.mp3_size_bytes.unwrap();
-    let expected_chunks = mp3_size.div_ceil(255 * 1024);
-    assert_eq!(env.count("mp3s.files", doc! {}).await, 1);
-    assert_eq!(env.count("mp3s.chunks", doc! {}).await, expected_chunks);
+    env.assert_only_the_finished_mp3(&state).await;
     worker.stop().await;
     storage.stop().await;
 }
@@ -313,92 +331,13 @@ async fn the_worker_reconnects_after_its_broker_connection_is_closed() {
     service.stop().await;
 }
 
-struct Secantus {
-    child: Child,
-}
-
-impl Secantus {
-    fn start(port: u16, dir: &std::path::Path) -> Secantus {
-        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-        let exe = std::env::var("VID2MP3_SECANTUSD")
-            .unwrap_or_else(|_| format!("{home}/.cache/vid2mp3/venv/bin/secantusd-py"));
-        let child = Command::new(exe)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--storage-path",
-            ])
-            .arg(dir)
-            .args(["--log-level", "WARNING"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting secantusd-py");
-        Secantus { child }
-    }
-
-    /// A restart as an operator does it: SIGTERM, so the server flushes what it acknowledged
-    /// (SecantusDB does not journal every write; SIGKILL loses its last ones).
-    fn stop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            // SAFETY: kill(2) on our own child's pid; no memory is involved.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::time::Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        self.kill();
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Secantus {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_for_mongo(url: &str) {
-    wait_for("MongoDB to answer", Duration::from_secs(60), || async {
-        let client = mongodb::Client::with_uri_str(url).await.ok()?;
-        client
-            .database("admin")
-            .run_command(doc! {"ping": 1})
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_recovers_when_mongodb_restarts() {
+    let mut mongo = PrivateServer::secantus()
+        .await
+        .expect("a private SecantusDB");
     let env = Env::new().await;
-    let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=3000");
-    let mut mongo = Secantus::start(port, data.path());
-    wait_for_mongo(&url).await;
+    let url = format!("{}/?serverSelectionTimeoutMS=3000", mongo.url());
     let mut service = env
         .start("storage,worker", &[("VID2MP3_MONGO_URL", &url)])
         .await;
@@ -413,7 +352,9 @@ async fn the_service_recovers_when_mongodb_restarts() {
     );
     assert_eq!(service.settled(&first).await.status, JobStatus::Done);
 
-    mongo.stop();
+    // As an operator restarts it: SIGTERM, so the server flushes what it acknowledged
+    // (SecantusDB does not journal every write; SIGKILL loses its last ones).
+    mongo.stop().await;
     // While it is away the API says so, with the contract's error body.
     let response = service
         .get(&vid2mp3_contracts::storage_api::job_path(&first))
@@ -421,8 +362,7 @@ async fn the_service_recovers_when_mongodb_restarts() {
         .await
         .unwrap();
     assert_eq!(response.status(), 503);
-    let mut mongo = Secantus::start(port, data.path());
-    wait_for_mongo(&url).await;
+    mongo.start().await.expect("SecantusDB starts again");
 
     // Same data, and new jobs store and convert again.
     assert_eq!(service.state(&first).await.unwrap().status, JobStatus::Done);
@@ -438,7 +378,6 @@ async fn the_service_recovers_when_mongodb_restarts() {
     .await;
     assert_eq!(service.settled(&second).await.status, JobStatus::Done);
     service.stop().await;
-    mongo.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,29 +398,9 @@ async fn serve_refuses_to_start_without_the_token_and_stops_on_sigterm() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let mut child = spawn_worker(&env);
-    wait_for(
-        "the worker to declare its queues",
-        Duration::from_secs(60),
-        || async { env.vhost.queue_depth("video").await.ok().flatten() },
-    )
-    .await;
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still running 30 s after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let mut child = env.spawn_serve("worker", &[]);
+    env.wait_for_queue("video", Duration::from_secs(60)).await;
+    let status = child.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "{status:?}");
 }
 
@@ -492,40 +411,14 @@ async fn sigterm_hands_a_converting_job_back_to_the_queue() {
     let video = long_wav(dir.path(), 240);
     let mut storage = env.start("storage", &[]).await;
     // No grace: the job in flight is stopped and handed back at once.
-    let mut child = spawn_worker_with(&env, &[("VID2MP3_SHUTDOWN_GRACE_SECS", "0")]);
+    let mut child = env.spawn_serve("worker", &[("VID2MP3_SHUTDOWN_GRACE_SECS", "0")]);
     let job = JobId::new();
     assert_eq!(
         storage.put_file(&job, &Owner::new(), &video).await.status(),
         201
     );
-    wait_for(
-        "the job to be converting",
-        Duration::from_secs(60),
-        || async {
-            storage
-                .state(&job)
-                .await
-                .is_some_and(|s| s.status == JobStatus::Converting)
-                .then_some(())
-        },
-    )
-    .await;
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("still running 30 s after SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    storage.wait_until_converting(&job).await;
+    let status = child.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "{status:?}");
     let state = storage.state(&job).await.unwrap();
     assert_ne!(state.status, JobStatus::Done, "stopped before it finished");
@@ -536,10 +429,7 @@ async fn sigterm_hands_a_converting_job_back_to_the_queue() {
     assert_eq!(state.status, JobStatus::Done, "{state:?}");
     assert_eq!(state.attempts, 2);
     assert_eq!(env.events(1).await.len(), 1);
-    assert_eq!(
-        env.count("mp3s.chunks", doc! {}).await,
-        state.mp3_size_bytes.unwrap().div_ceil(255 * 1024)
-    );
+    env.assert_only_the_finished_mp3(&state).await;
     worker.stop().await;
     storage.stop().await;
 }

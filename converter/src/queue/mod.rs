@@ -15,6 +15,8 @@
 //! queue only expires messages at its head, so one queue with mixed TTLs would hold a short
 //! delay behind a long one.
 
+pub mod consume;
+
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};

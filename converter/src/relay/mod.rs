@@ -9,23 +9,20 @@
 //! to the queue (nack, requeue) and delivered again.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use lapin::Connection;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    BasicRejectOptions,
-};
-use lapin::types::FieldTable;
-use tokio::task::JoinSet;
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 use vid2mp3_contracts::JobEvent;
 use vid2mp3_contracts::messages::{MP3_QUEUE, delivery_ack_key};
 
-use crate::queue::{Backoff, QueueError, connect, declare_topology};
+use crate::queue::QueueError;
+use crate::queue::consume::{Consumer, DeliveryHandler};
 use crate::service::{Services, pause};
 
 /// The longest pause before an undelivered event is handed back.
@@ -34,75 +31,54 @@ const MAX_REDELIVER_DELAY: Duration = Duration::from_secs(30);
 /// Per message id: how many times it was handed back (for a growing pause).
 type Attempts = Arc<Mutex<HashMap<uuid::Uuid, u32>>>;
 
+/// Runs the relay until `shutdown`, reconnecting with backoff whenever the broker goes away.
+/// A shutdown ends the waits for delivery acks at once; what is not acked is requeued when the
+/// connection closes.
 pub async fn run(services: Arc<Services>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
-    let attempts: Attempts = Arc::default();
-    loop {
-        if shutdown.is_cancelled() {
-            return Ok(());
-        }
-        match consume(&services, &shutdown, &mut backoff, &attempts).await {
-            Ok(()) => return Ok(()),
-            Err(error) => {
-                let delay = backoff.next_delay();
-                warn!(%error, retry_in_ms = delay.as_millis() as u64, "relay lost RabbitMQ; reconnecting");
-                if !pause(&shutdown, delay).await {
-                    return Ok(());
-                }
-            }
-        }
-    }
+    let config = &services.config;
+    info!(channel = %config.job_events_channel, "relay publishes job events");
+    let consumer = Consumer {
+        role: "relay",
+        queue: MP3_QUEUE,
+        amqp_url: config.amqp_url_with_heartbeat(),
+        prefetch: config.relay_prefetch,
+        retry_delays: config.retry_delays.clone(),
+        shutdown_grace: Duration::ZERO,
+    };
+    let events = JobEvents {
+        services: Arc::clone(&services),
+        attempts: Attempts::default(),
+    };
+    consumer.run(&events, &shutdown).await;
+    Ok(())
 }
 
-async fn consume(
-    services: &Arc<Services>,
-    shutdown: &CancellationToken,
-    backoff: &mut Backoff,
-    attempts: &Attempts,
-) -> Result<(), QueueError> {
-    let config = &services.config;
-    let conn = connect(&config.amqp_url_with_heartbeat(), "vid2mp3-converter relay").await?;
-    let channel = conn.create_channel().await?;
-    declare_topology(&channel, &config.retry_delays).await?;
-    channel
-        .basic_qos(config.relay_prefetch, BasicQosOptions::default())
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
-            MP3_QUEUE.into(),
-            format!("relay-{}", uuid::Uuid::new_v4().simple()).into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
+struct JobEvents {
+    services: Arc<Services>,
+    /// Kept across reconnects: a message handed back keeps its growing pause.
+    attempts: Attempts,
+}
+
+impl DeliveryHandler for JobEvents {
+    type PerConnection = ();
+
+    async fn open(&self, _conn: &Connection) -> Result<(), QueueError> {
+        Ok(())
+    }
+
+    fn handle(
+        &self,
+        _: &(),
+        delivery: Delivery,
+        stop: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        relay_one(
+            Arc::clone(&self.services),
+            delivery,
+            stop,
+            Arc::clone(&self.attempts),
         )
-        .await?;
-    backoff.reset();
-    info!(channel = %config.job_events_channel, "relay consuming {MP3_QUEUE}");
-    let mut in_flight = JoinSet::new();
-    let result = loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break Ok(()),
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-            next = consumer.next() => match next {
-                Some(Ok(delivery)) => {
-                    in_flight.spawn(relay_one(
-                        Arc::clone(services),
-                        delivery,
-                        shutdown.clone(),
-                        Arc::clone(attempts),
-                    ));
-                }
-                Some(Err(error)) => break Err(QueueError::from(error)),
-                None => break Err(QueueError::ConsumerEnded),
-            }
-        }
-    };
-    let _ = channel
-        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-        .await;
-    // Waits end early on shutdown; what is not acked is requeued when the connection closes.
-    while in_flight.join_next().await.is_some() {}
-    let _ = conn.close(200, "relay stopping".into()).await;
-    result
+    }
 }
 
 enum Outcome {
@@ -114,7 +90,7 @@ enum Outcome {
 async fn relay_one(
     services: Arc<Services>,
     delivery: Delivery,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
     attempts: Attempts,
 ) {
     let event: JobEvent = match serde_json::from_slice(&delivery.data) {
@@ -132,7 +108,7 @@ async fn relay_one(
     };
     let span = info_span!("event", job_id = %event.job_id, event_id = %event.message_id, kind = event.kind());
     async {
-        match deliver(&services, &event, &delivery.data, &shutdown).await {
+        match deliver(&services, &event, &delivery.data, &stop).await {
             Outcome::Delivered => {
                 if let Ok(mut map) = attempts.lock() {
                     map.remove(&event.message_id);
@@ -164,7 +140,7 @@ async fn relay_one(
                     .events
                     .with_label_values(&["redelivered"])
                     .inc();
-                if pause(&shutdown, delay).await {
+                if pause(&stop, delay).await {
                     let _ = delivery
                         .nack(BasicNackOptions {
                             requeue: true,
@@ -189,7 +165,7 @@ async fn deliver(
     services: &Services,
     event: &JobEvent,
     payload: &[u8],
-    shutdown: &CancellationToken,
+    stop: &CancellationToken,
 ) -> Outcome {
     let key = delivery_ack_key(&event.message_id);
     let mut conn = match services.redis.get().await {
@@ -239,7 +215,7 @@ async fn deliver(
                 services.config.relay_ack_timeout
             ));
         }
-        if !pause(shutdown, wait.min(left)).await {
+        if !pause(stop, wait.min(left)).await {
             return Outcome::ShuttingDown;
         }
         wait = (wait * 2).min(Duration::from_secs(1));

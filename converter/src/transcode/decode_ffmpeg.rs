@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::debug;
 
@@ -24,13 +24,18 @@ use super::pcm::PcmFormat;
 /// Bounds on one ffmpeg run.
 #[derive(Debug, Clone)]
 pub struct FfmpegLimits {
-    /// Wall-clock limit for probing plus decoding; the job worker scales it with the duration.
+    /// Wall-clock limit for each ffprobe and ffmpeg run: a backstop. The job worker's own limit
+    /// follows the media's duration, which is learned only after ffprobe, and it ends a run
+    /// through `cancel`.
     pub timeout: Duration,
     /// Address-space limit. Debian's ffmpeg maps ~200 MB of shared libraries before it starts;
     /// 512 MiB was measured to be enough to decode, 1 GiB leaves room for large containers.
     pub max_address_space: u64,
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
+    /// Set by the caller to kill a running ffprobe or ffmpeg: a child that hangs without output
+    /// would otherwise hold the job until `timeout`, since nothing reads or writes to notice.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for FfmpegLimits {
@@ -40,9 +45,13 @@ impl Default for FfmpegLimits {
             max_address_space: 1 << 30,
             ffmpeg: PathBuf::from("ffmpeg"),
             ffprobe: PathBuf::from("ffprobe"),
+            cancel: None,
         }
     }
 }
+
+/// How often a running child's watchdog looks at the caller's cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 /// Keeps the tail of a child's stderr: the last lines say why it failed.
 const STDERR_KEEP: usize = 4096;
@@ -68,7 +77,7 @@ fn limited(program: &Path, limits: &FfmpegLimits) -> Command {
     cmd
 }
 
-/// Kills a child if it is still running when the deadline passes.
+/// Kills a child if it is still running when the deadline passes or the caller cancels.
 struct Watchdog {
     stop: Option<Sender<()>>,
     fired: Arc<AtomicBool>,
@@ -76,12 +85,31 @@ struct Watchdog {
 }
 
 impl Watchdog {
-    fn start(pid: u32, timeout: Duration) -> Self {
+    fn start(pid: u32, timeout: Duration, cancel: Option<Arc<AtomicBool>>) -> Self {
         let (stop, stopped) = mpsc::channel::<()>();
         let fired = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&fired);
+        let deadline = Instant::now() + timeout;
         let thread = thread::spawn(move || {
-            if let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(timeout) {
+            let due = loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let step = if cancel.is_some() {
+                    left.min(CANCEL_POLL)
+                } else {
+                    left
+                };
+                match stopped.recv_timeout(step) {
+                    Err(RecvTimeoutError::Timeout) => {
+                        let cancelled = cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
+                        if cancelled || Instant::now() >= deadline {
+                            break true;
+                        }
+                    }
+                    // Disarmed (or its owner is gone).
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => break false,
+                }
+            };
+            if due {
                 flag.store(true, Ordering::SeqCst);
                 if let Ok(pid) = libc::pid_t::try_from(pid) {
                     // SAFETY: plain syscall; the pid is our own child, not yet reaped (the
@@ -140,19 +168,24 @@ fn collect_stderr(stderr: ChildStderr) -> JoinHandle<String> {
 pub struct ProbedAudio {
     pub sample_rate: u32,
     pub channels: u32,
+    /// What the stream or container states; decoding may find more or less.
+    pub duration: Option<Duration>,
 }
 
 /// Runs ffprobe: `Ok(None)` when the file is media without audio.
 pub fn probe(path: &Path, limits: &FfmpegLimits) -> Result<Option<ProbedAudio>, TranscodeError> {
     let mut cmd = limited(&limits.ffprobe, limits);
     cmd.args(["-v", "error", "-select_streams", "a:0"])
-        .args(["-show_entries", "stream=sample_rate,channels"])
-        .args(["-of", "default=noprint_wrappers=1"])
+        .args([
+            "-show_entries",
+            "stream=sample_rate,channels,duration:format=duration",
+        ])
+        .args(["-of", "default=noprint_wrappers=0"])
         .arg(path)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(TranscodeError::DecoderUnavailable)?;
-    let mut watchdog = Watchdog::start(child.id(), limits.timeout);
+    let mut watchdog = Watchdog::start(child.id(), limits.timeout, limits.cancel.clone());
     let stderr = child.stderr.take().map(collect_stderr);
     let mut stdout = String::new();
     let read = match child.stdout.take() {
@@ -173,12 +206,28 @@ pub fn probe(path: &Path, limits: &FfmpegLimits) -> Result<Option<ProbedAudio>, 
             stderr
         }));
     }
+    parse_probe(&stdout)
+}
+
+/// Reads ffprobe's `[STREAM]`/`[FORMAT]` sections. The duration is the stream's when it has one
+/// (Matroska often says N/A there), else the container's; a value no `Duration` can hold
+/// (negative, not a number, absurdly long) counts as not stated.
+fn parse_probe(stdout: &str) -> Result<Option<ProbedAudio>, TranscodeError> {
+    let mut section = "";
     let mut sample_rate = None;
     let mut channels = None;
-    for line in stdout.lines() {
-        match line.split_once('=') {
-            Some(("sample_rate", v)) => sample_rate = v.trim().parse::<u32>().ok(),
-            Some(("channels", v)) => channels = v.trim().parse::<u32>().ok(),
+    let mut stream_duration = None;
+    let mut format_duration = None;
+    for line in stdout.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+            continue;
+        }
+        match (section, line.split_once('=')) {
+            ("[STREAM]", Some(("sample_rate", v))) => sample_rate = v.trim().parse::<u32>().ok(),
+            ("[STREAM]", Some(("channels", v))) => channels = v.trim().parse::<u32>().ok(),
+            ("[STREAM]", Some(("duration", v))) => stream_duration = seconds(v),
+            ("[FORMAT]", Some(("duration", v))) => format_duration = seconds(v),
             _ => {}
         }
     }
@@ -187,12 +236,18 @@ pub fn probe(path: &Path, limits: &FfmpegLimits) -> Result<Option<ProbedAudio>, 
         (Some(rate), Some(ch)) if rate > 0 && ch > 0 => Ok(Some(ProbedAudio {
             sample_rate: rate,
             channels: ch,
+            duration: stream_duration.or(format_duration),
         })),
         _ => Err(TranscodeError::Undecodable(format!(
             "the audio stream has no usable format ({})",
             stdout.trim().replace('\n', ", ")
         ))),
     }
+}
+
+fn seconds(text: &str) -> Option<Duration> {
+    let secs = text.trim().parse::<f64>().ok()?;
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 /// A running ffmpeg decode.
@@ -203,6 +258,7 @@ pub struct FfmpegDecode {
     watchdog: Watchdog,
     timeout: Duration,
     format: PcmFormat,
+    stated_duration: Option<Duration>,
     /// Bytes of a sample split across two reads.
     carry: Vec<u8>,
     read_buf: Vec<u8>,
@@ -241,7 +297,7 @@ impl FfmpegDecode {
             .stderr(Stdio::piped());
         debug!(?cmd, "starting the ffmpeg decoder");
         let mut child = cmd.spawn().map_err(TranscodeError::DecoderUnavailable)?;
-        let watchdog = Watchdog::start(child.id(), limits.timeout);
+        let watchdog = Watchdog::start(child.id(), limits.timeout, limits.cancel.clone());
         let stderr = child.stderr.take().map(collect_stderr);
         let Some(stdout) = child.stdout.take() else {
             return Err(TranscodeError::DecoderUnavailable(io::Error::other(
@@ -258,6 +314,7 @@ impl FfmpegDecode {
                 sample_rate: audio.sample_rate,
                 channels,
             },
+            stated_duration: audio.duration,
             carry: Vec::new(),
             read_buf: vec![0u8; 64 * 1024],
             _spool: spool,
@@ -267,6 +324,11 @@ impl FfmpegDecode {
 
     pub fn format(&self) -> PcmFormat {
         self.format
+    }
+
+    /// The duration ffprobe read from the stream or container, if it states one.
+    pub fn stated_duration(&self) -> Option<Duration> {
+        self.stated_duration
     }
 
     /// Appends the next samples to `out`; `Ok(false)` once ffmpeg has finished successfully.
@@ -333,5 +395,78 @@ impl Drop for FfmpegDecode {
             self.watchdog.disarm();
             let _ = self.child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_output_gives_the_stream_duration_or_else_the_containers() {
+        let wav = "[STREAM]\nsample_rate=44100\nchannels=2\nduration=3.000000\n[/STREAM]\n\
+                   [FORMAT]\nduration=3.100000\n[/FORMAT]\n";
+        assert_eq!(
+            parse_probe(wav).unwrap(),
+            Some(ProbedAudio {
+                sample_rate: 44100,
+                channels: 2,
+                duration: Some(Duration::from_secs(3)),
+            })
+        );
+        let mkv = "[STREAM]\nsample_rate=48000\nchannels=1\nduration=N/A\n[/STREAM]\n\
+                   [FORMAT]\nduration=2.5\n[/FORMAT]\n";
+        assert_eq!(
+            parse_probe(mkv).unwrap().and_then(|a| a.duration),
+            Some(Duration::from_millis(2500))
+        );
+    }
+
+    #[test]
+    fn absurd_durations_count_as_not_stated() {
+        for claim in ["-5", "inf", "nan", "1e300", "N/A"] {
+            let out = format!(
+                "[STREAM]\nsample_rate=8000\nchannels=1\nduration={claim}\n[/STREAM]\n\
+                 [FORMAT]\nduration={claim}\n[/FORMAT]\n"
+            );
+            assert_eq!(
+                parse_probe(&out).unwrap().and_then(|a| a.duration),
+                None,
+                "{claim}"
+            );
+        }
+    }
+
+    #[test]
+    fn media_without_audio_has_only_a_format_section() {
+        assert_eq!(
+            parse_probe("[FORMAT]\nduration=1.000000\n[/FORMAT]\n").unwrap(),
+            None
+        );
+        assert!(parse_probe("[STREAM]\nsample_rate=0\nchannels=2\n[/STREAM]\n").is_err());
+    }
+
+    #[test]
+    fn a_cancelled_watchdog_kills_its_child_long_before_its_timeout() {
+        let mut child = Command::new("sleep").arg("600").spawn().unwrap();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut watchdog = Watchdog::start(
+            child.id(),
+            Duration::from_secs(3600),
+            Some(Arc::clone(&cancel)),
+        );
+        cancel.store(true, Ordering::Relaxed);
+        // As the decoder does it: disarm before reaping, so the pid cannot be reused meanwhile.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !watchdog.fired.load(Ordering::SeqCst) {
+            assert!(
+                Instant::now() < deadline,
+                "the watchdog did not act on the cancel"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert!(watchdog.disarm(), "the watchdog says it killed the child");
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
     }
 }

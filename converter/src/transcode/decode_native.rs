@@ -270,6 +270,12 @@ impl<'a> NativeDecode<'a> {
         self.codec
     }
 
+    /// How long the container says the track is (after trimming), when it says.
+    pub fn stated_duration(&self) -> Option<std::time::Duration> {
+        self.expected
+            .and_then(|samples| super::samples_to_duration(samples, self.format.sample_rate))
+    }
+
     /// Decodes the next packet of our track into interleaved samples; `None` at the end.
     fn decode_next(&mut self) -> Result<Option<Vec<f32>>, GaveUp> {
         loop {

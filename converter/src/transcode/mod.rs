@@ -17,6 +17,10 @@ pub mod profile;
 pub mod sink;
 pub mod sniff;
 
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use self::decode_ffmpeg::FfmpegDecode;
@@ -40,6 +44,9 @@ pub struct TranscodeOptions {
     pub segment_seconds: f64,
     /// LAME instances at once; `None` for one per core.
     pub workers: Option<usize>,
+    /// Told the media's duration as soon as the container (or ffprobe) states it, so the caller
+    /// can bound the conversion by it while it runs.
+    pub stated_duration: StatedDuration,
 }
 
 impl Default for TranscodeOptions {
@@ -49,8 +56,48 @@ impl Default for TranscodeOptions {
             ffmpeg: FfmpegLimits::default(),
             segment_seconds: 5.0,
             workers: None,
+            stated_duration: StatedDuration::default(),
         }
     }
+}
+
+/// The duration the media says it has, shared between the transcoder (on its blocking thread)
+/// and whoever waits for it. The first value stated wins: a fast path that gives up and the
+/// ffmpeg fallback describe the same file, and a limit must not move twice.
+#[derive(Debug, Clone, Default)]
+pub struct StatedDuration(Arc<(OnceLock<Duration>, Notify)>);
+
+impl StatedDuration {
+    /// Records `duration` unless one was stated before.
+    pub fn set(&self, duration: Duration) {
+        if self.0.0.set(duration).is_ok() {
+            // notify_one keeps a permit when no one waits yet, so a later `known` sees it too.
+            self.0.1.notify_one();
+        }
+    }
+
+    pub fn get(&self) -> Option<Duration> {
+        self.0.0.get().copied()
+    }
+
+    /// Waits until a duration is stated (forever for media that never states one).
+    pub async fn known(&self) -> Duration {
+        loop {
+            if let Some(duration) = self.get() {
+                return duration;
+            }
+            self.0.1.notified().await;
+        }
+    }
+}
+
+/// `samples` at `rate` as a duration; `None` when it cannot be one (no rate, or a length no
+/// `Duration` holds), which callers treat as "not stated".
+pub fn samples_to_duration(samples: u64, rate: u32) -> Option<Duration> {
+    if rate == 0 {
+        return None;
+    }
+    Duration::try_from_secs_f64(samples as f64 / f64::from(rate)).ok()
 }
 
 /// Which decoder produced the PCM.
@@ -107,6 +154,9 @@ pub fn transcode(
             Ok(mut decode) => {
                 let format = decode.format();
                 let codec = decode.codec();
+                if let Some(duration) = decode.stated_duration() {
+                    opts.stated_duration.set(duration);
+                }
                 match encode_pcm(format, opts, sink, |buf| decode.read(buf)) {
                     Ok((outcome, rate)) => {
                         return Ok(report(
@@ -149,6 +199,13 @@ pub fn transcode(
     let mut decode = FfmpegDecode::start(input, &opts.ffmpeg)?;
     let format = decode.format();
     let limit = stated_length.and_then(|e| e.length_samples(format.sample_rate));
+    let stated = match limit {
+        Some(samples) => samples_to_duration(samples, format.sample_rate),
+        None => decode.stated_duration(),
+    };
+    if let Some(duration) = stated {
+        opts.stated_duration.set(duration);
+    }
     let ch = usize::from(format.channels);
     let mut emitted = 0u64;
     let result = encode_pcm(format, opts, sink, |buf| {
@@ -241,5 +298,42 @@ where
             Err(EncodeFailure::Encode(TranscodeError::Encoder(e)))
         }
         Err(EncodeFailure::Encode(e)) => Err(EncodeFailure::Encode(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_stated_duration_wins_and_wakes_a_waiter() {
+        let stated = StatedDuration::default();
+        assert_eq!(stated.get(), None);
+        let seen = stated.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let waiter = std::thread::spawn(move || {
+            stated.set(Duration::from_secs(90));
+            stated.set(Duration::from_secs(5));
+        });
+        let known = runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(10), seen.known()).await });
+        waiter.join().unwrap();
+        assert_eq!(known, Ok(Duration::from_secs(90)));
+        assert_eq!(seen.get(), Some(Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn sample_counts_become_durations_unless_absurd() {
+        assert_eq!(
+            samples_to_duration(44_100 * 60, 44_100),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(samples_to_duration(1, 0), None);
+        // u64::MAX samples at 1 Hz is more seconds than a Duration holds after rounding to f64.
+        assert_eq!(samples_to_duration(u64::MAX, 1), None);
+        assert!(samples_to_duration(u64::MAX, 48_000).is_some());
     }
 }

@@ -17,7 +17,7 @@ use vid2mp3_contracts::{ErrorCode, VideoJob};
 
 use super::{Unsettled, events};
 use crate::gridfs::writer::GridFsMp3Sink;
-use crate::gridfs::{GridFsReader, GridFsWriter};
+use crate::gridfs::{GridFsError, GridFsReader, GridFsWriter};
 use crate::queue::{VIDEO_DEAD_QUEUE, retry_queue_name};
 use crate::service::Services;
 use crate::transcode::{
@@ -51,7 +51,7 @@ pub fn user_message(code: ErrorCode, error: &str) -> String {
             "The sound in this file cannot be decoded ({error}). It may be damaged or use a format we do not support."
         ),
         ErrorCode::TimedOut => {
-            "Converting took far longer than a file this size should; we gave up.".to_owned()
+            "Converting took far longer than a file this long should; we gave up.".to_owned()
         }
         _ => {
             format!("The conversion failed several times ({error}). Please upload it again later.")
@@ -59,18 +59,13 @@ pub fn user_message(code: ErrorCode, error: &str) -> String {
     }
 }
 
-/// The time limit of a job: a base plus a share per MiB of input (the duration, which the limit
-/// should follow, is only known once decoded; the size is its stand-in).
-pub fn job_timeout(base: Duration, per_mib: Duration, size_bytes: u64) -> Duration {
-    let mib = size_bytes.div_ceil(1 << 20);
-    base + per_mib.saturating_mul(u32::try_from(mib).unwrap_or(u32::MAX))
-}
-
 enum Attempt {
     Converted(TranscodeReport, GridFsWriter),
     Failed(TranscodeError),
     /// Stopped because the worker is shutting down.
     Stopped,
+    /// Its partial mp3 could not be removed: MongoDB is away.
+    Unsettled(GridFsError),
 }
 
 pub(super) async fn convert_job(
@@ -106,11 +101,8 @@ pub(super) async fn convert_job(
         info!("the job was deleted; dropping its message");
         return Ok(());
     };
-    let limit = job_timeout(
-        services.config.job_timeout_base,
-        services.config.job_timeout_per_mib,
-        video.length,
-    );
+    let timeouts = services.config.job_timeouts;
+    let mut limit = timeouts.before_duration(video.length);
     info!(
         video_bytes = video.length,
         state_attempts = record.attempts,
@@ -119,6 +111,7 @@ pub(super) async fn convert_job(
         "converting"
     );
     let started = Instant::now();
+    let started_at = tokio::time::Instant::now();
     let cancel = Arc::new(AtomicBool::new(false));
     let reader = GridFsReader::new(services.videos.clone(), video.clone(), Handle::current())
         .with_cancel(Arc::clone(&cancel));
@@ -129,9 +122,13 @@ pub(super) async fn convert_job(
         workers: services.config.encode_workers,
         ..TranscodeOptions::default()
     };
-    opts.ffmpeg.timeout = limit;
+    // The job's deadline below moves once the duration is known and ends ffmpeg through the
+    // cancel flag; ffmpeg's own limit is only the backstop.
+    opts.ffmpeg.timeout = timeouts.max;
+    opts.ffmpeg.cancel = Some(Arc::clone(&cancel));
     opts.ffmpeg.ffmpeg = services.config.ffmpeg.clone();
     opts.ffmpeg.ffprobe = services.config.ffprobe.clone();
+    let stated = opts.stated_duration.clone();
     let len = video.length;
     let mut task = tokio::task::spawn_blocking(move || {
         let mut input = MediaInput::from_reader(reader, Some(len));
@@ -143,10 +140,22 @@ pub(super) async fn convert_job(
     tokio::pin!(deadline);
     let mut timed_out = false;
     let mut stopped = false;
+    let mut limit_from_duration = false;
     let mut reporter = ProgressReporter::new(&job.job_id.to_string(), len, read_so_far);
     let joined = loop {
         tokio::select! {
             joined = &mut task => break joined,
+            media = stated.known(), if !limit_from_duration && !timed_out => {
+                limit_from_duration = true;
+                limit = timeouts.for_duration(media);
+                // From the job's start: the time spent probing counts against it.
+                deadline.as_mut().reset(started_at + limit);
+                info!(
+                    media_ms = media.as_millis() as u64,
+                    limit_s = limit.as_secs(),
+                    "time limit set from the media's duration"
+                );
+            }
             () = &mut deadline, if !timed_out => {
                 warn!(limit_s = limit.as_secs(), "time limit reached; stopping the conversion");
                 timed_out = true;
@@ -163,21 +172,34 @@ pub(super) async fn convert_job(
         Err(join_error) => Attempt::Failed(TranscodeError::Undecodable(format!(
             "the converter crashed on this file ({join_error})"
         ))),
+        // Its partial mp3 stays named in the job's record; the next delivery removes it.
         Ok((_, _)) if stopped => Attempt::Stopped,
-        Ok((_, _)) if timed_out => Attempt::Failed(TranscodeError::Timeout(limit)),
-        Ok((Ok(report), sink)) => match sink.into_writer() {
-            Some(writer) => Attempt::Converted(report, writer),
-            None => Attempt::Failed(TranscodeError::Output(std::io::Error::other(
-                "the mp3 writer was lost",
-            ))),
-        },
-        Ok((Err(error), sink)) => {
-            if let Some(writer) = sink.into_writer()
-                && let Err(e) = writer.abort().await
-            {
-                warn!(error = %e, "could not remove a failed attempt's chunks");
+        Ok((result, sink)) => {
+            // Past the limit the transcoder was cancelled: whatever it returned, the job timed
+            // out. A timeout is final and the failure recorded forgets the partial mp3, so its
+            // chunks are removed here like any failed attempt's.
+            let result = if timed_out {
+                Err(TranscodeError::Timeout(limit))
+            } else {
+                result
+            };
+            match (result, sink.into_writer()) {
+                (Ok(report), Some(writer)) => Attempt::Converted(report, writer),
+                (Ok(_), None) => Attempt::Failed(TranscodeError::Output(std::io::Error::other(
+                    "the mp3 writer was lost",
+                ))),
+                (Err(error), Some(writer)) => match writer.abort().await {
+                    Ok(()) => Attempt::Failed(error),
+                    // MongoDB failed the attempt and is still away: the record keeps naming the
+                    // partial mp3 (a failure recorded now would forget it), and the next
+                    // attempt removes it.
+                    Err(e) => {
+                        warn!(error = %e, conversion_error = %error, "could not remove a failed attempt's chunks");
+                        Attempt::Unsettled(e)
+                    }
+                },
+                (Err(error), None) => Attempt::Failed(error),
             }
-            Attempt::Failed(error)
         }
     };
     reporter.clear(services).await;
@@ -187,6 +209,7 @@ pub(super) async fn convert_job(
             finish(services, publish, job, report, writer, started).await
         }
         Attempt::Failed(error) => handle_failure(services, publish, job, &error).await,
+        Attempt::Unsettled(error) => Err(Unsettled::GridFs(error)),
     }
 }
 
@@ -291,8 +314,9 @@ async fn handle_failure(
             ..job.clone()
         };
         let queue = retry_queue_name(*delay);
-        events::publish_job(publish, &queue, &next).await?;
-        warn!(error = %detail, retry_in_ms = delay.as_millis() as u64, "transient failure; retrying");
+        // The state before the retry: when MongoDB is what failed, this fails too and the
+        // message goes back whole. Published first, the retry would sit beside the requeued
+        // message and the job would run twice.
         services
             .jobs
             .mark_failure(
@@ -302,6 +326,8 @@ async fn handle_failure(
                 &format!("attempt {} failed ({error}); retrying", job.attempt),
             )
             .await?;
+        events::publish_job(publish, &queue, &next).await?;
+        warn!(error = %detail, retry_in_ms = delay.as_millis() as u64, "transient failure; retrying");
         services.metrics.job("retried");
         return Ok(());
     }
@@ -396,15 +422,6 @@ fn percent_of(read: u64, len: u64) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timeouts_grow_with_the_input() {
-        let base = Duration::from_secs(120);
-        let per = Duration::from_secs(2);
-        assert_eq!(job_timeout(base, per, 0), base);
-        assert_eq!(job_timeout(base, per, 1), Duration::from_secs(122));
-        assert_eq!(job_timeout(base, per, 100 << 20), Duration::from_secs(320));
-    }
 
     #[test]
     fn progress_stays_below_100_until_done() {

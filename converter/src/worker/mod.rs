@@ -15,20 +15,16 @@
 
 mod convert;
 mod events;
+mod timeout;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use lapin::Channel;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    BasicRejectOptions, ConfirmSelectOptions,
-};
-use lapin::types::FieldTable;
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions, ConfirmSelectOptions};
+use lapin::{Channel, Connection};
 use mongodb::bson::oid::ObjectId;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 use vid2mp3_contracts::messages::VIDEO_QUEUE;
@@ -37,10 +33,12 @@ use vid2mp3_contracts::{ErrorCode, VideoJob};
 
 use crate::gridfs::GridFsError;
 use crate::job_state::JobStateError;
-use crate::queue::{Backoff, QueueError, connect, declare_topology};
+use crate::queue::QueueError;
+use crate::queue::consume::{Consumer, DeliveryHandler};
 use crate::service::{Services, pause};
 
-pub use self::convert::{error_code, job_timeout, user_message};
+pub use self::convert::{error_code, user_message};
+pub use self::timeout::JobTimeouts;
 
 /// Why a message could not be settled: it goes back to the queue.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +57,8 @@ pub enum Unsettled {
 const REQUEUE_PAUSE: Duration = Duration::from_secs(2);
 
 /// Runs the worker until `shutdown`, reconnecting with backoff whenever the broker goes away.
+/// After a shutdown, jobs in flight get `VID2MP3_SHUTDOWN_GRACE_SECS` to finish before they are
+/// stopped and handed back.
 pub async fn run(services: Arc<Services>, shutdown: CancellationToken) -> anyhow::Result<()> {
     if services.config.sweep_orphans_at_start {
         let services = Arc::clone(&services);
@@ -73,114 +73,51 @@ pub async fn run(services: Arc<Services>, shutdown: CancellationToken) -> anyhow
             }
         });
     }
-    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
-    loop {
-        if shutdown.is_cancelled() {
-            return Ok(());
-        }
-        match consume(&services, &shutdown, &mut backoff).await {
-            Ok(()) => return Ok(()),
-            Err(error) => {
-                let delay = backoff.next_delay();
-                warn!(%error, retry_in_ms = delay.as_millis() as u64, "worker lost RabbitMQ; reconnecting");
-                if !pause(&shutdown, delay).await {
-                    return Ok(());
-                }
-            }
-        }
-    }
+    let config = &services.config;
+    let consumer = Consumer {
+        role: "worker",
+        queue: VIDEO_QUEUE,
+        amqp_url: config.amqp_url_with_heartbeat(),
+        prefetch: config.worker_prefetch,
+        retry_delays: config.retry_delays.clone(),
+        shutdown_grace: config.shutdown_grace,
+    };
+    consumer
+        .run(
+            &VideoJobs {
+                services: Arc::clone(&services),
+            },
+            &shutdown,
+        )
+        .await;
+    Ok(())
 }
 
-/// One connection's life: consume until shutdown (Ok) or the connection fails (Err).
-async fn consume(
-    services: &Arc<Services>,
-    shutdown: &CancellationToken,
-    backoff: &mut Backoff,
-) -> Result<(), QueueError> {
-    let config = &services.config;
-    let conn = connect(
-        &config.amqp_url_with_heartbeat(),
-        "vid2mp3-converter worker",
-    )
-    .await?;
-    let channel = conn.create_channel().await?;
-    declare_topology(&channel, &config.retry_delays).await?;
-    channel
-        .basic_qos(config.worker_prefetch, BasicQosOptions::default())
-        .await?;
-    let publish = conn.create_channel().await?;
-    publish
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
-            VIDEO_QUEUE.into(),
-            format!("worker-{}", uuid::Uuid::new_v4().simple()).into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    backoff.reset();
-    info!(
-        prefetch = config.worker_prefetch,
-        "worker consuming {VIDEO_QUEUE}"
-    );
-    // Cancelled when in-flight jobs must stop (shutdown grace over).
-    let stop_jobs = CancellationToken::new();
-    let mut in_flight = JoinSet::new();
-    let result = loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break Ok(()),
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-            next = consumer.next() => match next {
-                Some(Ok(delivery)) => {
-                    in_flight.spawn(handle_delivery(
-                        Arc::clone(services),
-                        publish.clone(),
-                        delivery,
-                        stop_jobs.clone(),
-                    ));
-                }
-                Some(Err(error)) => break Err(QueueError::from(error)),
-                None => break Err(QueueError::ConsumerEnded),
-            }
-        }
-    };
-    if result.is_ok() {
-        // Stop taking work, then give the jobs in flight their grace period.
-        let _ = channel
-            .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-            .await;
-        if !in_flight.is_empty() {
-            info!(
-                jobs = in_flight.len(),
-                "shutting down: waiting for jobs in flight"
-            );
-        }
+struct VideoJobs {
+    services: Arc<Services>,
+}
+
+impl DeliveryHandler for VideoJobs {
+    /// Events, retries and dead letters are published on a confirm-mode channel of the
+    /// consuming connection.
+    type PerConnection = Channel;
+
+    async fn open(&self, conn: &Connection) -> Result<Channel, QueueError> {
+        let publish = conn.create_channel().await?;
+        publish
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(publish)
     }
-    // After a lost connection the jobs in flight still finish (their acks fail; the broker
-    // redelivers and the redelivery finds the mp3): wait for them so a job never runs twice
-    // in this process.
-    let grace = if result.is_ok() {
-        config.shutdown_grace
-    } else {
-        Duration::from_secs(24 * 3600)
-    };
-    let drained = tokio::time::timeout(grace, async {
-        while in_flight.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        warn!(
-            jobs = in_flight.len(),
-            "jobs still converting after the grace period; handing them back"
-        );
-        stop_jobs.cancel();
-        while in_flight.join_next().await.is_some() {}
+
+    fn handle(
+        &self,
+        publish: &Channel,
+        delivery: Delivery,
+        stop: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        handle_delivery(Arc::clone(&self.services), publish.clone(), delivery, stop)
     }
-    // Whatever is still unacked goes back to the queue when the connection closes.
-    let _ = conn.close(200, "worker stopping".into()).await;
-    result
 }
 
 async fn handle_delivery(
