@@ -10,6 +10,9 @@
 # Prints, per run: the local `convert` wall time, and the worker's job wall time (from
 # `vid2mp3_converter_job_duration_seconds_sum`: GridFS read → transcode → GridFS write, state
 # and event included; the upload and the queue wait excluded).
+# Then the deep-queue throughput: QUEUE_JOBS (default 20) one-minute clips stored back to back, so
+# the queue is deep before the worker can drain it, and the time until the last one is done, as
+# jobs per minute (and minutes of audio converted per minute).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,6 +21,7 @@ work=${1:-$(mktemp -d)}
 mkdir -p "$work"
 target=${CARGO_TARGET_DIR:-$root/target}
 runs=${RUNS:-3}
+queue_jobs=${QUEUE_JOBS:-20}
 venv=${VID2MP3_VENV:-$HOME/.cache/vid2mp3/venv}
 mgmt=${VID2MP3_RABBITMQ_MANAGEMENT:-http://127.0.0.1:15672}
 
@@ -78,11 +82,37 @@ for run in $(seq "$runs"); do
     while :; do
         status=$(curl -fsS -H "authorization: Bearer $token" "$base/internal/v1/jobs/$job" |
             "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["status"])')
-        [[ $status == done || $status == failed ]] && break
+        [[ $status == "done" || $status == "failed" ]] && break
         sleep 0.2
     done
-    [[ $status == done ]] || { echo "job $job failed" >&2; exit 1; }
+    [[ $status == "done" ]] || { echo "job $job failed" >&2; exit 1; }
     after=$(job_seconds)
     python3 -c "import sys; r, l, b, a = sys.argv[1:]; g = float(a) - float(b or 0); l = float(l); print(f'run {r}: local convert {l:.2f} s, GridFS->GridFS job {g:.2f} s, ratio {g / l:.2f}')" \
         "$run" "$local_s" "$before" "$after"
 done
+
+# Deep queue: one-minute clips of the same input, all stored before the worker can finish many.
+clip=$work/one-minute.mp4
+[[ -s $clip ]] || ffmpeg -nostdin -hide_banner -loglevel error -y -t 60 -i "$input" -c copy "$clip"
+jobs=()
+start=$(date +%s.%N)
+for _ in $(seq "$queue_jobs"); do
+    job=$(python3 -c 'import uuid; print(uuid.uuid4())')
+    curl -fsS -X PUT -H "authorization: Bearer $token" \
+        -H "x-vid2mp3-owner-id: 0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11" \
+        -H "x-vid2mp3-owner-email: bench@example.com" -H "content-type: video/mp4" \
+        --data-binary "@$clip" "$base/internal/v1/jobs/$job/video" >/dev/null
+    jobs+=("$job")
+done
+stored=$(date +%s.%N)
+for job in "${jobs[@]}"; do
+    while :; do
+        status=$(curl -fsS -H "authorization: Bearer $token" "$base/internal/v1/jobs/$job" |
+            "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+        [[ $status == "done" || $status == "failed" ]] && break
+        sleep 0.2
+    done
+    [[ $status == "done" ]] || { echo "queued job $job failed" >&2; exit 1; }
+done
+python3 -c "import sys; n, a, b, c = int(sys.argv[1]), *map(float, sys.argv[2:]); t = c - a; print(f'deep queue: {n} one-minute jobs stored in {b - a:.2f} s, all done {t:.2f} s after the first upload: {n * 60 / t:.1f} jobs/min ({n / t * 60:.1f} min of audio per min)')" \
+    "$queue_jobs" "$start" "$stored" "$(date +%s.%N)"
