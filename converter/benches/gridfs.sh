@@ -63,6 +63,18 @@ trap cleanup EXIT
 base="http://127.0.0.1:$port"
 for _ in $(seq 100); do curl -fsS "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
+# Polls job $1 until it ends; exits the bench if it failed.
+wait_done() {
+    local status
+    while :; do
+        status=$(curl -fsS -H "authorization: Bearer $token" "$base/internal/v1/jobs/$1" |
+            "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+        [[ $status == "done" || $status == "failed" ]] && break
+        sleep 0.2
+    done
+    [[ $status == "done" ]] || { echo "job $1 failed" >&2; exit 1; }
+}
+
 job_seconds() {
     curl -fsS "$base/metrics" | awk '/^vid2mp3_converter_job_duration_seconds_sum/ {print $2}'
 }
@@ -79,13 +91,7 @@ for run in $(seq "$runs"); do
         -H "x-vid2mp3-owner-id: 0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11" \
         -H "x-vid2mp3-owner-email: bench@example.com" -H "content-type: video/mp4" \
         --data-binary "@$input" "$base/internal/v1/jobs/$job/video" >/dev/null
-    while :; do
-        status=$(curl -fsS -H "authorization: Bearer $token" "$base/internal/v1/jobs/$job" |
-            "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["status"])')
-        [[ $status == "done" || $status == "failed" ]] && break
-        sleep 0.2
-    done
-    [[ $status == "done" ]] || { echo "job $job failed" >&2; exit 1; }
+    wait_done "$job"
     after=$(job_seconds)
     python3 -c "import sys; r, l, b, a = sys.argv[1:]; g = float(a) - float(b or 0); l = float(l); print(f'run {r}: local convert {l:.2f} s, GridFS->GridFS job {g:.2f} s, ratio {g / l:.2f}')" \
         "$run" "$local_s" "$before" "$after"
@@ -106,13 +112,7 @@ for _ in $(seq "$queue_jobs"); do
 done
 stored=$(date +%s.%N)
 for job in "${jobs[@]}"; do
-    while :; do
-        status=$(curl -fsS -H "authorization: Bearer $token" "$base/internal/v1/jobs/$job" |
-            "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["status"])')
-        [[ $status == "done" || $status == "failed" ]] && break
-        sleep 0.2
-    done
-    [[ $status == "done" ]] || { echo "queued job $job failed" >&2; exit 1; }
+    wait_done "$job"
 done
 python3 -c "import sys; n, a, b, c = int(sys.argv[1]), *map(float, sys.argv[2:]); t = c - a; print(f'deep queue: {n} one-minute jobs stored in {b - a:.2f} s, all done {t:.2f} s after the first upload: {n * 60 / t:.1f} jobs/min ({n / t * 60:.1f} min of audio per min)')" \
     "$queue_jobs" "$start" "$stored" "$(date +%s.%N)"

@@ -95,14 +95,7 @@ async fn the_course_curl_commands_work_unchanged() {
 /// The JSON API: upload, status polling with progress, listing, Range downloads, delete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_api_flow_with_progress_ranges_and_delete() {
-    let p = PlatformBuilder::new()
-        .with_converter()
-        .start()
-        .await
-        .expect("platform");
-    let email = p.mailbox.address().to_owned();
-    sign_up(&p, &email).await;
-    let token = log_in(&p, &email).await;
+    let (p, token) = platform_with_user(PlatformBuilder::new()).await;
     let scratch = Scratch::new();
     let file = scratch.path("lecture.m4a");
     make_m4a(&file, 120);
@@ -285,14 +278,7 @@ async fn two_users_cannot_touch_each_others_jobs() {
 /// Something that looks like media but is not: the job fails, its owner gets one email saying so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broken_upload_fails_with_one_failure_email() {
-    let p = PlatformBuilder::new()
-        .with_converter()
-        .start()
-        .await
-        .expect("platform");
-    let email = p.mailbox.address().to_owned();
-    sign_up(&p, &email).await;
-    let token = log_in(&p, &email).await;
+    let (p, token) = platform_with_user(PlatformBuilder::new()).await;
     let scratch = Scratch::new();
     // An MP4 header, then noise: passes the gateway's sniff, no decoder can read it.
     let mut bytes = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41".to_vec();
@@ -511,15 +497,10 @@ async fn a_hundred_concurrent_uploads_from_ten_users() {
 /// 500 forever after a few idle minutes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_upload_after_idling_past_the_heartbeat_succeeds() {
-    let p = PlatformBuilder::new()
-        .with_converter()
-        .converter_env("VID2MP3_AMQP_HEARTBEAT_SECS", "1")
-        .start()
-        .await
-        .expect("platform");
-    let email = p.mailbox.address().to_owned();
-    sign_up(&p, &email).await;
-    let token = log_in(&p, &email).await;
+    let (p, token) = platform_with_user(
+        PlatformBuilder::new().converter_env("VID2MP3_AMQP_HEARTBEAT_SECS", "1"),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     let scratch = Scratch::new();
     make_mkv(&scratch.path("after-idle.mkv"), 1);
@@ -593,14 +574,7 @@ async fn gateway_job_rows(p: &vid2mp3_test_support::Platform) -> u64 {
 /// again (it was converted and emailed, so hiding it would lose it); one it never got is removed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn abandoned_uploads_are_settled_by_what_storage_holds() {
-    let p = PlatformBuilder::new()
-        .with_converter()
-        .start()
-        .await
-        .expect("platform");
-    let email = p.mailbox.address().to_owned();
-    sign_up(&p, &email).await;
-    let token = log_in(&p, &email).await;
+    let (p, token) = platform_with_user(PlatformBuilder::new()).await;
     let scratch = Scratch::new();
     make_mkv(&scratch.path("kept.mkv"), 1);
     make_mkv(&scratch.path("next.mkv"), 1);
@@ -683,14 +657,7 @@ async fn wait_until_nothing_is_stored(p: &vid2mp3_test_support::Platform, what: 
 async fn uploads_cut_short_or_with_two_files_leave_nothing_behind() {
     use tokio::io::AsyncWriteExt;
 
-    let p = PlatformBuilder::new()
-        .with_converter()
-        .start()
-        .await
-        .expect("platform");
-    let email = p.mailbox.address().to_owned();
-    sign_up(&p, &email).await;
-    let token = log_in(&p, &email).await;
+    let (p, token) = platform_with_user(PlatformBuilder::new()).await;
     let scratch = Scratch::new();
     make_mkv(&scratch.path("clip.mkv"), 2);
     let clip = std::fs::read(scratch.path("clip.mkv")).unwrap();

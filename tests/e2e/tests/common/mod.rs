@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use reqwest::Client;
 use serde_json::{Value, json};
-use vid2mp3_test_support::Platform;
 pub use vid2mp3_test_support::test_media::{
     ScratchDir as Scratch, decoded_samples, make_m4a, make_mkv,
 };
+use vid2mp3_test_support::{Platform, PlatformBuilder};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -46,6 +46,16 @@ pub async fn log_in(p: &Platform, email: &str) -> String {
     assert_eq!(r.status(), 200);
     let session: Value = r.json().await.expect("session");
     session["token"].as_str().expect("token").to_owned()
+}
+
+/// `builder` with the converter, started, and one user signed up and logged in whose email is the
+/// platform's mailbox: the platform and that user's token.
+pub async fn platform_with_user(builder: PlatformBuilder) -> (Platform, String) {
+    let p = builder.with_converter().start().await.expect("platform");
+    let email = p.mailbox.address().to_owned();
+    sign_up(&p, &email).await;
+    let token = log_in(&p, &email).await;
+    (p, token)
 }
 
 /// Uploads a file as a raw body; the job JSON.
