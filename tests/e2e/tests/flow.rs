@@ -124,13 +124,7 @@ async fn the_api_flow_with_progress_ranges_and_delete() {
     let size = last["mp3_size_bytes"].as_u64().unwrap();
 
     // Listed, newest first.
-    let r = client()
-        .get(p.url("/api/v1/jobs"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    let page: Value = r.json().await.unwrap();
+    let page = my_jobs(&p, &token).await;
     assert_eq!(page["jobs"][0]["id"], id.as_str());
 
     // Whole, then in two ranges that add up to it.
@@ -258,13 +252,7 @@ async fn two_users_cannot_touch_each_others_jobs() {
             assert_eq!(body, other, "{method} {path}");
         }
     }
-    let r = client()
-        .get(p.url("/api/v1/jobs"))
-        .bearer_auth(&bob_token)
-        .send()
-        .await
-        .unwrap();
-    let page: Value = r.json().await.unwrap();
+    let page = my_jobs(&p, &bob_token).await;
     assert_eq!(page["jobs"].as_array().unwrap().len(), 0);
     // Ada's job survived Bob's delete.
     assert_eq!(job_status(&p, &ada_token, &id).await, 200);
@@ -734,13 +722,7 @@ async fn uploads_cut_short_or_with_two_files_leave_nothing_behind() {
     }
     drop(socket);
     wait_until_nothing_is_stored(&p, "after a client disconnected mid-upload").await;
-    let r = client()
-        .get(p.url("/api/v1/jobs"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    let page: Value = r.json().await.unwrap();
+    let page = my_jobs(&p, &token).await;
     assert_eq!(page["jobs"], serde_json::json!([]), "{page}");
 
     // Nothing was queued either: the next good upload is the only job the converter ever runs.

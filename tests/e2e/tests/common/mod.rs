@@ -90,6 +90,18 @@ pub async fn job(p: &Platform, token: &str, id: &str) -> (u16, Value) {
     (status, r.json().await.expect("JSON"))
 }
 
+/// The first page of the token's user's jobs (`GET /api/v1/jobs`).
+pub async fn my_jobs(p: &Platform, token: &str) -> Value {
+    let r = client()
+        .get(p.url("/api/v1/jobs"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("list jobs");
+    assert_eq!(r.status(), 200, "list jobs");
+    r.json().await.expect("a page of jobs")
+}
+
 /// Polls a job until it is done or failed; every state seen on the way, last one last.
 pub async fn wait_for_end(p: &Platform, token: &str, id: &str, within: Duration) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + within;
