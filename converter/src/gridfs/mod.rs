@@ -41,6 +41,9 @@ pub enum GridFsError {
     Corrupt { id: ObjectId, what: String },
     #[error("{0}")]
     Misuse(&'static str),
+    /// A background chunk insert was cancelled or panicked (the runtime is shutting down).
+    #[error("a chunk write was interrupted: {0}")]
+    Interrupted(String),
 }
 
 /// One bucket (`videos` or `mp3s`).
@@ -121,7 +124,8 @@ impl Bucket {
         &self.name
     }
 
-    /// The indexes the GridFS spec asks for; chunk lookups by (files_id, n) depend on them.
+    /// The indexes the GridFS spec asks for (chunk lookups by (files_id, n) depend on them), and
+    /// one on the job id in the metadata.
     pub async fn ensure_indexes(&self) -> Result<(), GridFsError> {
         self.chunks
             .create_index(
@@ -139,6 +143,15 @@ impl Bucket {
             .create_index(
                 IndexModel::builder()
                     .keys(doc! {"filename": 1, "uploadDate": 1})
+                    .build(),
+            )
+            .await?;
+        // Every finished, redelivered or deleted job looks its mp3 up by job id
+        // ([`Bucket::find_by_metadata`]); without this each lookup scans every stored file.
+        self.files
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! {"metadata.job_id": 1})
                     .build(),
             )
             .await?;

@@ -1,5 +1,7 @@
-//! Writing a GridFS file chunk by chunk, with at most one chunk in memory (two when the first
-//! is held back for the mp3's Xing tag).
+//! Writing a GridFS file chunk by chunk. A full chunk is inserted in the background while the
+//! next one fills, so the writer's caller (an upload's body, the encoder) does not wait for each
+//! round trip to MongoDB: at most two chunks in memory, three when the first is held back for
+//! the mp3's Xing tag. An insert's error surfaces at the next write or at close.
 
 use std::io;
 use std::mem;
@@ -7,6 +9,7 @@ use std::mem;
 use mongodb::bson::Document;
 use mongodb::bson::oid::ObjectId;
 use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
 
 use super::{Bucket, CHUNK_SIZE, GridFsError, StoredFile};
 use crate::transcode::Mp3Sink;
@@ -21,6 +24,8 @@ pub struct GridFsWriter {
     /// still be replaced ([`GridFsWriter::patch_start`]).
     hold_first: bool,
     held_first: Option<Vec<u8>>,
+    /// The last full chunk's insert, still running.
+    in_flight: Option<JoinHandle<Result<(), GridFsError>>>,
     /// Closed or aborted: nothing left to clean up when dropped.
     finished: bool,
 }
@@ -35,7 +40,18 @@ impl GridFsWriter {
             length: 0,
             hold_first,
             held_first: None,
+            in_flight: None,
             finished: false,
+        }
+    }
+
+    /// Waits for the insert in flight, if any, and returns its outcome.
+    async fn settle(&mut self) -> Result<(), GridFsError> {
+        match self.in_flight.take() {
+            None => Ok(()),
+            Some(task) => task
+                .await
+                .map_err(|e| GridFsError::Interrupted(e.to_string()))?,
         }
     }
 
@@ -73,7 +89,12 @@ impl GridFsWriter {
         if n == 0 && self.hold_first {
             self.held_first = Some(chunk);
         } else {
-            self.bucket.insert_chunk(self.id, n, chunk).await?;
+            self.settle().await?;
+            let bucket = self.bucket.clone();
+            let id = self.id;
+            self.in_flight = Some(tokio::spawn(async move {
+                bucket.insert_chunk(id, n, chunk).await
+            }));
         }
         self.next_n += 1;
         Ok(())
@@ -103,15 +124,39 @@ impl GridFsWriter {
         filename: &str,
         metadata: Document,
     ) -> Result<StoredFile, GridFsError> {
-        if !self.buf.is_empty() {
-            let last = mem::take(&mut self.buf);
-            // The last chunk may be chunk 0 itself (a file under one chunk).
-            self.bucket.insert_chunk(self.id, self.next_n, last).await?;
+        let tail = mem::take(&mut self.buf);
+        let tail_n = self.next_n;
+        if !tail.is_empty() {
+            // Counted before the insert: a failed close must still clean this chunk up.
             self.next_n += 1;
         }
-        if let Some(first) = self.held_first.take() {
-            self.bucket.insert_chunk(self.id, 0, first).await?;
-        }
+        let held_first = self.held_first.take();
+        let in_flight = self.in_flight.take();
+        let (bucket, id) = (&self.bucket, self.id);
+        let last = async {
+            if tail.is_empty() {
+                return Ok(());
+            }
+            // The last chunk may be chunk 0 itself (a file under one chunk).
+            bucket.insert_chunk(id, tail_n, tail).await
+        };
+        let first = async {
+            match held_first {
+                Some(first) => bucket.insert_chunk(id, 0, first).await,
+                None => Ok(()),
+            }
+        };
+        let in_flight = async {
+            match in_flight {
+                None => Ok(()),
+                Some(task) => task
+                    .await
+                    .map_err(|e| GridFsError::Interrupted(e.to_string()))?,
+            }
+        };
+        // All three finish before an error is returned, so none lands after the cleanup.
+        let (in_flight, last, first) = tokio::join!(in_flight, last, first);
+        in_flight.and(last).and(first)?;
         let file = StoredFile {
             id: self.id,
             length: self.length,
@@ -127,11 +172,15 @@ impl GridFsWriter {
     /// Removes every chunk written so far; nothing of this file remains.
     pub async fn abort(mut self) -> Result<(), GridFsError> {
         self.finished = true;
+        // A chunk still being inserted would land after the delete; its own error does not
+        // matter, since the file is being thrown away.
+        let _ = self.settle().await;
         self.bucket.delete_chunks(self.id).await.map(|_| ())
     }
 
     /// Throws everything away and starts the same file over.
     pub async fn restart(&mut self) -> Result<(), GridFsError> {
+        let _ = self.settle().await;
         self.bucket.delete_chunks(self.id).await?;
         self.buf.clear();
         self.held_first = None;
@@ -153,7 +202,11 @@ impl Drop for GridFsWriter {
         };
         let bucket = self.bucket.clone();
         let id = self.id;
+        let in_flight = self.in_flight.take();
         handle.spawn(async move {
+            if let Some(task) = in_flight {
+                let _ = task.await;
+            }
             if let Err(error) = bucket.delete_chunks(id).await {
                 tracing::warn!(%id, %error, "could not remove the chunks of an unfinished file");
             }

@@ -77,7 +77,7 @@ impl From<JobStateError> for ApiError {
 impl From<GridFsError> for ApiError {
     fn from(error: GridFsError) -> ApiError {
         match error {
-            GridFsError::Mongo(_) => ApiError::unavailable(error),
+            GridFsError::Mongo(_) | GridFsError::Interrupted(_) => ApiError::unavailable(error),
             other => {
                 warn!(error = %other, "GridFS file damaged");
                 ApiError::new(ErrorCode::Internal, "the stored file is damaged")
