@@ -5,6 +5,7 @@ pub mod activity;
 pub mod app;
 pub mod build_command;
 pub mod host;
+pub mod http_client;
 pub mod http_trigger;
 pub mod manifest;
 pub mod outbound_hosts;

@@ -3,8 +3,9 @@
 //! A request to `http://<id>.spin.internal` never touches the network: it is handed to the
 //! component `<id>` in-process, as Spin does. A relative URL (`/path`, allowed by `http://self`)
 //! goes to the app's own HTTP trigger, also in-process, where Spin sends it to its listening
-//! address: the same router and answers, without a TCP round trip. Everything else goes through
-//! wasmtime-wasi-http's default client once the allowed-hosts check passes; a refused request
+//! address: the same router and answers, without a TCP round trip. Everything else, once the
+//! allowed-hosts check passes, goes out over pooled keep-alive connections (`http://`,
+//! [`PooledHttpClient`]) or wasmtime-wasi-http's default client (`https://`); a refused request
 //! fails with `HttpRequestDenied`, the error code Spin gives.
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::http_client::PooledHttpClient;
 use crate::outbound_hosts::OutboundTarget;
 use crate::runtime::{LoadedComponent, Runtime};
 
@@ -86,6 +88,10 @@ impl WasiHttpHooks for OutboundHttp {
             }
             if let Some(id) = target.chaining_target() {
                 let response = chain(runtime, id.to_owned(), request, request_id).await?;
+                return Ok((response, Box::new(async { Ok(()) }) as IoFuture));
+            }
+            if PooledHttpClient::handles(request.uri(), options.as_ref()) {
+                let response = runtime.services.http.send(request, options).await?;
                 return Ok((response, Box::new(async { Ok(()) }) as IoFuture));
             }
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;

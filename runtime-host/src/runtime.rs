@@ -31,6 +31,7 @@ use crate::host::HostState;
 use crate::host::bindings::RedisTriggerPre;
 use crate::host::mysql::MysqlPools;
 use crate::host::redis::RedisConnections;
+use crate::http_client::PooledHttpClient;
 use crate::http_trigger::HttpTrigger;
 use crate::manifest::{FileMount, Manifest};
 use crate::outbound_hosts::{AllowedHosts, AllowedHostsError};
@@ -158,6 +159,7 @@ pub struct LoadedComponent {
 pub struct Services {
     pub mysql: MysqlPools,
     pub redis: RedisConnections,
+    pub http: PooledHttpClient,
 }
 
 pub struct Runtime {

@@ -620,3 +620,104 @@ async fn relative_urls_reach_the_app_itself_only_with_http_self() {
     }
     app.stop().await;
 }
+
+/// A plain HTTP server on loopback that counts the connections it accepts; `/close` answers with
+/// `Connection: close`.
+async fn counting_server() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let service = hyper::service::service_fn(
+                |req: http::Request<hyper::body::Incoming>| async move {
+                    let mut response = http::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from(format!("served {}", req.uri().path())),
+                    ));
+                    if req.uri().path() == "/close" {
+                        response.headers_mut().insert(
+                            http::header::CONNECTION,
+                            http::HeaderValue::from_static("close"),
+                        );
+                    }
+                    Ok::<_, std::convert::Infallible>(response)
+                },
+            );
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn outbound_http_reuses_connections() {
+    use std::sync::atomic::Ordering;
+    let (addr, accepted) = counting_server().await;
+    // A port with nothing listening: bound, then released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let wasm = http_probe();
+    let app = TestApp::start(&format!(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "pool"
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[component.probe]
+source = "{wasm}"
+allowed_outbound_hosts = ["http://127.0.0.1:{}", "http://127.0.0.1:{}"]
+"#,
+        addr.port(),
+        closed.port()
+    ))
+    .await;
+    let fetch = |path: &str| {
+        format!(
+            "/?op=fetch&url={}",
+            percent_encode(&format!("http://{addr}{path}"))
+        )
+    };
+
+    for i in 0..5 {
+        let (status, body) = app.get(&fetch(&format!("/n{i}"))).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, format!("status 200\nserved /n{i}").as_str())
+        );
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "five requests one after the other share one connection"
+    );
+
+    // A connection the server closes is not reused: the next request opens another.
+    let (status, body) = app.get(&fetch("/close")).await;
+    assert_eq!((status, body.as_str()), (200, "status 200\nserved /close"));
+    let (status, body) = app.get(&fetch("/after")).await;
+    assert_eq!((status, body.as_str()), (200, "status 200\nserved /after"));
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+
+    // Nothing listening: the component sees the connection refused, as with Spin.
+    let url = format!("http://{closed}/");
+    let (status, body) = app
+        .get(&format!("/?op=fetch&url={}", percent_encode(&url)))
+        .await;
+    assert_eq!((status, body.as_str()), (502, "ConnectionRefused"));
+    app.stop().await;
+}
