@@ -5,7 +5,9 @@
 #   converter/benches/transcode.sh [WORK_DIR]
 #
 # Needs ffmpeg and GNU time (/usr/bin/time). Builds the release binary first. Prints, per
-# command: wall seconds, CPU seconds (user + system) and peak RSS, as /usr/bin/time -v reports.
+# command: the best and median wall seconds and CPU seconds (user + system) over RUNS rounds
+# (default 3) and the peak RSS, as /usr/bin/time -v reports them; then the ratios the issue sets
+# targets for.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,33 +31,48 @@ if [[ ! -s $input ]]; then
         -map 0:v -map "[a]" -c:v mpeg4 -q:v 8 -c:a aac -b:a 160k -movflags +faststart "$input"
 fi
 
-measure() {
-    local label=$1
-    shift
-    local best_wall='' best_line=''
-    for ((i = 0; i < runs; i++)); do
-        /usr/bin/time -v -o "$work/time.txt" "$@" >/dev/null 2>"$work/stderr.txt" || {
-            cat "$work/stderr.txt" >&2
-            return 1
-        }
-        local wall user sys rss
-        wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, p, ":"); s = 0; for (j = 1; j <= n; j++) s = s * 60 + p[j]; print s}' "$work/time.txt")
-        user=$(awk -F': ' '/User time/ {print $2}' "$work/time.txt")
-        sys=$(awk -F': ' '/System time/ {print $2}' "$work/time.txt")
-        rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
-        local line
-        line=$(printf '%-34s wall %6.2f s   cpu %6.2f s   peak rss %6.1f MB' "$label" "$wall" "$(echo "$user + $sys" | bc)" "$(echo "scale=1; $rss / 1024" | bc)")
-        if [[ -z $best_wall ]] || (( $(echo "$wall < $best_wall" | bc) )); then
-            best_wall=$wall
-            best_line=$line
-        fi
-    done
-    echo "$best_line   (best of $runs)"
+# The four commands run in interleaved rounds (not each one RUNS times in a row), so a slow
+# stretch of the machine hits them alike.
+labels=("convert --profile standard" "ffmpeg -threads 1 -q:a 2" "convert --profile fast" "ffmpeg -threads 1 -b:a 128k")
+# Sets `cmd` to command number $1.
+command_of() {
+    case $1 in
+    0) cmd=("$bin" convert "$input" "$work/standard.mp3" --profile standard) ;;
+    1) cmd=(ffmpeg -nostdin -y -threads 1 -i "$input" -vn -c:a libmp3lame -q:a 2 "$work/ffmpeg-v2.mp3") ;;
+    2) cmd=("$bin" convert "$input" "$work/fast.mp3" --profile fast) ;;
+    3) cmd=(ffmpeg -nostdin -y -threads 1 -i "$input" -vn -c:a libmp3lame -b:a 128k "$work/ffmpeg-128k.mp3") ;;
+    esac
 }
-
-echo "input: $input ($(ffprobe -v error -show_entries format=duration -of csv=p=0 "$input") s), $(nproc) cores"
-measure "convert --profile standard" "$bin" convert "$input" "$work/standard.mp3" --profile standard
-measure "ffmpeg -threads 1 -q:a 2" ffmpeg -nostdin -y -threads 1 -i "$input" -vn -c:a libmp3lame -q:a 2 "$work/ffmpeg-v2.mp3"
-measure "convert --profile fast" "$bin" convert "$input" "$work/fast.mp3" --profile fast
-measure "ffmpeg -threads 1 -b:a 128k" ffmpeg -nostdin -y -threads 1 -i "$input" -vn -c:a libmp3lame -b:a 128k "$work/ffmpeg-128k.mp3"
-ls -l "$work"/*.mp3 | awk '{print $5, $9}'
+declare -A walls cpus rsss
+echo "input: $input ($(ffprobe -v error -show_entries format=duration -of csv=p=0 "$input") s), $(nproc) cores, $runs rounds"
+echo "load before: $(uptime)"
+for ((round = 0; round < runs; round++)); do
+    for c in 0 1 2 3; do
+        command_of "$c"
+        /usr/bin/time -v -o "$work/time.txt" "${cmd[@]}" >/dev/null 2>"$work/stderr.txt" || {
+            cat "$work/stderr.txt" >&2
+            exit 1
+        }
+        walls[$c]+="$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, p, ":"); s = 0; for (j = 1; j <= n; j++) s = s * 60 + p[j]; print s}' "$work/time.txt") "
+        cpus[$c]+="$(awk -F': ' '/User time/ {u = $2} /System time/ {s = $2} END {print u + s}' "$work/time.txt") "
+        rsss[$c]+="$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$work/time.txt") "
+    done
+done
+echo "load after: $(uptime)"
+# The minimum and the median of a space-separated list of numbers.
+# shellcheck disable=SC2086 # the lists are meant to split
+stats() { printf '%s\n' $1 | sort -n | awk '{v[NR] = $1} END {printf "%s %s\n", v[1], v[int((NR + 1) / 2)]}'; }
+declare -A min_wall med_wall min_cpu med_cpu
+for c in 0 1 2 3; do
+    read -r min_wall[$c] med_wall[$c] < <(stats "${walls[$c]}")
+    read -r min_cpu[$c] med_cpu[$c] < <(stats "${cpus[$c]}")
+    # shellcheck disable=SC2086
+    max_rss=$(printf '%s\n' ${rsss[$c]} | sort -n | tail -n 1)
+    printf '%-30s wall best %6.2f s median %6.2f s   cpu best %6.2f s median %6.2f s   peak rss %5.1f MB\n' \
+        "${labels[$c]}" "${min_wall[$c]}" "${med_wall[$c]}" "${min_cpu[$c]}" "${med_cpu[$c]}" "$max_rss"
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+echo "standard / ffmpeg V2:   wall $(ratio "${min_wall[0]}" "${min_wall[1]}") (best) $(ratio "${med_wall[0]}" "${med_wall[1]}") (median);" \
+    "cpu $(ratio "${min_cpu[0]}" "${min_cpu[1]}") (best) $(ratio "${med_cpu[0]}" "${med_cpu[1]}") (median)"
+echo "fast / ffmpeg 128k:     cpu $(ratio "${min_cpu[2]}" "${min_cpu[3]}") (best) $(ratio "${med_cpu[2]}" "${med_cpu[3]}") (median)"
+stat -c '%s %n' "$work"/*.mp3
