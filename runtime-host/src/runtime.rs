@@ -519,7 +519,10 @@ impl Runtime {
         let timeout = self.config.request_timeout;
         let this = self.clone();
         let task_activity = activity.clone();
-        let task = tokio::spawn(async move {
+        // The instance runs inside the caller's task until it has set its response. Only if it
+        // is still running then (a body still streaming) does it move to a task of its own, so
+        // a small response costs no spawn and no wake-up of another thread.
+        let mut instance = Box::pin(async move {
             let run = async {
                 let instance = proxy.instantiate_async(&mut store).await?;
                 instance
@@ -533,29 +536,44 @@ impl Runtime {
                 Err(Idle) => Err(InvokeError::Timeout(timeout)),
             }
         });
-        match rx.await {
+        let mut rx = rx;
+        let set = tokio::select! {
+            biased;
+            set = &mut rx => set,
+            finished = &mut instance => {
+                // It may have set its response and returned in the same poll.
+                return match rx.try_recv() {
+                    Ok(Ok(response)) => {
+                        if let Err(e) = finished {
+                            tracing::error!(component = %component.id, request_id = %request_id, error = %e, "component failed after sending its response");
+                        }
+                        Ok(response.map(|body| activity.watch(body).boxed_unsync()))
+                    }
+                    Ok(Err(code)) => Err(InvokeError::Guest(format!("{code:?}"))),
+                    Err(_) => Err(finished.err().unwrap_or(InvokeError::NoResponse)),
+                };
+            }
+        };
+        let finish = |instance| run_to_end(instance, component.id.clone(), request_id.clone());
+        match set {
             Ok(Ok(response)) => {
                 let response = response.map(|body| activity.watch(body).boxed_unsync());
-                let component_id = component.id.clone();
-                // The instance may still be streaming the body; report how it ends.
-                tokio::spawn(async move {
-                    match task.await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => {
-                            tracing::error!(component = %component_id, request_id = %request_id, error = %e, "component failed after sending its response")
-                        }
-                        Err(e) => {
-                            tracing::error!(component = %component_id, request_id = %request_id, error = %e, "component task panicked")
-                        }
-                    }
-                });
+                let mut finish = Box::pin(finish(instance));
+                // Most handlers return right after setting a small response: no task needed.
+                if futures::FutureExt::now_or_never(&mut finish).is_none() {
+                    tokio::spawn(finish);
+                }
                 Ok(response)
             }
-            Ok(Err(code)) => Err(InvokeError::Guest(format!("{code:?}"))),
-            Err(_) => match task.await {
-                Ok(Ok(())) => Err(InvokeError::NoResponse),
-                Ok(Err(e)) => Err(e),
-                Err(e) => Err(InvokeError::Host(format!("component task panicked: {e}"))),
+            Ok(Err(code)) => {
+                // The handler still runs to its end: it may have work left after answering.
+                tokio::spawn(finish(instance));
+                Err(InvokeError::Guest(format!("{code:?}")))
+            }
+            // The outparam was dropped unset: the handler has returned or is about to.
+            Err(_) => match instance.await {
+                Ok(()) => Err(InvokeError::NoResponse),
+                Err(e) => Err(e),
             },
         }
     }
@@ -639,6 +657,17 @@ impl Runtime {
     /// Releases shared connections; in-flight work must have finished.
     pub async fn close(&self) {
         self.services.mysql.close().await;
+    }
+}
+
+/// The rest of an instance's run once its answer is decided: only logged.
+async fn run_to_end(
+    instance: impl std::future::Future<Output = Result<(), InvokeError>>,
+    component: Arc<str>,
+    request_id: Arc<str>,
+) {
+    if let Err(e) = instance.await {
+        tracing::error!(component = %component, request_id = %request_id, error = %e, "component failed after sending its response");
     }
 }
 
