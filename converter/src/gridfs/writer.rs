@@ -47,12 +47,7 @@ impl GridFsWriter {
 
     /// Waits for the insert in flight, if any, and returns its outcome.
     async fn settle(&mut self) -> Result<(), GridFsError> {
-        match self.in_flight.take() {
-            None => Ok(()),
-            Some(task) => task
-                .await
-                .map_err(|e| GridFsError::Interrupted(e.to_string()))?,
-        }
+        insert_outcome(self.in_flight.take()).await
     }
 
     pub fn id(&self) -> ObjectId {
@@ -146,14 +141,7 @@ impl GridFsWriter {
                 None => Ok(()),
             }
         };
-        let in_flight = async {
-            match in_flight {
-                None => Ok(()),
-                Some(task) => task
-                    .await
-                    .map_err(|e| GridFsError::Interrupted(e.to_string()))?,
-            }
-        };
+        let in_flight = insert_outcome(in_flight);
         // All three finish before an error is returned, so none lands after the cleanup.
         let (in_flight, last, first) = tokio::join!(in_flight, last, first);
         in_flight.and(last).and(first)?;
@@ -190,6 +178,18 @@ impl GridFsWriter {
     }
 }
 
+/// The outcome of a background chunk insert (none: nothing to wait for).
+async fn insert_outcome(
+    task: Option<JoinHandle<Result<(), GridFsError>>>,
+) -> Result<(), GridFsError> {
+    match task {
+        None => Ok(()),
+        Some(task) => task
+            .await
+            .map_err(|e| GridFsError::Interrupted(e.to_string()))?,
+    }
+}
+
 impl Drop for GridFsWriter {
     /// A writer dropped half way (its task was cancelled, a panic) removes its chunks in the
     /// background, so an interrupted upload leaves nothing behind.
@@ -204,9 +204,7 @@ impl Drop for GridFsWriter {
         let id = self.id;
         let in_flight = self.in_flight.take();
         handle.spawn(async move {
-            if let Some(task) = in_flight {
-                let _ = task.await;
-            }
+            let _ = insert_outcome(in_flight).await;
             if let Err(error) = bucket.delete_chunks(id).await {
                 tracing::warn!(%id, %error, "could not remove the chunks of an unfinished file");
             }
