@@ -9,9 +9,11 @@
 #   chained   /chain?op=fetch&url=...    the same, reached through http://probe.spin.internal
 #   self      /self?op=fetch&url=/hello  the same, reached through a relative URL (http://self)
 # and prints requests/s, latency percentiles, the host's CPU time per request (from
-# /proc/PID/stat: less sensitive than requests/s to other work on a shared machine) and its peak
+# /proc/PID/stat: less sensitive than requests/s to other work on a shared machine), wrk's own
+# (GNU time), the rate both together would allow on this machine's cores, and the host's peak
 # RSS; then the instantiation percentiles of examples/instantiation.rs, on an idle host.
-# Needs: wrk (apt-get install wrk), the fixture built (scripts/build-components), and
+# Needs: wrk (apt-get install wrk), GNU time (apt-get install time), the fixture built
+# (scripts/build-components), and
 #   cargo build --release -p runtime-host --bin runtime-host --example instantiation
 # (RUNTIME_HOST picks another binary; its directory's examples/instantiation is used if present).
 set -euo pipefail
@@ -25,6 +27,7 @@ PROBE="$TARGET/wasm32-wasip2/component/fixture_http_probe.wasm"
 [ -x "$RUNTIME_HOST" ] || { echo "no runtime-host binary at $RUNTIME_HOST: cargo build --release -p runtime-host" >&2; exit 1; }
 [ -f "$PROBE" ] || { echo "build the wasm components first: scripts/build-components" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "GNU time is not installed (apt-get install time)" >&2; exit 1; }
 
 WORK="$(mktemp -d)"
 PID=
@@ -56,13 +59,20 @@ run() {
   # A second of warm-up so that the first connections' slot and page setup is not in the figures.
   wrk -t2 -c"$CONNS" -d1s "$BASE$path" > /dev/null
   before="$(cpu_ticks)"
-  out="$(wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "$BASE$path")"
+  out="$(/usr/bin/time -o "$WORK/wrk-cpu" -f '%U %S' wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "$BASE$path")"
   after="$(cpu_ticks)"
   requests="$(echo "$out" | awk '/requests in/ {print $1}')"
   echo "== $name: $path"
   echo "$out" | grep -E "Requests/sec|Latency  |50%|90%|99%|Non-2xx|errors" || true
+  # wrk runs on the same cores, so the rate they allow is set by the host's CPU and wrk's together.
   awk -v t="$((after - before))" -v hz="$TICK" -v n="$requests" \
-    'BEGIN { if (n > 0) printf "    host CPU per request: %.1f us\n", t * 1e6 / hz / n }'
+    -v wrk="$(awk '{print $1 + $2}' "$WORK/wrk-cpu")" -v cores="$(nproc)" 'BEGIN {
+      if (n > 0) {
+        host = t * 1e6 / hz / n; load = wrk * 1e6 / n
+        printf "    host CPU per request: %.1f us; wrk: %.1f us; both: at most %.0f req/s on %d cores\n",
+          host, load, cores * 1e6 / (host + load), cores
+      }
+    }'
 }
 run baseline "/.well-known/spin/health"
 run hello "/hello?op=env&name=X"
