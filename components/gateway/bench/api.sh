@@ -152,8 +152,7 @@ gateway_upload() {
   curl -fsS -X DELETE "$BASE/api/v1/jobs/$job" -H "authorization: Bearer $TOKEN" >/dev/null
 }
 
-# SecantusDB's GridFS writes slow down as it takes more data, so the order alternates
-# (direct, gateway, gateway, direct, ...): a steady drift then costs both paths alike.
+# ABBA (direct, gateway, gateway, direct, ...): the store's drift (fresh_store) costs both alike.
 printf '\n== upload: %s bytes, %s runs each, in ABBA order\n' "$SIZE" "$UPLOAD_RUNS"
 for run in $(seq "$UPLOAD_RUNS"); do
   if ((run % 2)); then
