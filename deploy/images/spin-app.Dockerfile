@@ -4,7 +4,7 @@
 #
 #   docker build -f deploy/images/spin-app.Dockerfile -t vid2mp3/spin-app:dev .
 #
-# How the shim reads it (containerd-shim-spin v0.24, Spin 3.6.3 inside): an image whose layers are
+# How the shim reads it (containerd-shim-spin v0.23 and v0.24, Spin 3.6 inside): an image whose layers are
 # ordinary filesystem layers (not the `application/vnd.fermyon.spin.application.v1+config` artifact that
 # `spin registry push` makes) is unpacked as a root filesystem; the shim then loads the manifest from the
 # fixed path `/spin.toml` and resolves each component's `source` relative to `/`. So this image is

@@ -1,14 +1,33 @@
-"""deploy/'s shell scripts pass shellcheck (scripts/test lints scripts/ only)."""
+"""deploy/'s shell scripts pass shellcheck (scripts/test lints scripts/ only); the runbook's scripts
+use nothing that macOS's bash 3.2 or BSD sed lack (what test_minikube_script.py cannot see by running
+them: it runs them with GNU bash 5, and a shim cannot look inside a sed script)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
 import pytest
-from conftest import DEPLOY
+from conftest import DEPLOY, REPO
 
-SCRIPTS = [DEPLOY / "scripts" / "minikube", DEPLOY / "tests" / "run"]
+SCRIPTS = [DEPLOY / "scripts" / "minikube", DEPLOY / "scripts" / "overlay", DEPLOY / "tests" / "run"]
+# What a user runs, on Linux or macOS; deploy/tests/run runs in CI only.
+RUNBOOK_SCRIPTS = [DEPLOY / "scripts" / "minikube", DEPLOY / "scripts" / "overlay"]
+
+# bash 4+ only (macOS ships bash 3.2): each pattern with what it is.
+BASH4_ONLY = {
+    r"\b(mapfile|readarray|coproc)\b": "mapfile/readarray/coproc",
+    r"\bdeclare\s+-[a-zA-Z]*A": "associative arrays",
+    r"\blocal\s+-n\b|\bdeclare\s+-n\b": "namerefs",
+    r"\$\{[A-Za-z_][A-Za-z0-9_]*(,,|\^\^|,|\^)\}": "case conversion in ${...}",
+    r"&>>|\|&": "&>> and |&",
+    r"\[\[\s+-v\b": "[[ -v ]]",
+    r"\$EPOCHSECONDS|\$EPOCHREALTIME": "$EPOCHSECONDS",
+    r"\[-1\]\}": "negative array subscripts",
+}
+# GNU sed extensions a flag shim cannot see: \+ \? \| \s \w \b in a regex, the I flag, 0,/re/.
+GNU_SED = re.compile(r"sed\b[^|;]*'[^']*(\\[+?|swWbB<>`]|/I\b|/[gp]*I[gp]*'|0,/)")
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(DEPLOY)))
@@ -31,3 +50,41 @@ def test_the_runbook_writes_the_secret_keys_the_example_lists():
             if line and not line.startswith("#")
         ]
         assert sorted(written) == sorted(example), overlay
+
+
+def test_the_runbook_scripts_need_no_bash_4():
+    """macOS runs `#!/usr/bin/env bash` with its bash 3.2 unless Homebrew's is first on PATH. The
+    functions of scripts/lib/common.sh that they call (log, warn, die) are plain; the rest of that file
+    is parsed, not run, by them."""
+    found = []
+    for script in RUNBOOK_SCRIPTS:
+        for number, line in enumerate(script.read_text().splitlines(), 1):
+            code = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else ""
+            for pattern, what in BASH4_ONLY.items():
+                if re.search(pattern, code):
+                    found.append(f"{script.name}:{number}: {what}: {line.strip()}")
+    assert found == []
+
+
+def test_the_bash_4_lint_finds_what_it_looks_for():
+    samples = ["mapfile -t a < f", "declare -A map", "local -n ref=x", 'echo "${name,,}"', "cmd |& tee", "[[ -v x ]]"]
+    for sample in samples:
+        assert any(re.search(p, sample) for p in BASH4_ONLY), sample
+
+
+def test_sed_in_the_runbook_scripts_is_posix():
+    found = [f"{s.name}: {m.group(0)}" for s in RUNBOOK_SCRIPTS for m in GNU_SED.finditer(s.read_text())]
+    assert found == []
+    assert GNU_SED.search("sed -n 's/a\\+//p'") and GNU_SED.search("sed 's/x/y/I'")
+
+
+def test_deploy_scripts_run_nothing_but_listed_tools():
+    """The runbook's helper scripts call scripts/lib/common.sh's log/warn/die only; nothing there that
+    needs GNU tools (apt_install, ensure_disk_space) is called from deploy/scripts."""
+    common = (REPO / "scripts" / "lib" / "common.sh").read_text()
+    gnu_helpers = [name for name in re.findall(r"^([a-z_]+)\(\) \{", common, re.M)
+                   if name not in ("log", "warn", "die")]
+    for script in RUNBOOK_SCRIPTS:
+        text = script.read_text()
+        used = [name for name in gnu_helpers if re.search(rf"(^|[\s;(|&]){name}\b", text, re.M)]
+        assert used == [], f"{script.name} calls {used} from common.sh, which macOS may not run"

@@ -1,5 +1,6 @@
 """SpinApps and SpinAppExecutors against the CRDs of spin-operator v0.6.1, read from
-../shared/reference/spinkube/ (beside the repository, never copied into it).
+../shared/reference/spinkube/ (beside the repository, never copied into it), or where that is absent
+from spin-operator's Go module, which deploy/tests/run fetches.
 
 The API server silently drops fields a CRD's schema does not name (pruning), so a misspelt field would
 not fail on a cluster either: besides the JSON-schema check, every field must be one the schema knows."""
@@ -9,16 +10,16 @@ from __future__ import annotations
 import jsonschema
 import pytest
 import yaml
-from conftest import K8S, REFERENCE, Rendered
+from conftest import K8S, REFERENCE, Rendered, spinkube_crds
 
 CRDS = {"SpinApp": "spinapps.crd.yaml", "SpinAppExecutor": "spinappexecutors.crd.yaml"}
 
 
 def _schema(kind: str) -> dict:
-    path = REFERENCE / CRDS[kind]
-    if not path.is_file():
-        pytest.skip(f"SpinKube CRD reference not found at {path} (the folder ../shared/reference/spinkube "
-                    f"beside the repository); SpinApp/SpinAppExecutor schemas not checked")
+    path = spinkube_crds().get(kind)
+    if path is None:
+        pytest.skip(f"SpinKube CRDs found neither at {REFERENCE} (../shared/reference/spinkube beside the "
+                    f"repository) nor in spin-operator's Go module (run deploy/tests/run); not checked")
     crd = yaml.safe_load(path.read_text())
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
     return version["schema"]["openAPIV3Schema"]
