@@ -76,8 +76,8 @@ try {
   check(await page.title() !== '', 'the page has a title');
 
   // ---- keyboard: Tab reaches the login fields and buttons, focus is visible ----
-  const emailField = page.getByLabel('Email');
-  const passwordField = page.getByLabel('Password');
+  const emailField = page.getByLabel('Email', { exact: true });
+  const passwordField = page.getByLabel('Password', { exact: true });
   const logInButton = page.getByRole('button', { name: 'Log in' });
   const signUpButton = page.getByRole('button', { name: 'Create account' });
   const reached = [];
