@@ -132,7 +132,7 @@ fn count(throttle: &Throttle<'_>, counters: &[Counter]) -> Result<Verdict, ApiEr
 /// "5 minutes", "24 hours": how long a link works, in the words of an answer.
 fn lifetime_words(secs: u64) -> String {
     let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    if secs >= 3600 && secs % 3600 == 0 {
+    if secs >= 3600 && secs.is_multiple_of(3600) {
         plural(secs / 3600, "hour")
     } else {
         plural(secs.div_ceil(60), "minute")
