@@ -532,3 +532,71 @@ async fn another_link_needs_the_password_and_answers_the_same_always() {
     assert!(p.mailbox.messages_to(&carol).await.unwrap().is_empty());
     assert_eq!(login_status(&p, &carol, PASSWORD).await, 200);
 }
+
+/// Not a test (nothing passes or fails on time): how long a sign-up takes for a new address, an
+/// unconfirmed one and a confirmed one, interleaved round by round, at the production argon2
+/// cost. `components/gateway/bench/signup.sh` runs it; figures in docs/benchmarks.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: components/gateway/bench/signup.sh"]
+async fn bench_sign_up_time_by_address_state() {
+    let rounds: usize = std::env::var("VID2MP3_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let p = PlatformBuilder::new()
+        .variable("password_hash_memory_kib", "19456")
+        .variable("password_hash_passes", "2")
+        .variable("signups_per_client", "100000")
+        // Every sign-up mails, as each address an attacker probes for the first time does.
+        .variable("account_emails_per_address", "100000")
+        .start()
+        .await
+        .expect("the platform starts");
+    let confirmed = email(&p, "confirmed");
+    sign_up(&p, &confirmed).await;
+    let unconfirmed = email(&p, "unconfirmed");
+    let time_one = |address: String| {
+        let request = client()
+            .post(p.url("/api/v1/users"))
+            .json(&json!({"email": address, "password": PASSWORD}));
+        async move {
+            let started = std::time::Instant::now();
+            let r = request.send().await.expect("an answer");
+            assert_eq!(r.status(), 202);
+            let _ = r.bytes().await;
+            started.elapsed().as_secs_f64() * 1000.0
+        }
+    };
+    time_one(unconfirmed.clone()).await; // makes it exist, unconfirmed
+    let mut times: [Vec<f64>; 3] = Default::default();
+    for round in 0..rounds {
+        // A different order each round, so a slow stretch of the machine hits all three.
+        for k in 0..3 {
+            let which = (round + k) % 3;
+            let address = match which {
+                0 => email(&p, &format!("new{round}")),
+                1 => unconfirmed.clone(),
+                _ => confirmed.clone(),
+            };
+            times[which].push(time_one(address).await);
+        }
+    }
+    println!("sign-up wall time over {rounds} interleaved rounds (ms), argon2id m=19456 KiB t=2:");
+    println!(
+        "{:<26} {:>8} {:>8} {:>8}",
+        "address", "median", "p90", "mean"
+    );
+    for (name, t) in ["new", "unconfirmed", "confirmed (registered)"]
+        .iter()
+        .zip(times.iter_mut())
+    {
+        t.sort_by(f64::total_cmp);
+        let mean = t.iter().sum::<f64>() / t.len() as f64;
+        println!(
+            "{name:<26} {:>8.1} {:>8.1} {:>8.1}",
+            t[t.len() / 2],
+            t[(t.len() * 9 / 10).min(t.len() - 1)],
+            mean
+        );
+    }
+}
