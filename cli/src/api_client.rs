@@ -129,6 +129,24 @@ impl ApiClient {
         self.json(r).await
     }
 
+    pub async fn confirm(&self, token: &str) -> Result<Value, CliError> {
+        let rb = self
+            .http
+            .post(self.url(&["api", "v1", "users", "confirmation"]))
+            .json(&json!({ "token": token }));
+        let r = self.send(rb).await?;
+        self.json(r).await
+    }
+
+    pub async fn send_link_again(&self, email: &str, password: &str) -> Result<Value, CliError> {
+        let rb = self
+            .http
+            .post(self.url(&["api", "v1", "users", "confirmation-email"]))
+            .json(&json!({"email": email, "password": password}));
+        let r = self.send(rb).await?;
+        self.json(r).await
+    }
+
     pub async fn log_in(&self, email: &str, password: &str) -> Result<Value, CliError> {
         let rb = self
             .http

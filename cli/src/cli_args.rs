@@ -65,8 +65,16 @@ impl Profile {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create an account.
+    /// Create an account. The server emails a link to confirm the address; open it (or run
+    /// `vid2mp3 confirm LINK`), then log in. Until then the account cannot log in.
     Signup(CredentialArgs),
+    /// Confirm your email address with the link (or its token) from the confirmation email.
+    Confirm {
+        /// The link from the email (http.../confirm#token=...), or the token alone.
+        link: String,
+    },
+    /// Ask for another confirmation link (the email and password you signed up with).
+    ResendConfirmation(CredentialArgs),
     /// Log in and keep the session for this server (in your config dir, mode 0600).
     Login(CredentialArgs),
     /// Forget this server's session.

@@ -189,3 +189,33 @@ ensure_browser_test_tools() {
     printf '%s\n' "$want" >"$stamp"
   fi
 }
+
+# sign_up_confirmed BASE_URL EMAIL PASSWORD: an account that can log in, made as a person makes one
+# (the benchmarks use it): POST /api/v1/users, then the token from the confirmation email (read
+# through Mailpit's API at $VID2MP3_MAILPIT_URL; the platform's mail must go there) posted to
+# /api/v1/users/confirmation.
+sign_up_confirmed() {
+  local base="$1" email="$2" password="$3" token="" i
+  curl -fsS -X POST "$base/api/v1/users" -H 'content-type: application/json' \
+    -d "{\"email\":\"$email\",\"password\":\"$password\"}" >/dev/null ||
+    die "signing up $email at $base failed"
+  for i in $(seq 1 150); do
+    token="$(curl -fsS --get "$VID2MP3_MAILPIT_URL/api/v1/search" --data-urlencode "query=to:\"$email\"" |
+      python3 -c '
+import json, re, sys, urllib.request
+base = sys.argv[1]
+for m in json.load(sys.stdin).get("messages") or []:
+    if m["Subject"].startswith("Confirm your email"):
+        text = json.load(urllib.request.urlopen(base + "/api/v1/message/" + m["ID"]))["Text"]
+        found = re.search(r"/confirm#token=([A-Za-z0-9_-]+)", text)
+        if found:
+            print(found.group(1))
+            break
+' "$VID2MP3_MAILPIT_URL")"
+    [ -n "$token" ] && break
+    [ "$i" -eq 150 ] && die "no confirmation email reached $email within 30 s (is the notifier running? Mailpit: $VID2MP3_MAILPIT_URL)"
+    sleep 0.2
+  done
+  curl -fsS -X POST "$base/api/v1/users/confirmation" -H 'content-type: application/json' \
+    -d "{\"token\":\"$token\"}" >/dev/null || die "confirming $email failed"
+}

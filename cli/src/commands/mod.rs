@@ -114,6 +114,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Signup(args) => account::sign_up(&ctx, &args).await,
+        Command::Confirm { link } => account::confirm(&ctx, &link).await,
+        Command::ResendConfirmation(args) => account::send_link_again(&ctx, &args).await,
         Command::Login(args) => account::log_in(&ctx, &args).await,
         Command::Logout => account::log_out(&ctx),
         Command::Upload {

@@ -22,14 +22,26 @@ pub struct AuthConfig {
     pub token_lifetime_secs: u64,
     pub hash_cost: HashCost,
     pub throttle: ThrottleLimits,
+    /// How long a confirmation link works.
+    pub confirmation_lifetime_secs: u64,
+    /// The Redis channel account emails go out on (the notifier's second trigger).
+    pub account_emails_channel: String,
 }
 
-/// Failed logins allowed per window before answering 429.
+/// What auth counts in Redis, each per fixed window from the first attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottleLimits {
+    /// Log-in attempts (and requests for another confirmation link) per typed email.
     pub per_account: u64,
+    /// The same, per client address.
     pub per_client: u64,
     pub window_secs: u64,
+    /// Sign-ups per client address.
+    pub signups_per_client: u64,
+    pub signup_window_secs: u64,
+    /// Account emails (confirmation links, "already registered") per recipient address.
+    pub emails_per_address: u64,
+    pub email_window_secs: u64,
 }
 
 /// Reads one variable through `get` (the Spin host in the component, a map in tests).
@@ -73,8 +85,29 @@ pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<AuthConfig, 
             per_account: number("login_failures_per_account", 1)?,
             per_client: number("login_failures_per_client", 1)?,
             window_secs: number("login_failure_window_secs", 1)?,
+            signups_per_client: number("signups_per_client", 1)?,
+            signup_window_secs: number("signup_window_secs", 1)?,
+            emails_per_address: number("account_emails_per_address", 1)?,
+            email_window_secs: number("account_email_window_secs", 1)?,
         },
+        confirmation_lifetime_secs: number("email_confirmation_lifetime_secs", 60)?,
+        account_emails_channel: channel(text("account_emails_channel")?)?,
     })
+}
+
+/// A Redis channel name: printable, no spaces, bounded.
+fn channel(raw: String) -> Result<String, ConfigError> {
+    let name = raw.trim();
+    if name.is_empty() || name.len() > 200 || !name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::Invalid {
+            name: "account_emails_channel",
+            problem: format!(
+                "'{}', not a Redis channel name (printable, no spaces, at most 200 characters)",
+                name.chars().take(80).collect::<String>()
+            ),
+        });
+    }
+    Ok(name.to_owned())
 }
 
 #[cfg(test)]
@@ -104,6 +137,15 @@ mod tests {
             ("login_failures_per_account", "10".to_owned()),
             ("login_failures_per_client", "50".to_owned()),
             ("login_failure_window_secs", "900".to_owned()),
+            ("signups_per_client", "20".to_owned()),
+            ("signup_window_secs", "3600".to_owned()),
+            ("account_emails_per_address", "5".to_owned()),
+            ("account_email_window_secs", "3600".to_owned()),
+            ("email_confirmation_lifetime_secs", "86400".to_owned()),
+            (
+                "account_emails_channel",
+                "vid2mp3.account-emails".to_owned(),
+            ),
         ])
     }
 
@@ -116,6 +158,25 @@ mod tests {
         let config = load_from(&vars()).unwrap();
         assert_eq!(config.hash_cost.memory_kib, 19456);
         assert_eq!(config.throttle.per_client, 50);
+        assert_eq!(config.throttle.signups_per_client, 20);
+        assert_eq!(config.confirmation_lifetime_secs, 86400);
+        assert_eq!(config.account_emails_channel, "vid2mp3.account-emails");
+    }
+
+    #[test]
+    fn limits_and_the_channel_are_checked() {
+        for (name, value) in [
+            ("signups_per_client", "0"),
+            ("account_emails_per_address", "many"),
+            ("email_confirmation_lifetime_secs", "5"),
+            ("account_emails_channel", "two words"),
+            ("account_emails_channel", ""),
+        ] {
+            let mut map = vars();
+            map.insert(name, value.into());
+            let e = load_from(&map).err().unwrap().to_string();
+            assert!(e.contains(name), "{name}={value}: {e}");
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub enum ErrorCode {
     BadRequest,
     Unauthorized,
     Forbidden,
+    /// Log-in with the right password for an account whose email address is not confirmed yet.
+    EmailNotConfirmed,
     NotFound,
     Conflict,
     PayloadTooLarge,
@@ -32,6 +34,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::EmailNotConfirmed => "email_not_confirmed",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
@@ -52,7 +55,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => 400,
             ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden => 403,
+            ErrorCode::Forbidden | ErrorCode::EmailNotConfirmed => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
@@ -98,6 +101,7 @@ mod tests {
     fn serde_and_as_str_agree() {
         for code in [
             ErrorCode::BadRequest,
+            ErrorCode::EmailNotConfirmed,
             ErrorCode::PayloadTooLarge,
             ErrorCode::NoAudio,
             ErrorCode::RetriesExhausted,

@@ -1,5 +1,7 @@
 //! The gateway's settings, from Spin variables (see spin.toml's `[component.gateway.variables]`).
 
+use vid2mp3_contracts::client_addr::{ForwardedHeader, TrustedProxies};
+
 use crate::storage_client::StorageEndpoint;
 use crate::token_check::{KeySetError, TokenVerifier};
 
@@ -20,6 +22,10 @@ pub struct GatewayConfig {
     pub storage: StorageEndpoint,
     pub verifier: TokenVerifier,
     pub max_upload_bytes: u64,
+    /// The proxies (the ingress) whose forwarding header says who the client is; none by default.
+    pub trusted_proxies: TrustedProxies,
+    /// The header those proxies write the client's address into.
+    pub forwarded_header: ForwardedHeader,
 }
 
 pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<GatewayConfig, ConfigError> {
@@ -42,6 +48,17 @@ pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<GatewayConfi
             name: "max_upload_bytes",
             problem: format!("'{raw_max}', not a positive whole number of bytes"),
         })?;
+    let trusted_proxies =
+        TrustedProxies::parse(&text("trusted_proxies")?).map_err(|e| ConfigError::Invalid {
+            name: "trusted_proxies",
+            problem: e.to_string(),
+        })?;
+    let forwarded_header = text("trusted_proxy_header")?
+        .parse::<ForwardedHeader>()
+        .map_err(|e| ConfigError::Invalid {
+            name: "trusted_proxy_header",
+            problem: e.to_string(),
+        })?;
     Ok(GatewayConfig {
         db_url: text("gateway_db_url")?,
         redis_url: text("redis_url")?,
@@ -49,5 +66,7 @@ pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<GatewayConfi
         storage,
         verifier: TokenVerifier::from_jwks(&text("token_public_keys")?)?,
         max_upload_bytes,
+        trusted_proxies,
+        forwarded_header,
     })
 }

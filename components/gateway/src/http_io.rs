@@ -69,6 +69,15 @@ impl RequestHead {
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
+    /// Every value of a header, in the order received (repeated headers form one list).
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .collect()
+    }
+
     pub fn query_param(&self, name: &str) -> Option<String> {
         url_query_param(&self.query, name)
     }

@@ -169,6 +169,7 @@ pub fn explain_failure(code: ErrorCode, message: &str) -> Explained<'_> {
         ErrorCode::BadRequest
         | ErrorCode::Unauthorized
         | ErrorCode::Forbidden
+        | ErrorCode::EmailNotConfirmed
         | ErrorCode::NotFound
         | ErrorCode::Conflict
         | ErrorCode::TooManyRequests => Explained {

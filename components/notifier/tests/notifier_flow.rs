@@ -14,6 +14,9 @@ use anyhow::Context;
 use mysql_async::prelude::Queryable;
 use redis::AsyncCommands;
 use tokio::net::{TcpListener, TcpStream};
+use vid2mp3_contracts::account_email::{
+    ACCOUNT_EMAIL_VERSION, ACCOUNT_EMAILS_CHANNEL, AccountEmail, AccountEmailKind,
+};
 use vid2mp3_contracts::messages::{JOB_EVENTS_CHANNEL, MESSAGE_VERSION, delivery_ack_key};
 use vid2mp3_contracts::{ErrorCode, FileId, JobEvent, JobId, JobOutcome, UserId};
 use vid2mp3_migrations::Service;
@@ -31,6 +34,8 @@ struct Notifier {
     mailbox: Mailbox,
     redis: RedisNamespace,
     channel: String,
+    /// The test's own account-emails channel (auth's messages; here the test publishes them).
+    account_channel: String,
     conn: redis::aio::MultiplexedConnection,
     /// Ack keys written for this test's events (outside the namespace: the relay's key is fixed).
     ack_keys: Vec<String>,
@@ -53,6 +58,7 @@ impl Notifier {
         let db = MySqlDatabase::migrated(Service::Notifier).await?;
         let redis = RedisNamespace::create().await?;
         let channel = redis.key("job-events");
+        let account_channel = redis.key("account-emails");
         let conn = redis.connection().await?;
         let mut notifier = Notifier {
             app: None,
@@ -60,6 +66,7 @@ impl Notifier {
             mailbox,
             redis,
             channel,
+            account_channel,
             conn,
             ack_keys: Vec::new(),
         };
@@ -71,6 +78,11 @@ impl Notifier {
     fn app_builder(&self, mail_api_url: &str) -> anyhow::Result<SpinAppBuilder> {
         let mut builder = SpinAppBuilder::from_workspace_manifest()?
             .redis_channel(self.redis.url(), JOB_EVENTS_CHANNEL, &self.channel)
+            .redis_channel(
+                self.redis.url(),
+                ACCOUNT_EMAILS_CHANNEL,
+                &self.account_channel,
+            )
             .variable("notifier_db_url", self.db.url())
             .variable("redis_url", self.redis.url())
             .variable("mail_api", "mailpit")
@@ -199,6 +211,62 @@ where
         anyhow::ensure!(Instant::now() < deadline, "waited {DEADLINE:?} for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// An account email (what auth publishes) delivered twice, as two notifier replicas would each
+/// get it: one email with the link; a malformed one is dropped and sends nothing.
+#[tokio::test]
+async fn an_account_email_is_sent_once_however_often_it_arrives() -> anyhow::Result<()> {
+    let notifier = Notifier::start().await?;
+    let token = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde";
+    let message = AccountEmail {
+        version: ACCOUNT_EMAIL_VERSION,
+        message_id: uuid::Uuid::now_v7(),
+        to: notifier.mailbox.address().to_owned(),
+        kind: AccountEmailKind::Confirm {
+            token: token.to_owned(),
+            expires_at: 4_000_000_000,
+        },
+    };
+    let bytes = serde_json::to_vec(&message)?;
+    let mut broken = serde_json::to_value(&message)?;
+    broken["message_id"] = serde_json::json!(uuid::Uuid::now_v7());
+    broken["token"] = serde_json::json!("<not a token>");
+    for payload in [bytes.clone(), bytes, serde_json::to_vec(&broken)?] {
+        let receivers: u64 = notifier
+            .conn
+            .clone()
+            .publish(&notifier.account_channel, payload)
+            .await?;
+        anyhow::ensure!(receivers > 0, "nobody subscribes to the account channel");
+    }
+    let mail = notifier.mailbox.wait_for(1, DEADLINE).await?;
+    assert_eq!(mail[0].subject, "Confirm your email address for vid2mp3");
+    assert!(
+        mail[0]
+            .text
+            .contains(&format!("{PUBLIC_BASE_URL}/confirm#token={token}")),
+        "{}",
+        mail[0].text
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(notifier.mailbox.messages().await?.len(), 1);
+    let pool = notifier.db.pool()?;
+    let mut conn = pool.get_conn().await?;
+    let rows: Vec<(String, String, String)> = conn
+        .query("SELECT message_id, kind, state FROM account_emails_sent")
+        .await?;
+    drop(conn);
+    pool.disconnect().await?;
+    assert_eq!(
+        rows,
+        vec![(
+            message.message_id.to_string(),
+            "confirm".to_owned(),
+            "sent".to_owned()
+        )]
+    );
+    notifier.stop().await
 }
 
 fn done() -> JobOutcome {

@@ -26,7 +26,10 @@ pub use config::ServiceUrls;
 pub use mailpit::{MailMessage, Mailbox};
 pub use mongo::MongoDatabase;
 pub use mysql::MySqlDatabase;
-pub use platform::{ConverterProcess, Platform, PlatformBuilder, TokenKeys};
+pub use platform::{
+    CONFIRMATION_SUBJECT, ConverterProcess, Platform, PlatformBuilder, TokenKeys,
+    confirmation_link_in, confirmation_token_in,
+};
 pub use private_server::PrivateServer;
 pub use rabbitmq::{RabbitVhost, rabbit_vhost_exists};
 pub use redis_namespace::RedisNamespace;

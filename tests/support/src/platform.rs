@@ -1,6 +1,8 @@
 //! The whole platform for one test: spin.toml under runtime-host (gateway, auth, notifier) with
-//! databases, a Redis prefix and a job-events channel of the test's own, and — when the test
-//! needs uploads — the converter binary on its own Mongo database and RabbitMQ vhost.
+//! databases, a Redis prefix and Redis channels (job events, account emails) of the test's own,
+//! and — when the test needs uploads — the converter binary on its own Mongo database and
+//! RabbitMQ vhost. [`Platform::sign_up_confirmed`] makes an account the way a person does:
+//! sign up, open the link from the confirmation email (read through Mailpit's API), confirm.
 //!
 //! Everything is real; only the names are private to the test, so tests run in parallel.
 
@@ -111,6 +113,7 @@ impl PlatformBuilder {
         let keys = TokenKeys::generate("test-key");
         let storage_token = unique_name("storage-token-");
         let channel = unique_name("vid2mp3.job-events.test-");
+        let account_channel = unique_name("vid2mp3.account-emails.test-");
         let storage_port = free_port()?;
         let storage_url = format!("http://127.0.0.1:{storage_port}");
 
@@ -163,6 +166,12 @@ impl PlatformBuilder {
                 vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL,
                 &channel,
             )
+            .redis_channel(
+                &urls.redis,
+                vid2mp3_contracts::account_email::ACCOUNT_EMAILS_CHANNEL,
+                &account_channel,
+            )
+            .variable("account_emails_channel", &account_channel)
             .variable("auth_db_url", auth_db.url())
             .variable("gateway_db_url", gateway_db.url())
             .variable("notifier_db_url", notifier_db.url())
@@ -193,6 +202,7 @@ impl PlatformBuilder {
             rabbit,
             converter,
             channel,
+            account_channel,
         };
         if let Some(c) = &platform.converter {
             c.wait_until_healthy().await?;
@@ -301,10 +311,104 @@ pub struct Platform {
     pub converter: Option<ConverterProcess>,
     /// The Redis channel job events travel on for this test.
     pub channel: String,
+    /// The Redis channel auth publishes account emails on for this test.
+    pub account_channel: String,
+}
+
+/// The subject of a confirmation email (the notifier's `account_mail`).
+pub const CONFIRMATION_SUBJECT: &str = "Confirm your email address";
+/// How long a helper waits for a confirmation email.
+const CONFIRMATION_WAIT: Duration = Duration::from_secs(30);
+
+/// The token of the first confirmation link (`.../confirm#token=...`) in a text (an email, or
+/// the link itself).
+pub fn confirmation_token_in(text: &str) -> Option<String> {
+    let (_, after) = text.split_once("/confirm#token=")?;
+    let token: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    (!token.is_empty()).then_some(token)
+}
+
+/// The first confirmation link (`http...://.../confirm#token=...`) in an email's text.
+pub fn confirmation_link_in(text: &str) -> Option<String> {
+    let token = confirmation_token_in(text)?;
+    let end = text.find("/confirm#token=")?;
+    let start = text[..end].rfind("http")?;
+    Some(format!("{}/confirm#token={token}", &text[start..end]))
 }
 
 impl Platform {
     pub fn url(&self, path: &str) -> String {
         self.app.url(path)
+    }
+
+    /// Waits for the confirmation email to `email` (any address on this Mailpit), takes it out
+    /// of Mailpit, and returns its link (`<public_base_url>/confirm#token=...`).
+    pub async fn confirmation_link(&self, email: &str) -> anyhow::Result<String> {
+        let mail = self
+            .mailbox
+            .take_message(email, CONFIRMATION_SUBJECT, CONFIRMATION_WAIT)
+            .await?;
+        confirmation_link_in(&mail.text)
+            .with_context(|| format!("the confirmation email has no link: {}", mail.text))
+    }
+
+    /// The token of the confirmation email to `email` (taken out of Mailpit).
+    pub async fn confirmation_token(&self, email: &str) -> anyhow::Result<String> {
+        let link = self.confirmation_link(email).await?;
+        confirmation_token_in(&link).with_context(|| format!("no token in {link}"))
+    }
+
+    /// Confirms `email` as its owner would: the link from the confirmation email, redeemed with
+    /// `POST /api/v1/users/confirmation`.
+    pub async fn confirm_account(&self, email: &str) -> anyhow::Result<()> {
+        let token = self.confirmation_token(email).await?;
+        let r = reqwest::Client::new()
+            .post(self.url("/api/v1/users/confirmation"))
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+            .await?;
+        let status = r.status();
+        anyhow::ensure!(
+            status == 200,
+            "confirming {email} answered {status}: {}",
+            r.text().await.unwrap_or_default()
+        );
+        Ok(())
+    }
+
+    /// Signs `email` up (`202`) and confirms it: an account that can log in.
+    pub async fn sign_up_confirmed(&self, email: &str, password: &str) -> anyhow::Result<()> {
+        let r = reqwest::Client::new()
+            .post(self.url("/api/v1/users"))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await?;
+        let status = r.status();
+        anyhow::ensure!(
+            status == 202,
+            "signing up {email} answered {status}: {}",
+            r.text().await.unwrap_or_default()
+        );
+        self.confirm_account(email).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_and_tokens_are_found_in_an_email() {
+        let text = "Hello,\n\nopen this link:\n\nhttp://127.0.0.1:3000/confirm#token=Ab-_9z\n\nWith the \
+                    command-line client: vid2mp3 confirm 'http://127.0.0.1:3000/confirm#token=Ab-_9z'";
+        assert_eq!(
+            confirmation_link_in(text).as_deref(),
+            Some("http://127.0.0.1:3000/confirm#token=Ab-_9z")
+        );
+        assert_eq!(confirmation_token_in(text).as_deref(), Some("Ab-_9z"));
+        assert_eq!(confirmation_link_in("no link here"), None);
     }
 }
