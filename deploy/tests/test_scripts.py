@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from conftest import DEPLOY
 
-SCRIPTS = [DEPLOY / "scripts" / "minikube", DEPLOY / "tests" / "run"]
+SCRIPTS = [DEPLOY / "scripts" / "minikube", DEPLOY / "tests" / "run", DEPLOY / "images" / "build"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(DEPLOY)))
