@@ -11,7 +11,12 @@ import subprocess
 import pytest
 from conftest import DEPLOY, REPO
 
-SCRIPTS = [DEPLOY / "scripts" / "minikube", DEPLOY / "scripts" / "overlay", DEPLOY / "tests" / "run"]
+SCRIPTS = [
+    DEPLOY / "scripts" / "minikube",
+    DEPLOY / "scripts" / "overlay",
+    DEPLOY / "tests" / "run",
+    DEPLOY / "images" / "build",
+]
 # What a user runs, on Linux or macOS; deploy/tests/run runs in CI only.
 RUNBOOK_SCRIPTS = [DEPLOY / "scripts" / "minikube", DEPLOY / "scripts" / "overlay"]
 

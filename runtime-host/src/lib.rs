@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod app;
+pub mod app_source;
 pub mod build_command;
 pub mod host;
 pub mod http_client;
@@ -11,8 +12,11 @@ pub mod manifest;
 pub mod outbound_hosts;
 pub mod outbound_http;
 pub mod redis_trigger;
+pub mod registry;
+pub mod retain;
 pub mod routing;
 pub mod runtime;
+pub mod runtime_config;
 pub mod stdio;
 pub mod variables;
 

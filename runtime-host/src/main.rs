@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use runtime_host::app_source::AppSource;
+use runtime_host::registry::{PullOptions, default_cache_dir};
 use runtime_host::{UpOptions, build_command, manifest::Manifest};
 
 #[derive(Parser)]
@@ -23,14 +25,30 @@ struct Cli {
 enum Command {
     /// Start the application's triggers.
     Up {
-        /// The application manifest.
+        /// The application: a manifest file, a directory holding spin.toml, or a registry
+        /// reference (an image with /spin.toml and the components as files), as `spin up -f`.
         #[arg(
             short = 'f',
             long = "from",
             alias = "file",
             default_value = "spin.toml"
         )]
-        manifest: PathBuf,
+        from: String,
+        /// Run only this component and its triggers (repeatable), as `spin up --component-id`.
+        #[arg(short = 'c', long = "component-id")]
+        component_ids: Vec<String>,
+        /// Spin's runtime configuration file (variable providers, max_instance_memory).
+        #[arg(long = "runtime-config-file")]
+        runtime_config_file: Option<PathBuf>,
+        /// Speak plain HTTP to the registry (registries on loopback always get it).
+        #[arg(short = 'k', long)]
+        insecure: bool,
+        /// Where pulled app images are unpacked [default: $XDG_CACHE_HOME/runtime-host].
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Most bytes an app image's layers may have, compressed and again unpacked.
+        #[arg(long, default_value_t = 1 << 30)]
+        max_pull_bytes: u64,
         /// Address of the HTTP trigger; port 0 picks a free port (logged).
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
@@ -101,7 +119,12 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Up {
-            manifest,
+            from,
+            component_ids,
+            runtime_config_file,
+            insecure,
+            cache_dir,
+            max_pull_bytes,
             listen,
             env,
             variables,
@@ -110,7 +133,13 @@ fn main() -> anyhow::Result<()> {
         } => {
             let runtime = tokio::runtime::Runtime::new().context("cannot start tokio")?;
             runtime.block_on(async move {
+                let mut pull = PullOptions::new(cache_dir.unwrap_or_else(default_cache_dir));
+                pull.insecure = insecure;
+                pull.max_bytes = max_pull_bytes;
+                let manifest = AppSource::infer(&from)?.manifest_path(&pull).await?;
                 let mut options = UpOptions::new(manifest);
+                options.components = component_ids;
+                options.runtime_config = runtime_config_file;
                 options.listen = listen;
                 options.env = env;
                 options.variables = variables;
