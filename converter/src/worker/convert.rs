@@ -202,15 +202,18 @@ pub(super) async fn convert_job(
             }
         }
     };
-    reporter.clear(services).await;
-    match attempt {
+    let settled = match attempt {
         Attempt::Stopped => Err(Unsettled::ShuttingDown),
         Attempt::Converted(report, writer) => {
             finish(services, publish, job, report, writer, started).await
         }
         Attempt::Failed(error) => handle_failure(services, publish, job, &error).await,
         Attempt::Unsettled(error) => Err(Unsettled::GridFs(error)),
-    }
+    };
+    // Only once the record has moved on: cleared while the mp3 was still being closed, a status
+    // read in between saw a converting job with no progress, and its bar went from 99 back to 0.
+    reporter.clear(services).await;
+    settled
 }
 
 async fn finish(

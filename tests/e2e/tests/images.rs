@@ -5,14 +5,14 @@
 //! - the Spin app image is pushed to a registry of the test's own (Debian's `docker-registry`),
 //!   and the runtime-host image, started with exactly the arguments spin-operator v0.6.1 gives a
 //!   `spinImage` executor's container and the runtime config it mounts at /runtime-config.toml,
-//!   pulls it and passes the course's curl flow: sign up, log in, `curl -F` upload, the email, the
+//!   pulls it and passes the course's curl flow: sign up, confirm, log in, `curl -F` upload, the email, the
 //!   download. The notifier runs in a second runtime-host container, as the second SpinApp.
 //!
 //! Host networking reaches the services on loopback; the test's Redis is a private
 //! `redis-server`, since the notifier's channel is fixed in the image's spin.toml.
 //!
 //! Ignored by a plain `cargo test`: it needs the images. `scripts/test` builds them and runs it:
-//!   deploy/images/build && cargo test -p vid2mp3-e2e --test images -- --ignored
+//!   deploy/images/build && cargo test --workspace --test images -- --ignored
 
 mod common;
 
@@ -25,7 +25,8 @@ use common::*;
 use serde_json::json;
 use vid2mp3_migrations::Service;
 use vid2mp3_test_support::{
-    Mailbox, MongoDatabase, MySqlDatabase, RabbitVhost, ServiceUrls, TokenKeys, unique_name,
+    CONFIRMATION_SUBJECT, Mailbox, MongoDatabase, MySqlDatabase, RabbitVhost, ServiceUrls,
+    TokenKeys, confirmation_token_in, unique_name,
 };
 
 const TAG: &str = "dev";
@@ -450,8 +451,26 @@ async fn the_images_run_the_course_flow_with_runtime_host_as_the_spin_image_exec
         .expect("sign up");
     assert_eq!(
         r.status(),
-        201,
+        202,
         "sign up: {}",
+        r.text().await.unwrap_or_default()
+    );
+    // Only confirmed accounts log in: the link from the confirmation email, redeemed as the page does.
+    let mail = mailbox
+        .take_message(&email, CONFIRMATION_SUBJECT, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("no confirmation email: {e}\nnotifier:\n{}", notifier.logs()));
+    let token = confirmation_token_in(&mail.text).expect("the confirmation email has a link");
+    let r = client()
+        .post("http://127.0.0.1:80/api/v1/users/confirmation")
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .expect("confirm");
+    assert_eq!(
+        r.status(),
+        200,
+        "confirm: {}",
         r.text().await.unwrap_or_default()
     );
     make_mkv(&scratch.path("video.mkv"), 3);
