@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
+use vid2mp3_test_support::test_media::{
+    ScratchDir as Scratch, decoded_samples, make_m4a, make_mkv,
+};
 use vid2mp3_test_support::{Mailbox, PlatformBuilder, TcpProxy};
 
 /// The course's three curl commands, byte for byte, against our platform.

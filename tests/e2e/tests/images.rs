@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::json;
 use vid2mp3_migrations::Service;
+use vid2mp3_test_support::test_media::{ScratchDir as Scratch, decoded_samples, make_mkv};
 use vid2mp3_test_support::{
     CONFIRMATION_SUBJECT, Mailbox, MongoDatabase, MySqlDatabase, RabbitVhost, ServiceUrls,
     TokenKeys, confirmation_token_in, unique_name,

@@ -7,9 +7,6 @@ use std::time::Duration;
 
 use reqwest::Client;
 use serde_json::{Value, json};
-pub use vid2mp3_test_support::test_media::{
-    ScratchDir as Scratch, decoded_samples, make_m4a, make_mkv,
-};
 use vid2mp3_test_support::{Platform, PlatformBuilder};
 
 pub const PASSWORD: &str = "correct horse battery staple";
