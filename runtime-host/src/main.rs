@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use runtime_host::{UpOptions, build_command, manifest::Manifest};
+use runtime_host::{ClientLimits, UpOptions, build_command, manifest::Manifest};
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +48,8 @@ enum Command {
         /// Largest request body accepted, in bytes.
         #[arg(long, default_value_t = 10 << 30)]
         max_request_body_bytes: u64,
+        #[command(flatten)]
+        client_limits: ClientLimits,
     },
     /// Run each component's build command.
     Build {
@@ -107,6 +109,7 @@ fn main() -> anyhow::Result<()> {
             variables,
             request_timeout_secs,
             max_request_body_bytes,
+            client_limits,
         } => {
             let runtime = tokio::runtime::Runtime::new().context("cannot start tokio")?;
             runtime.block_on(async move {
@@ -116,6 +119,7 @@ fn main() -> anyhow::Result<()> {
                 options.variables = variables;
                 options.request_timeout = Duration::from_secs(request_timeout_secs);
                 options.max_request_body_bytes = max_request_body_bytes;
+                options.client_limits = client_limits;
                 let app = runtime_host::start(options).await?;
                 if let Some(addr) = app.http_addr {
                     // A line on stdout that scripts and e2e tests can wait for.
