@@ -18,8 +18,9 @@
 #           (slow_clients.py: a third silent, a third sending headers a byte a second, a third a
 #           16 KB sign-up body a byte a second; from 10 loopback addresses other than the user's)
 #           hold connections, reconnecting whenever they are cut off; SLOW_ROUNDS (default 2)
-#           times in that order. Prints p50/p99 of each block, then of all unloaded and all
-#           loaded pairs, their ratio, and what the slow clients got.
+#           times in that order. Prints p50/p99 of each block (a pair refused with 503 is
+#           counted, not timed), then of all unloaded and all loaded pairs, their ratio, and what
+#           the slow clients held and got.
 # PHASES (default "upload slow") picks some of them. STORE_RESTART, when set, is a command run
 # before each upload (e.g. one that restarts a private MongoDB-wire server, which slows with every
 # GiB it takes in); never point it at the shared services.
@@ -158,7 +159,11 @@ if want slow; then
   JOB="$(curl -fsS -X POST "$BASE/api/v1/jobs?name=clip.m4a" -H "authorization: Bearer $TOKEN" \
     -H 'content-type: audio/mp4' --data-binary @"$WORK/clip.m4a" | jq -r .id)"
   wait_settled "$JOB"
-  measure() { python3 "$SLOW" measure "$BASE" --email "$EMAIL" --password "$PASSWORD" --job "$JOB" --samples "$SAMPLES"; }
+  # Times on stdout; how many pairs were refused (503) on stderr, shown with the block.
+  measure() {
+    python3 "$SLOW" measure "$BASE" --email "$EMAIL" --password "$PASSWORD" --job "$JOB" --samples "$SAMPLES" \
+      2>"$WORK/refused"
+  }
   percentile() { # fraction, file of ms values
     sort -n "$2" | awk -v q="$1" '{v[NR] = $1} END {print v[int((NR - 1) * q) + 1]}'
   }
@@ -171,6 +176,7 @@ if want slow; then
   for round in $(seq "$SLOW_ROUNDS"); do
     measure >"$WORK/block"
     percentiles "round $round, alone" "$WORK/block"
+    sed 's/^/    /' "$WORK/refused"
     cat "$WORK/block" >>"$WORK/unloaded"
     # Until the block is done (SIGTERM), at most 10 minutes.
     python3 "$SLOW" attack "127.0.0.1:${VID2MP3_HTTP_PORT:-3000}" --clients "$SLOW_CLIENTS" --seconds 600 \
@@ -180,6 +186,7 @@ if want slow; then
     sleep 5
     measure >"$WORK/block"
     percentiles "round $round, with slow clients" "$WORK/block"
+    sed 's/^/    /' "$WORK/refused"
     cat "$WORK/block" >>"$WORK/loaded"
     kill -TERM "$ATTACK" 2>/dev/null || true
     wait "$ATTACK" 2>/dev/null || true
