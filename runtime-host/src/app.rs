@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::sync::watch;
 
+use crate::client_limits::ClientLimits;
 use crate::http_trigger::HttpTrigger;
 use crate::manifest::{Manifest, RedisTrigger};
 use crate::routing::Router;
@@ -26,6 +27,8 @@ pub struct UpOptions {
     pub variables: Vec<(String, String)>,
     pub request_timeout: Duration,
     pub max_request_body_bytes: u64,
+    /// What clients may hold: slow headers and bodies, connections, requests.
+    pub client_limits: ClientLimits,
     /// Where `SPIN_VARIABLE_*` come from; the process environment unless a test says otherwise.
     pub variable_env: EnvLookup,
     /// `--component-id`: run only these components and their triggers (all when empty).
@@ -43,6 +46,7 @@ impl UpOptions {
             variables: Vec::new(),
             request_timeout: Duration::from_secs(60),
             max_request_body_bytes: 10 << 30,
+            client_limits: ClientLimits::default(),
             variable_env: Arc::new(|k| std::env::var(k).ok()),
             components: Vec::new(),
             runtime_config: None,
@@ -71,8 +75,10 @@ pub async fn start(options: UpOptions) -> anyhow::Result<RunningApp> {
             "runtime config: [{key}] has no effect on runtime-host (it has no key-value stores, SQLite or LLMs, and logs to stderr); ignored"
         );
     }
+    let admission = options.client_limits.admission()?;
     let mut config = RuntimeConfig {
         request_timeout: options.request_timeout,
+        max_instances: options.client_limits.max_instances,
         extra_env: options.env.clone(),
         variables: options.variables.clone(),
         ..RuntimeConfig::default()
@@ -113,6 +119,8 @@ pub async fn start(options: UpOptions) -> anyhow::Result<RunningApp> {
             runtime.clone(),
             router,
             options.max_request_body_bytes,
+            &options.client_limits,
+            admission,
             addr,
         )?;
         let mut rx = stop_rx.clone();

@@ -2,9 +2,13 @@
 //! triggers and the `fermyon:spin@2.0.0` host interfaces declared in `wit/`.
 
 pub mod activity;
+pub mod admission;
 pub mod app;
 pub mod app_source;
+pub mod body_pace;
 pub mod build_command;
+pub mod client_address;
+pub mod client_limits;
 pub mod host;
 pub mod http_client;
 pub mod http_trigger;
@@ -21,3 +25,4 @@ pub mod stdio;
 pub mod variables;
 
 pub use app::{RunningApp, UpOptions, start};
+pub use client_limits::ClientLimits;

@@ -33,7 +33,8 @@ pub use platform::{
 pub use private_server::PrivateServer;
 pub use rabbitmq::{RabbitVhost, rabbit_vhost_exists};
 pub use redis_namespace::RedisNamespace;
-pub use spin_app::{SpinApp, SpinAppBuilder};
+pub use runtime_host::ClientLimits;
+pub use spin_app::{SpinApp, SpinAppBuilder, app_client_limits};
 pub use tcp_proxy::TcpProxy;
 pub use watchdog::Watchdog;
 pub use workspace::{target_dir, wasm_component, workspace_root};

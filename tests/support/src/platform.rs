@@ -17,8 +17,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use vid2mp3_migrations::Service;
 
 use crate::{
-    Mailbox, MongoDatabase, MySqlDatabase, RabbitVhost, RedisNamespace, ServiceUrls, SpinApp,
-    SpinAppBuilder, target_dir, unique_name,
+    ClientLimits, Mailbox, MongoDatabase, MySqlDatabase, RabbitVhost, RedisNamespace, ServiceUrls,
+    SpinApp, SpinAppBuilder, target_dir, unique_name,
 };
 
 /// A fresh Ed25519 key pair in the forms auth and the gateway take.
@@ -59,6 +59,7 @@ pub struct PlatformBuilder {
     converter: bool,
     variables: Vec<(String, String)>,
     converter_env: Vec<(String, String)>,
+    client_limits: Option<ClientLimits>,
 }
 
 impl Default for PlatformBuilder {
@@ -73,7 +74,14 @@ impl PlatformBuilder {
             converter: false,
             variables: Vec::new(),
             converter_env: Vec::new(),
+            client_limits: None,
         }
+    }
+
+    /// runtime-host's client limits instead of [`crate::app_client_limits`]'s.
+    pub fn client_limits(mut self, limits: ClientLimits) -> PlatformBuilder {
+        self.client_limits = Some(limits);
+        self
     }
 
     /// Also run the converter (storage API, worker, relay) on the test's own Mongo database and
@@ -189,6 +197,9 @@ impl PlatformBuilder {
         for (name, value) in &self.variables {
             app = app.variable(name, value.clone());
         }
+        if let Some(limits) = self.client_limits {
+            app = app.client_limits(limits);
+        }
         let app = app.start().await?;
         let platform = Platform {
             app,
@@ -267,6 +278,11 @@ impl ConverterProcess {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The running process's id, to read its memory from /proc.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The converter's log so far (for assertion messages).

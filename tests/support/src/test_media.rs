@@ -69,6 +69,34 @@ pub fn make_mkv(path: &Path, seconds: u32) {
     ]);
 }
 
+/// A video of about `bytes` that is cheap to make and to convert: uncompressed 640×480 frames
+/// (460,800 bytes each, 25 a second) with an Opus tone, in Matroska. The size is in the video;
+/// the converter only decodes the few seconds of audio.
+pub fn make_large_mkv(path: &Path, bytes: u64) {
+    const FRAME_BYTES: u64 = 640 * 480 * 3 / 2;
+    let frames = bytes.div_ceil(FRAME_BYTES).max(25);
+    let d = format!("{:.2}", frames as f64 / 25.0);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc=size=640x480:rate=25:d={d}"),
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("aevalsrc=exprs='0.4*sin(2*PI*440*t)|0.4*sin(2*PI*660*t)':s=48000:d={d}"),
+        "-c:v",
+        "rawvideo",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "96k",
+        path.to_str().expect("utf-8 path"),
+    ]);
+}
+
 /// Audio only (AAC-LC in MP4, 44.1 kHz stereo), for long jobs that must be quick to make.
 pub fn make_m4a(path: &Path, seconds: u32) {
     let d = seconds.to_string();

@@ -22,9 +22,9 @@ use crate::media_sniff::{SNIFF_BYTES, container};
 use crate::storage_client::{VideoUpload, stored_video};
 use multipart::{FormError, FormFile};
 
-/// A multipart body is the file plus a few hundred bytes of framing; this much framing is allowed
-/// on top of the size limit before the declared length alone is refused.
-const MULTIPART_OVERHEAD_BYTES: u64 = 64 * 1024;
+/// A multipart body is the file plus what [`multipart`] allows before and after it; a declared
+/// length over the size limit plus both is refused before anything is read.
+const MULTIPART_OVERHEAD_BYTES: u64 = 2 * multipart::MAX_FRAMING_BYTES;
 
 /// Where the file's bytes come from.
 enum Source {
@@ -60,6 +60,7 @@ fn aborted() -> ApiError {
 fn form_error(e: FormError) -> ApiError {
     match e {
         FormError::Aborted => aborted(),
+        FormError::TooMuchFraming => ApiError::new(ErrorCode::PayloadTooLarge, e.to_string()),
         other => ApiError::bad_request(other.to_string()),
     }
 }
