@@ -21,7 +21,8 @@ use crate::gridfs::{GridFsError, GridFsReader, GridFsWriter};
 use crate::queue::{VIDEO_DEAD_QUEUE, retry_queue_name};
 use crate::service::Services;
 use crate::transcode::{
-    FailureKind, MediaInput, TranscodeError, TranscodeOptions, TranscodeReport, transcode,
+    FailureKind, MediaInput, TagOptions, TranscodeError, TranscodeOptions, TranscodeReport,
+    transcode,
 };
 
 /// How often progress may be written to Redis.
@@ -107,6 +108,7 @@ pub(super) async fn convert_job(
         video_bytes = video.length,
         state_attempts = record.attempts,
         profile = %job.profile,
+        loudness_lufs = job.loudness_lufs.map(|t| t.lufs()),
         limit_s = limit.as_secs(),
         "converting"
     );
@@ -120,6 +122,12 @@ pub(super) async fn convert_job(
     let mut opts = TranscodeOptions {
         profile: job.profile,
         workers: services.config.encode_workers,
+        tags: TagOptions {
+            version: services.config.id3_version,
+            frame_cover: services.config.cover_from_video,
+            file_name: Some(job.original_name.clone()),
+        },
+        loudness: job.loudness_lufs,
         ..TranscodeOptions::default()
     };
     // The job's deadline below moves once the duration is known and ends ffmpeg through the
@@ -243,6 +251,8 @@ async fn finish(
                 "video_fid": job.video_fid.as_str(),
                 "duration_ms": i64::try_from(duration_ms).unwrap_or(i64::MAX),
                 "profile": job.profile.as_str(),
+                "loudness_lufs": job.loudness_lufs.map(|t| t.lufs()),
+                "gain_db": report.levelling.map(|l| (l.gain_db * 10.0).round() / 10.0),
             },
         )
         .await?;
@@ -268,6 +278,8 @@ async fn finish(
         duration_ms,
         wall_ms = (wall * 1000.0) as u64,
         realtime = format!("{:.0}", report.duration_secs() / wall.max(1e-6)),
+        tag = %report.tag,
+        gain_db = report.levelling.map(|l| format!("{:.1}", l.gain_db)),
         "converted"
     );
     events::publish_done(services, publish, job, &record).await

@@ -33,7 +33,7 @@ pub use redis_namespace::RedisNamespace;
 pub use spin_app::{SpinApp, SpinAppBuilder};
 pub use tcp_proxy::TcpProxy;
 pub use watchdog::Watchdog;
-pub use workspace::{target_dir, wasm_component, workspace_root};
+pub use workspace::{target_dir, tools_venv, wasm_component, workspace_root};
 
 /// A backing service did not answer; the message says which and what to do.
 #[derive(Debug, thiserror::Error)]
