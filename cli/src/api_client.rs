@@ -7,6 +7,7 @@ use reqwest::{Client, RequestBuilder, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
+use vid2mp3_contracts::LoudnessTarget;
 
 use crate::errors::{CliError, ErrorChain};
 
@@ -186,11 +187,16 @@ impl ApiClient {
         name: &str,
         content_type: &str,
         profile: Option<&str>,
+        loudness: Option<LoudnessTarget>,
     ) -> Result<Value, CliError> {
         let mut url = self.url(&["api", "v1", "jobs"]);
         url.query_pairs_mut().append_pair("name", name);
         if let Some(p) = profile {
             url.query_pairs_mut().append_pair("profile", p);
+        }
+        if let Some(target) = loudness {
+            url.query_pairs_mut()
+                .append_pair("loudness", &target.lufs().to_string());
         }
         let rb = self
             .http

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL;
 
+use crate::transcode::Id3Version;
 use crate::worker::JobTimeouts;
 
 /// What one `serve` process runs.
@@ -143,6 +144,10 @@ pub struct Config {
     pub ffprobe: PathBuf,
     /// Delete `mp3s` chunks with no file document at start (left by a crash mid-write).
     pub sweep_orphans_at_start: bool,
+    /// The mp3s' ID3v2 version (2.4, or 2.3 for old players).
+    pub id3_version: Id3Version,
+    /// Take a cover from a video frame when the source has no picture.
+    pub cover_from_video: bool,
 }
 
 impl Config {
@@ -219,6 +224,8 @@ impl Config {
                 "true",
                 "true or false",
             )?,
+            id3_version: parse(&lookup, "VID2MP3_ID3_VERSION", "2.4", "2.4 or 2.3")?,
+            cover_from_video: parse(&lookup, "VID2MP3_COVER_FROM_VIDEO", "true", "true or false")?,
         })
     }
 
@@ -374,6 +381,25 @@ mod tests {
             c.amqp_url_with_heartbeat(),
             "amqp://guest:guest@127.0.0.1:5672/%2f?heartbeat=30"
         );
+    }
+
+    #[test]
+    fn tags_default_to_id3v24_with_a_frame_cover_and_v23_is_a_setting() {
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", "t")]).unwrap();
+        assert_eq!((c.id3_version, c.cover_from_video), (Id3Version::V24, true));
+        let c = config(&[
+            ("VID2MP3_STORAGE_TOKEN", "t"),
+            ("VID2MP3_ID3_VERSION", "2.3"),
+            ("VID2MP3_COVER_FROM_VIDEO", "false"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.id3_version, c.cover_from_video),
+            (Id3Version::V23, false)
+        );
+        let error =
+            config(&[("VID2MP3_STORAGE_TOKEN", "t"), ("VID2MP3_ID3_VERSION", "1")]).unwrap_err();
+        assert!(error.to_string().contains("VID2MP3_ID3_VERSION"), "{error}");
     }
 
     #[test]

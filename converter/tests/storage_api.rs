@@ -275,6 +275,25 @@ async fn bad_upload_headers_are_400_and_store_nothing() {
             "{owner:?} {email:?} {name:?} {profile:?}"
         );
     }
+    // A loudness target out of range or not a number is refused the same way.
+    for loudness in ["-5", "loud"] {
+        let response = service
+            .http
+            .put(service.url(&video_path(&job)))
+            .bearer_auth(TOKEN)
+            .header("x-vid2mp3-owner-id", user.as_str())
+            .header("x-vid2mp3-owner-email", "a@b.c")
+            .header("x-vid2mp3-loudness", loudness)
+            .body(vec![1u8; 100])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            error_of(response).await,
+            (400, ErrorCode::BadRequest),
+            "loudness {loudness}"
+        );
+    }
     env.assert_nothing_stored().await;
     service.stop().await;
 }

@@ -243,6 +243,7 @@ async fn a_redelivered_job_is_not_converted_twice() {
         owner_id: owner.id,
         original_name: "wav_pcm_44k_stereo.wav".into(),
         profile: Default::default(),
+        loudness_lufs: None,
         attempt: 1,
     };
     env.publish_raw("video", &serde_json::to_vec(&message).unwrap())

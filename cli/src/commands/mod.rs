@@ -121,9 +121,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Upload {
             files,
             profile,
+            loudness,
             wait,
             output_dir,
-        } => upload::upload(&ctx, &files, profile, wait, output_dir.as_deref()).await,
+        } => {
+            let settings = upload::JobSettings { profile, loudness };
+            upload::upload(&ctx, &files, settings, wait, output_dir.as_deref()).await
+        }
         Command::Jobs { limit, all } => jobs::list(&ctx, limit, all).await,
         Command::Status { job } => jobs::status(&ctx, &job).await,
         Command::Delete { job } => jobs::delete(&ctx, &job).await,

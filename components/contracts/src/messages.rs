@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorCode, FileId, JobId, QualityProfile, UserId};
+use crate::{ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile, UserId};
 
 /// The durable queue of videos waiting to be converted.
 pub const VIDEO_QUEUE: &str = "video";
@@ -40,6 +40,9 @@ pub struct VideoJob {
     pub original_name: String,
     #[serde(default)]
     pub profile: QualityProfile,
+    /// Level the audio to this integrated loudness; absent (the default) leaves it as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness_lufs: Option<LoudnessTarget>,
     /// 1 for the first try; incremented by each retry.
     pub attempt: u32,
 }
@@ -104,6 +107,7 @@ mod tests {
             owner_id: UserId::new(),
             original_name: "talk.mkv".into(),
             profile: QualityProfile::Standard,
+            loudness_lufs: None,
             attempt: 1,
         }
     }
@@ -165,5 +169,21 @@ mod tests {
             serde_json::from_value::<VideoJob>(value).unwrap().profile,
             QualityProfile::Standard
         );
+    }
+
+    #[test]
+    fn loudness_is_optional_and_a_number_when_set() {
+        let plain = serde_json::to_value(job()).unwrap();
+        assert!(
+            plain.get("loudness_lufs").is_none(),
+            "absent when off: {plain}"
+        );
+        let levelled = VideoJob {
+            loudness_lufs: Some(LoudnessTarget::SPEECH),
+            ..job()
+        };
+        let value = serde_json::to_value(&levelled).unwrap();
+        assert_eq!(value["loudness_lufs"], -16);
+        assert_eq!(serde_json::from_value::<VideoJob>(value).unwrap(), levelled);
     }
 }

@@ -19,7 +19,7 @@
 //!
 //! Other answers, as the converter gives them: `400` for an id that does not parse or a
 //! missing/invalid `PUT` header (`x-vid2mp3-owner-id`, `x-vid2mp3-owner-email`; a name that is
-//! not percent-encoded UTF-8; an unknown profile); `401` without the right token; `404` for an
+//! not percent-encoded UTF-8; an unknown profile or loudness target); `401` without the right token; `404` for an
 //! unknown job or mp3; `413` for a video over the converter's size limit. `GET .../mp3` answers
 //! `200` (whole file) or `206` (one `Range`, with `Content-Range`) with `Content-Length` and
 //! `Accept-Ranges: bytes`, `416` with `Content-Range: bytes */<len>` for a range past the end,
@@ -28,7 +28,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorCode, FileId, JobId, QualityProfile, UserId};
+use crate::{ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile, UserId};
 
 pub const JOBS_PATH: &str = "/internal/v1/jobs";
 pub const MP3S_PATH: &str = "/internal/v1/mp3s";
@@ -40,6 +40,8 @@ pub const HEADER_OWNER_EMAIL: &str = "x-vid2mp3-owner-email";
 /// The file's name as uploaded, percent-encoded (UTF-8).
 pub const HEADER_ORIGINAL_NAME: &str = "x-vid2mp3-original-name";
 pub const HEADER_PROFILE: &str = "x-vid2mp3-profile";
+/// The loudness target in whole LUFS (`-16`); absent: not levelled.
+pub const HEADER_LOUDNESS: &str = "x-vid2mp3-loudness";
 
 pub fn video_path(job: &JobId) -> String {
     format!("{JOBS_PATH}/{job}/video")
@@ -86,6 +88,9 @@ pub struct JobState {
     pub owner_id: UserId,
     pub status: JobStatus,
     pub profile: QualityProfile,
+    /// The loudness the mp3 is levelled to; absent when the job does not level it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness_lufs: Option<LoudnessTarget>,
     pub attempts: u32,
     /// 0–100 while converting; 100 when done.
     pub progress_percent: u8,

@@ -2,10 +2,10 @@
 
 use spin_sdk::wit::wasi::http0_2_0::types as wt;
 use vid2mp3_contracts::storage_api::{
-    self, HEADER_ORIGINAL_NAME, HEADER_OWNER_EMAIL, HEADER_OWNER_ID, HEADER_PROFILE, JobState,
-    JobStatesRequest, JobStatesResponse, StoredVideo,
+    self, HEADER_LOUDNESS, HEADER_ORIGINAL_NAME, HEADER_OWNER_EMAIL, HEADER_OWNER_ID,
+    HEADER_PROFILE, JobState, JobStatesRequest, JobStatesResponse, StoredVideo,
 };
-use vid2mp3_contracts::{ErrorBody, FileId, JobId, QualityProfile, UserId};
+use vid2mp3_contracts::{ErrorBody, FileId, JobId, LoudnessTarget, QualityProfile, UserId};
 
 use crate::errors::ApiError;
 use crate::http_io::{Fetched, IoError, StreamedRequest, Target, fetch};
@@ -158,6 +158,9 @@ impl StorageEndpoint {
                 upload.profile.as_str().to_owned(),
             ),
         ];
+        if let Some(target) = upload.loudness_lufs {
+            headers.push((HEADER_LOUDNESS.to_owned(), target.lufs().to_string()));
+        }
         if let Some(length) = upload.content_length {
             headers.push(("content-length".to_owned(), length.to_string()));
         }
@@ -187,6 +190,7 @@ pub struct VideoUpload {
     pub original_name: String,
     pub content_type: String,
     pub profile: QualityProfile,
+    pub loudness_lufs: Option<LoudnessTarget>,
     /// Known for raw uploads; a multipart upload's file length is not known in advance.
     pub content_length: Option<u64>,
 }

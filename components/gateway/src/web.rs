@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn every_form_field_has_a_label() {
-        for id in ["email", "password", "file-input", "profile"] {
+        for id in ["email", "password", "file-input", "profile", "loudness"] {
             assert!(
                 INDEX_HTML.contains(&format!("<label for=\"{id}\"")),
                 "a <label for=\"{id}\">"

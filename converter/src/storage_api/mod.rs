@@ -25,10 +25,12 @@ use tracing::{Instrument, info, info_span, warn};
 use vid2mp3_contracts::messages::{MESSAGE_VERSION, VIDEO_QUEUE};
 use vid2mp3_contracts::progress::progress_key;
 use vid2mp3_contracts::storage_api::{
-    HEADER_ORIGINAL_NAME, HEADER_OWNER_EMAIL, HEADER_OWNER_ID, HEADER_PROFILE, JobState,
-    JobStatesRequest, JobStatesResponse, JobStatus, StoredVideo,
+    HEADER_LOUDNESS, HEADER_ORIGINAL_NAME, HEADER_OWNER_EMAIL, HEADER_OWNER_ID, HEADER_PROFILE,
+    JobState, JobStatesRequest, JobStatesResponse, JobStatus, StoredVideo,
 };
-use vid2mp3_contracts::{ErrorBody, ErrorCode, FileId, JobId, QualityProfile, UserId, VideoJob};
+use vid2mp3_contracts::{
+    ErrorBody, ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile, UserId, VideoJob,
+};
 
 use self::range::{RangeRequest, parse_range};
 use crate::gridfs::{GridFsError, GridFsWriter};
@@ -449,6 +451,7 @@ struct Upload {
     original_name: String,
     content_type: String,
     profile: QualityProfile,
+    loudness_lufs: Option<LoudnessTarget>,
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
@@ -501,6 +504,12 @@ fn parse_upload(job: &str, headers: &HeaderMap) -> Result<Upload, ApiError> {
                 ApiError::new(ErrorCode::BadRequest, e.to_string())
             })?,
     };
+    let loudness_lufs = match header_text(headers, HEADER_LOUDNESS)? {
+        None | Some("") => None,
+        Some(target) => Some(target.parse::<LoudnessTarget>().map_err(|e| {
+            ApiError::new(ErrorCode::BadRequest, format!("{HEADER_LOUDNESS}: {e}"))
+        })?),
+    };
     let content_type = header_text(headers, header::CONTENT_TYPE.as_str())?
         .filter(|s| !s.is_empty())
         .unwrap_or("application/octet-stream")
@@ -512,6 +521,7 @@ fn parse_upload(job: &str, headers: &HeaderMap) -> Result<Upload, ApiError> {
         original_name,
         content_type,
         profile,
+        loudness_lufs,
     })
 }
 
@@ -616,6 +626,7 @@ async fn store_video(services: Arc<Services>, upload: Upload, body: Body) -> Api
         "original_name": &upload.original_name,
         "content_type": &upload.content_type,
         "profile": upload.profile.as_str(),
+        "loudness_lufs": upload.loudness_lufs.map(|t| t.lufs()),
     };
     let file = match writer.close(&upload.original_name, metadata).await {
         Ok(file) => file,
@@ -637,6 +648,7 @@ async fn store_video(services: Arc<Services>, upload: Upload, body: Body) -> Api
             original_name: upload.original_name.clone(),
             content_type: upload.content_type.clone(),
             profile: upload.profile,
+            loudness_lufs: upload.loudness_lufs,
             video_fid: video_fid.clone(),
             video_size_bytes: size,
         })
@@ -663,6 +675,7 @@ async fn store_video(services: Arc<Services>, upload: Upload, body: Body) -> Api
         owner_id: upload.owner,
         original_name: upload.original_name,
         profile: upload.profile,
+        loudness_lufs: upload.loudness_lufs,
         attempt: 1,
     };
     let published = match serde_json::to_vec(&message) {

@@ -21,7 +21,8 @@ use crate::gridfs::{GridFsError, GridFsReader, GridFsWriter};
 use crate::queue::{VIDEO_DEAD_QUEUE, retry_queue_name};
 use crate::service::Services;
 use crate::transcode::{
-    FailureKind, MediaInput, TranscodeError, TranscodeOptions, TranscodeReport, transcode,
+    FailureKind, MediaInput, TagOptions, TranscodeError, TranscodeOptions, TranscodeReport,
+    transcode,
 };
 
 /// How often progress may be written to Redis.
@@ -60,7 +61,8 @@ pub fn user_message(code: ErrorCode, error: &str) -> String {
 }
 
 enum Attempt {
-    Converted(TranscodeReport, GridFsWriter),
+    // Boxed: the report (tags, chapters, loudness) and the writer outweigh the other outcomes.
+    Converted(Box<(TranscodeReport, GridFsWriter)>),
     Failed(TranscodeError),
     /// Stopped because the worker is shutting down.
     Stopped,
@@ -107,6 +109,7 @@ pub(super) async fn convert_job(
         video_bytes = video.length,
         state_attempts = record.attempts,
         profile = %job.profile,
+        loudness_lufs = job.loudness_lufs.map(|t| t.lufs()),
         limit_s = limit.as_secs(),
         "converting"
     );
@@ -120,6 +123,12 @@ pub(super) async fn convert_job(
     let mut opts = TranscodeOptions {
         profile: job.profile,
         workers: services.config.encode_workers,
+        tags: TagOptions {
+            version: services.config.id3_version,
+            frame_cover: services.config.cover_from_video,
+            file_name: Some(job.original_name.clone()),
+        },
+        loudness: job.loudness_lufs,
         ..TranscodeOptions::default()
     };
     // The job's deadline below moves once the duration is known and ends ffmpeg through the
@@ -184,7 +193,7 @@ pub(super) async fn convert_job(
                 result
             };
             match (result, sink.into_writer()) {
-                (Ok(report), Some(writer)) => Attempt::Converted(report, writer),
+                (Ok(report), Some(writer)) => Attempt::Converted(Box::new((report, writer))),
                 (Ok(_), None) => Attempt::Failed(TranscodeError::Output(std::io::Error::other(
                     "the mp3 writer was lost",
                 ))),
@@ -204,7 +213,8 @@ pub(super) async fn convert_job(
     };
     let settled = match attempt {
         Attempt::Stopped => Err(Unsettled::ShuttingDown),
-        Attempt::Converted(report, writer) => {
+        Attempt::Converted(converted) => {
+            let (report, writer) = *converted;
             finish(services, publish, job, report, writer, started).await
         }
         Attempt::Failed(error) => handle_failure(services, publish, job, &error).await,
@@ -246,6 +256,8 @@ async fn finish(
                 "video_fid": job.video_fid.as_str(),
                 "duration_ms": i64::try_from(duration_ms).unwrap_or(i64::MAX),
                 "profile": job.profile.as_str(),
+                "loudness_lufs": job.loudness_lufs.map(|t| t.lufs()),
+                "gain_db": report.levelling.map(|l| (l.gain_db * 10.0).round() / 10.0),
             },
         )
         .await?;
@@ -271,6 +283,8 @@ async fn finish(
         duration_ms,
         wall_ms = (wall * 1000.0) as u64,
         realtime = format!("{:.0}", report.duration_secs() / wall.max(1e-6)),
+        tag = %report.tag,
+        gain_db = report.levelling.map(|l| format!("{:.1}", l.gain_db)),
         "converted"
     );
     events::publish_done(services, publish, job, &record).await

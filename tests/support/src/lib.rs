@@ -37,7 +37,7 @@ pub use runtime_host::ClientLimits;
 pub use spin_app::{SpinApp, SpinAppBuilder, app_client_limits};
 pub use tcp_proxy::TcpProxy;
 pub use watchdog::Watchdog;
-pub use workspace::{target_dir, wasm_component, workspace_root};
+pub use workspace::{target_dir, tools_venv, wasm_component, workspace_root};
 
 /// A backing service did not answer; the message says which and what to do.
 #[derive(Debug, thiserror::Error)]

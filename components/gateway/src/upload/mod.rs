@@ -11,7 +11,7 @@ pub mod naming;
 mod sweep;
 
 use vid2mp3_contracts::storage_api::{JobStatus, StoredVideo};
-use vid2mp3_contracts::{Claims, ErrorCode, JobId, QualityProfile};
+use vid2mp3_contracts::{Claims, ErrorCode, JobId, LoudnessTarget, QualityProfile};
 
 use crate::config::GatewayConfig;
 use crate::errors::ApiError;
@@ -92,6 +92,14 @@ pub fn upload(
             ))
         })?,
     };
+    let loudness_lufs = match head.query_param("loudness") {
+        None => None,
+        Some(t) if t.is_empty() || t == "off" => None,
+        Some(t) => Some(
+            t.parse::<LoudnessTarget>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        ),
+    };
 
     let (mut source, file_name, file_type, storage_length) = if let Some(boundary) =
         multipart::boundary(&content_type)
@@ -171,6 +179,7 @@ pub fn upload(
             original_name: file_name.clone(),
             content_type: file_type.clone(),
             profile,
+            loudness_lufs,
             content_length: storage_length,
         },
         head_bytes,
@@ -208,6 +217,7 @@ pub fn upload(
         original_name: file_name,
         content_type: file_type,
         profile: Some(profile),
+        loudness_lufs,
         attempts: 0,
         video_size_bytes: Some(stored.size_bytes),
         mp3_fid: None,

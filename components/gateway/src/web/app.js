@@ -30,6 +30,7 @@
     dropZone: $('drop-zone'),
     fileInput: $('file-input'),
     profile: $('profile'),
+    loudness: $('loudness'),
     uploads: $('uploads'),
     jobs: $('jobs'),
     jobsEmpty: $('jobs-empty'),
@@ -353,7 +354,8 @@
     el.uploads.append(li);
 
     const xhr = new XMLHttpRequest();
-    const query = '?name=' + encodeURIComponent(file.name) + '&profile=' + encodeURIComponent(el.profile.value);
+    let query = '?name=' + encodeURIComponent(file.name) + '&profile=' + encodeURIComponent(el.profile.value);
+    if (el.loudness.value !== 'off') query += '&loudness=' + encodeURIComponent(el.loudness.value);
     xhr.open('POST', API + '/jobs' + query);
     xhr.setRequestHeader('Authorization', 'Bearer ' + session.token);
     xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
@@ -445,6 +447,7 @@
       case 'done': {
         const parts = ['Done'];
         if (job.duration_ms != null) parts.push(formatDuration(job.duration_ms));
+        if (job.loudness_lufs != null) parts.push('levelled to ' + job.loudness_lufs + ' LUFS');
         if (job.mp3_size_bytes != null) parts.push(formatBytes(job.mp3_size_bytes) + ' mp3');
         return parts.join(' · ') + '.';
       }
