@@ -171,7 +171,9 @@ fn answer(
             // Only a converting job has a progress figure worth a trip to Redis.
             let progress = match &state {
                 Some(s) if s.status == JobStatus::Converting => {
-                    progress::read(&config.redis_url, &[job.id]).pop().flatten()
+                    progress::read(&config.redis_url, &config.redis_key_prefix, &[job.id])
+                        .pop()
+                        .flatten()
                 }
                 _ => None,
             };
@@ -323,7 +325,7 @@ fn list_jobs(
     let progress = if converting.is_empty() {
         Vec::new()
     } else {
-        progress::read(&config.redis_url, &converting)
+        progress::read(&config.redis_url, &config.redis_key_prefix, &converting)
     };
     let jobs = owned
         .iter()
@@ -352,7 +354,7 @@ fn readiness(config: &GatewayConfig) -> Reply {
     let mysql = JobsStore::open(&config.db_url)
         .map_err(|e| e.message)
         .and_then(|s| s.ping());
-    let redis = progress::ping(&config.redis_url);
+    let redis = progress::ping(&config.redis_url, &config.redis_key_prefix);
     let storage = config.storage.ready();
     let word = |r: &Result<(), String>| if r.is_ok() { "ok" } else { "unavailable" };
     for (name, r) in [("mysql", &mysql), ("redis", &redis), ("storage", &storage)] {
