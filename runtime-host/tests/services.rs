@@ -21,7 +21,8 @@ struct TempDatabase {
 impl TempDatabase {
     async fn create() -> Self {
         let admin = mysql_async::Pool::new(mysql_base_url().as_str());
-        let name = unique("vid2mp3_rh");
+        // The tests' account may create databases named vid2mp3_t_* only.
+        let name = unique("vid2mp3_t_rh");
         let mut conn = admin
             .get_conn()
             .await

@@ -1,6 +1,6 @@
 //! What the end-to-end tests share: test media, accounts, polling a job, counting samples.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::Path;
 use std::time::Duration;
