@@ -451,7 +451,10 @@ fn stream_mp3(
     let status = response.status();
     match status {
         200 | 206 => {}
-        404 => {
+        // Storage answers 409 for a job that has no mp3 (converting, failed) and 404 for one
+        // whose mp3 is gone; to the owner both are "no mp3", as the API documents (a 503 here
+        // told clients to retry a request that can never succeed: found by schemathesis).
+        404 | 409 => {
             return fail(
                 out,
                 ApiError::new(
