@@ -207,15 +207,19 @@ pub(super) async fn convert_job(
             }
         }
     };
-    reporter.clear(services).await;
-    match attempt {
+    let outcome = match attempt {
         Attempt::Stopped => Err(Unsettled::ShuttingDown),
         Attempt::Converted(report, writer) => {
             finish(services, publish, job, report, writer, started).await
         }
         Attempt::Failed(error) => handle_failure(services, publish, job, &error).await,
         Attempt::Unsettled(error) => Err(Unsettled::GridFs(error)),
-    }
+    };
+    // Only once the job's record says how it ended: cleared before, a status read while the
+    // mp3 was still being closed and recorded found the job converting with no figure, and its
+    // progress went back to 0 just before 100.
+    reporter.clear(services).await;
+    outcome
 }
 
 async fn finish(
