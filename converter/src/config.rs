@@ -9,6 +9,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL;
+use vid2mp3_contracts::progress::DEFAULT_REDIS_KEY_PREFIX;
+use vid2mp3_contracts::storage_api::{StorageTokenProblem, check_storage_token};
 
 use crate::transcode::Id3Version;
 use crate::worker::JobTimeouts;
@@ -80,6 +82,11 @@ pub enum ConfigError {
         "{name} is not set; it is required (the bearer token the gateway sends to the storage API)"
     )]
     MissingSecret { name: &'static str },
+    #[error("{name} is refused: it is {problem}")]
+    WeakSecret {
+        name: &'static str,
+        problem: StorageTokenProblem,
+    },
     #[error("{name}={value:?} is not valid: expected {expected}")]
     Invalid {
         name: &'static str,
@@ -117,6 +124,9 @@ pub struct Config {
     /// AMQP URL; `heartbeat` is added to it when it has none.
     pub amqp_url: String,
     pub redis_url: String,
+    /// Starts every Redis key the converter reads or writes (progress, delivery acks); the
+    /// components use the same prefix (Spin variable `redis_key_prefix`).
+    pub redis_key_prefix: String,
     pub storage_listen: SocketAddr,
     pub storage_token: Secret,
     pub job_events_channel: String,
@@ -164,6 +174,18 @@ impl Config {
             .ok_or(ConfigError::MissingSecret {
                 name: "VID2MP3_STORAGE_TOKEN",
             })?;
+        check_storage_token(&token).map_err(|problem| ConfigError::WeakSecret {
+            name: "VID2MP3_STORAGE_TOKEN",
+            problem,
+        })?;
+        let redis_key_prefix = text("VID2MP3_REDIS_KEY_PREFIX", DEFAULT_REDIS_KEY_PREFIX);
+        if redis_key_prefix.is_empty() || redis_key_prefix.contains(char::is_whitespace) {
+            return Err(ConfigError::Invalid {
+                name: "VID2MP3_REDIS_KEY_PREFIX",
+                value: redis_key_prefix,
+                expected: "a non-empty prefix without spaces, e.g. vid2mp3:",
+            });
+        }
         let roles = match lookup("VID2MP3_ROLES") {
             Some(s) => parse_roles(&s)?,
             None => Role::ALL.into_iter().collect(),
@@ -188,6 +210,7 @@ impl Config {
             mongo_db: text("VID2MP3_MONGO_DB", "vid2mp3"),
             amqp_url: text("VID2MP3_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             redis_url: text("VID2MP3_REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_key_prefix,
             storage_listen,
             storage_token: Secret(token),
             job_events_channel: text("VID2MP3_JOB_EVENTS_CHANNEL", JOB_EVENTS_CHANNEL),
@@ -351,6 +374,9 @@ mod tests {
 
     use super::*;
 
+    /// A token of the length and variety `openssl rand -base64 32` gives.
+    const TOKEN: &str = "u8Xq1rV0cJ7mN3bT5yW9zK2hL4pD6fG8sA0eR1iO3tY=";
+
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars
             .iter()
@@ -371,7 +397,7 @@ mod tests {
 
     #[test]
     fn defaults_are_loopback() {
-        let c = config(&[("VID2MP3_STORAGE_TOKEN", "s3cret")]).unwrap();
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", TOKEN)]).unwrap();
         assert_eq!(c.mongo_url, "mongodb://127.0.0.1:27017");
         assert_eq!(c.storage_listen.to_string(), "127.0.0.1:8081");
         assert_eq!(c.job_events_channel, JOB_EVENTS_CHANNEL);
@@ -404,28 +430,62 @@ mod tests {
 
     #[test]
     fn the_token_never_shows_in_debug_output() {
-        let c = config(&[("VID2MP3_STORAGE_TOKEN", "s3cret-value")]).unwrap();
-        assert!(!format!("{c:?}").contains("s3cret-value"));
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", TOKEN)]).unwrap();
+        assert!(!format!("{c:?}").contains(TOKEN));
+    }
+
+    #[test]
+    fn a_short_or_placeholder_token_is_refused_saying_how_to_make_one() {
+        for token in [
+            "s3cret",
+            "CHANGE-ME",
+            "CHANGE-ME-CHANGE-ME-CHANGE-ME-CHANGE-ME",
+        ] {
+            let error = config(&[("VID2MP3_STORAGE_TOKEN", token)]).unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains("VID2MP3_STORAGE_TOKEN"), "{message}");
+            assert!(message.contains("openssl rand -base64 32"), "{message}");
+            // The refused value is never repeated back (it may be a real, if weak, secret).
+            assert!(!message.contains(token), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_redis_key_prefix_defaults_to_the_components_one() {
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", TOKEN)]).unwrap();
+        assert_eq!(c.redis_key_prefix, "vid2mp3:");
+        let c = config(&[
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
+            ("VID2MP3_REDIS_KEY_PREFIX", "vid2mp3:t:1:"),
+        ])
+        .unwrap();
+        assert_eq!(c.redis_key_prefix, "vid2mp3:t:1:");
+        let error = config(&[
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
+            ("VID2MP3_REDIS_KEY_PREFIX", ""),
+        ])
+        .unwrap_err();
+        assert!(error.to_string().contains("VID2MP3_REDIS_KEY_PREFIX"));
     }
 
     #[test]
     fn bad_values_are_named() {
         let error = config(&[
-            ("VID2MP3_STORAGE_TOKEN", "t"),
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
             ("VID2MP3_WORKER_PREFETCH", "many"),
         ])
         .unwrap_err();
         assert!(error.to_string().contains("VID2MP3_WORKER_PREFETCH"));
         assert!(
             config(&[
-                ("VID2MP3_STORAGE_TOKEN", "t"),
+                ("VID2MP3_STORAGE_TOKEN", TOKEN),
                 ("VID2MP3_WORKER_PREFETCH", "0")
             ])
             .is_err()
         );
         assert!(
             config(&[
-                ("VID2MP3_STORAGE_TOKEN", "t"),
+                ("VID2MP3_STORAGE_TOKEN", TOKEN),
                 ("VID2MP3_RETRY_DELAYS_MS", "1,x")
             ])
             .is_err()
@@ -434,10 +494,10 @@ mod tests {
 
     #[test]
     fn job_timeouts_come_from_the_environment() {
-        let c = config(&[("VID2MP3_STORAGE_TOKEN", "t")]).unwrap();
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", TOKEN)]).unwrap();
         assert_eq!(c.job_timeouts, JobTimeouts::default());
         let c = config(&[
-            ("VID2MP3_STORAGE_TOKEN", "t"),
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
             ("VID2MP3_JOB_TIMEOUT_BASE_SECS", "10"),
             ("VID2MP3_JOB_TIMEOUT_PER_MIB_MS", "500"),
             ("VID2MP3_JOB_TIMEOUT_PER_MEDIA_MINUTE_MS", "3000"),
@@ -454,7 +514,7 @@ mod tests {
             }
         );
         let error = config(&[
-            ("VID2MP3_STORAGE_TOKEN", "t"),
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
             ("VID2MP3_JOB_TIMEOUT_MAX_SECS", "5"),
         ])
         .unwrap_err();

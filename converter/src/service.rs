@@ -39,15 +39,18 @@ pub struct Services {
 pub struct RedisConnection {
     client: redis::Client,
     manager: Mutex<Option<ConnectionManager>>,
+    /// `VID2MP3_REDIS_KEY_PREFIX`: the progress keys read here start with it.
+    key_prefix: String,
 }
 
 const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl RedisConnection {
-    pub fn new(url: &str) -> Result<RedisConnection, redis::RedisError> {
+    pub fn new(url: &str, key_prefix: &str) -> Result<RedisConnection, redis::RedisError> {
         Ok(RedisConnection {
             client: redis::Client::open(url)?,
             manager: Mutex::new(None),
+            key_prefix: key_prefix.to_owned(),
         })
     }
 
@@ -72,7 +75,10 @@ impl RedisConnection {
         }
         let read = async {
             let mut conn = self.get().await?;
-            let keys: Vec<String> = jobs.iter().map(progress_key).collect();
+            let keys: Vec<String> = jobs
+                .iter()
+                .map(|job| progress_key(&self.key_prefix, job))
+                .collect();
             let values: Vec<Option<String>> =
                 redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
             Ok::<_, redis::RedisError>(values)
@@ -107,7 +113,7 @@ impl Services {
         options.connect_timeout = Some(Duration::from_secs(5));
         let client = mongodb::Client::with_options(options)?;
         let db = client.database(&config.mongo_db);
-        let redis = RedisConnection::new(&config.redis_url)
+        let redis = RedisConnection::new(&config.redis_url, &config.redis_key_prefix)
             .context("VID2MP3_REDIS_URL is not a Redis URL")?;
         let publisher = Publisher::new(
             config.amqp_url_with_heartbeat(),

@@ -382,6 +382,44 @@ async fn the_service_recovers_when_mongodb_restarts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_short_or_placeholder_token_and_what_is_stored_stays() {
+    let env = Env::new().await;
+    let mut service = env.start("storage", &[]).await;
+    let job = JobId::new();
+    let stored = service
+        .put_file(&job, &Owner::new(), &corpus("wav_pcm_44k_stereo.wav"))
+        .await;
+    assert_eq!(stored.status().as_u16(), 201);
+    service.stop().await;
+
+    // The deploy examples' placeholder, a short one, and a long one that is only the placeholder.
+    for token in [
+        "CHANGE-ME",
+        "s3cret",
+        "CHANGE-ME-CHANGE-ME-CHANGE-ME-CHANGE-ME",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vid2mp3-converter"))
+            .arg("serve")
+            .envs(env.vars("storage,worker,relay", &[("VID2MP3_STORAGE_TOKEN", token)]))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{token}: {stderr}");
+        assert!(
+            stderr.contains("VID2MP3_STORAGE_TOKEN") && stderr.contains("openssl rand -base64 32"),
+            "{token}: {stderr}"
+        );
+    }
+
+    // Refused before it connected to anything: the stored video and its job are still there.
+    let mut service = env.start("storage", &[]).await;
+    let state = service.state(&job).await.expect("the job is still known");
+    assert_eq!(state.job_id, job);
+    assert_eq!(env.count("videos.files", doc! {}).await, 1);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_refuses_to_start_without_the_token_and_stops_on_sigterm() {
     let env = Env::new().await;
     let mut vars = env.vars("storage,worker,relay", &[]);

@@ -158,3 +158,37 @@ async fn accounts_from_before_email_confirmation_stay_usable() -> anyhow::Result
     pool.disconnect().await?;
     Ok(())
 }
+
+/// A service's own account has no DDL rights: migrating with it is refused, the error names the
+/// account that migrates, and the schema is left as it was.
+#[tokio::test]
+async fn a_service_account_is_refused_saying_which_account_migrates_and_nothing_is_lost()
+-> anyhow::Result<()> {
+    let db = MySqlDatabase::create().await?;
+    apply(Service::Notifier, db.server_url(), db.name()).await?;
+    let before = tables(&db).await?;
+
+    // The database's own account, as the notifier has it: rows only, no DDL.
+    let (service_server, _) = db
+        .service_url()
+        .rsplit_once('/')
+        .expect("a URL with a database");
+    let refused = apply(Service::Notifier, service_server, db.name()).await;
+    match refused {
+        Err(error @ MigrateError::Refused { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains("vid2mp3_migrate"), "{message}");
+            assert!(message.contains("Access denied"), "{message}");
+            // The password never shows.
+            let password = service_server
+                .rsplit_once('@')
+                .and_then(|(creds, _)| creds.rsplit_once(':'))
+                .map(|(_, p)| p)
+                .expect("a password");
+            assert!(!message.contains(password), "{message}");
+        }
+        other => panic!("expected a refusal naming the migrations' account, got {other:?}"),
+    }
+    assert_eq!(tables(&db).await?, before);
+    Ok(())
+}

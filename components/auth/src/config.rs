@@ -45,8 +45,23 @@ pub struct ThrottleLimits {
 }
 
 /// Reads one variable through `get` (the Spin host in the component, a map in tests).
+/// What a secret left at its empty default is told: spin.toml gives secrets no value, so that
+/// each app runs with only its own components' secrets.
+const EMPTY_SECRET: &str = "empty: it holds a secret, so it has no default; scripts/up sets it \
+     from .data/secrets/, Kubernetes from the Secret vid2mp3-secrets";
+
 pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<AuthConfig, ConfigError> {
     let text = |name: &'static str| get(name).map_err(|e| ConfigError::Missing(name, e));
+    let secret = |name: &'static str| {
+        let value = text(name)?;
+        if value.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                name,
+                problem: EMPTY_SECRET.into(),
+            });
+        }
+        Ok(value)
+    };
     let number = |name: &'static str, min: u64| -> Result<u64, ConfigError> {
         let raw = text(name)?;
         let value: u64 = raw.trim().parse().map_err(|_| ConfigError::Invalid {
@@ -61,7 +76,7 @@ pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<AuthConfig, 
         }
         Ok(value)
     };
-    let signer = TokenSigner::new(&text("token_key_id")?, &text("token_signing_key")?)?;
+    let signer = TokenSigner::new(&text("token_key_id")?, &secret("token_signing_key")?)?;
     let memory_kib =
         u32::try_from(number("password_hash_memory_kib", 8 * 1024)?).map_err(|_| {
             ConfigError::Invalid {
@@ -75,8 +90,8 @@ pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<AuthConfig, 
             problem: "too large".into(),
         })?;
     Ok(AuthConfig {
-        db_url: text("auth_db_url")?,
-        redis_url: text("redis_url")?,
+        db_url: secret("auth_db_url")?,
+        redis_url: secret("redis_url")?,
         redis_key_prefix: text("redis_key_prefix")?,
         signer,
         token_lifetime_secs: number("token_lifetime_secs", 60)?,
@@ -193,6 +208,17 @@ mod tests {
             e.contains("token_lifetime_secs") && e.contains("soon"),
             "{e}"
         );
+
+        // spin.toml leaves secrets empty by default: each says it is empty and where it comes from.
+        for name in ["auth_db_url", "redis_url", "token_signing_key"] {
+            let mut map = vars();
+            map.insert(name, String::new());
+            let e = load_from(&map).err().unwrap().to_string();
+            assert!(
+                e.contains(name) && e.contains("empty") && e.contains(".data/secrets"),
+                "{e}"
+            );
+        }
 
         let mut map = vars();
         map.insert("token_signing_key", "not a key".into());

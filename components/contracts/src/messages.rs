@@ -19,9 +19,11 @@ pub const JOB_EVENTS_CHANNEL: &str = "vid2mp3.job-events";
 pub const MESSAGE_VERSION: u32 = 1;
 
 /// The Redis key the notifier sets once it has handled an event; the relay acks the AMQP
-/// message only after it appears.
-pub fn delivery_ack_key(message_id: &uuid::Uuid) -> String {
-    format!("vid2mp3:delivered:{message_id}")
+/// message only after it appears. `prefix` is the install's Redis key prefix
+/// ([`crate::progress::DEFAULT_REDIS_KEY_PREFIX`] unless configured): Redis ACLs give each
+/// service its keys by prefix, so every key a service touches starts with it.
+pub fn delivery_ack_key(prefix: &str, message_id: &uuid::Uuid) -> String {
+    format!("{prefix}delivered:{message_id}")
 }
 
 /// "Convert this video": published by the converter's storage API once the video is stored.

@@ -194,7 +194,9 @@ fn answer(
             // Only a converting job has a progress figure worth a trip to Redis.
             let progress = match &state {
                 Some(s) if s.status == JobStatus::Converting => {
-                    progress::read(&config.redis_url, &[job.id]).pop().flatten()
+                    progress::read(&config.redis_url, &config.redis_key_prefix, &[job.id])
+                        .pop()
+                        .flatten()
                 }
                 _ => None,
             };
@@ -358,7 +360,7 @@ fn list_jobs(
     let progress = if converting.is_empty() {
         Vec::new()
     } else {
-        progress::read(&config.redis_url, &converting)
+        progress::read(&config.redis_url, &config.redis_key_prefix, &converting)
     };
     let jobs = owned
         .iter()
@@ -387,7 +389,7 @@ fn readiness(config: &GatewayConfig) -> Reply {
     let mysql = JobsStore::open(&config.db_url)
         .map_err(|e| e.message)
         .and_then(|s| s.ping());
-    let redis = progress::ping(&config.redis_url);
+    let redis = progress::ping(&config.redis_url, &config.redis_key_prefix);
     let storage = config.storage.ready();
     let word = |r: &Result<(), String>| if r.is_ok() { "ok" } else { "unavailable" };
     for (name, r) in [("mysql", &mysql), ("redis", &redis), ("storage", &storage)] {
@@ -484,7 +486,10 @@ fn stream_mp3(
     let status = response.status();
     match status {
         200 | 206 => {}
-        404 => {
+        // Storage answers 409 for a job that has no mp3 (converting, failed) and 404 for one
+        // whose mp3 is gone; to the owner both are "no mp3", as the API documents (a 503 here
+        // told clients to retry a request that can never succeed: found by schemathesis).
+        404 | 409 => {
             return fail(
                 out,
                 ApiError::new(

@@ -56,7 +56,10 @@ fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
             Ok(handle::Env {
                 sent_log: sent_log::MySqlSentLog::new(config.db_url.expose()),
                 mailer: mail_api::HttpMailer { api: config.mail },
-                acks: delivery_ack::RedisAcks::new(&config.redis_url),
+                acks: delivery_ack::RedisAcks::new(
+                    config.redis_url.expose(),
+                    &config.redis_key_prefix,
+                ),
                 public_base_url: config.public_base_url,
             })
         },

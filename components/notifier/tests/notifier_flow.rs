@@ -21,7 +21,7 @@ use vid2mp3_contracts::messages::{JOB_EVENTS_CHANNEL, MESSAGE_VERSION, delivery_
 use vid2mp3_contracts::{ErrorCode, FileId, JobEvent, JobId, JobOutcome, UserId};
 use vid2mp3_migrations::Service;
 use vid2mp3_test_support::{
-    Mailbox, MySqlDatabase, RedisNamespace, SpinApp, SpinAppBuilder, workspace_root,
+    Mailbox, MySqlDatabase, RedisNamespace, RedisUsers, SpinApp, SpinAppBuilder,
 };
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -37,8 +37,8 @@ struct Notifier {
     /// The test's own account-emails channel (auth's messages; here the test publishes them).
     account_channel: String,
     conn: redis::aio::MultiplexedConnection,
-    /// Ack keys written for this test's events (outside the namespace: the relay's key is fixed).
-    ack_keys: Vec<String>,
+    /// The notifier logs in as the test's notifier user, confined to the namespace and channel.
+    users: RedisUsers,
 }
 
 impl Notifier {
@@ -59,6 +59,12 @@ impl Notifier {
         let redis = RedisNamespace::create().await?;
         let channel = redis.key("job-events");
         let account_channel = redis.key("account-emails");
+        let users = redis
+            .service_users(&[
+                (JOB_EVENTS_CHANNEL, channel.as_str()),
+                (ACCOUNT_EMAILS_CHANNEL, account_channel.as_str()),
+            ])
+            .await?;
         let conn = redis.connection().await?;
         let mut notifier = Notifier {
             app: None,
@@ -68,7 +74,7 @@ impl Notifier {
             channel,
             account_channel,
             conn,
-            ack_keys: Vec::new(),
+            users,
         };
         notifier.app = Some(notifier.app_builder(mail_api_url)?.start().await?);
         notifier.wait_until_subscribed(1).await?;
@@ -76,23 +82,19 @@ impl Notifier {
     }
 
     fn app_builder(&self, mail_api_url: &str) -> anyhow::Result<SpinAppBuilder> {
-        let mut builder = SpinAppBuilder::from_workspace_manifest()?
-            .redis_channel(self.redis.url(), JOB_EVENTS_CHANNEL, &self.channel)
-            .redis_channel(
-                self.redis.url(),
-                ACCOUNT_EMAILS_CHANNEL,
-                &self.account_channel,
-            )
-            .variable("notifier_db_url", self.db.url())
-            .variable("redis_url", self.redis.url())
+        // Only the notifier's own settings: the other components' secrets stay empty, as in the
+        // notifier's own SpinApp (deploy/), and the app must start without them.
+        let builder = SpinAppBuilder::from_workspace_manifest()?
+            .rename_redis_channel(JOB_EVENTS_CHANNEL, &self.channel)
+            .rename_redis_channel(ACCOUNT_EMAILS_CHANNEL, &self.account_channel)
+            .variable("notifier_db_url", self.db.service_url())
+            .variable("mysql_host", self.db.server_host()?)
+            .variable("redis_host", self.redis.server_host()?)
+            .variable("notifier_redis_url", self.users.url("notifier"))
+            .variable("redis_key_prefix", self.redis.prefix())
             .variable("mail_api", "mailpit")
             .variable("mail_api_url", mail_api_url)
             .variable("public_base_url", PUBLIC_BASE_URL);
-        // The other components' required settings do not matter to the notifier, but the app
-        // does not start without them.
-        for name in required_variables()? {
-            builder = builder.variable(&name, "unused-by-the-notifier-tests");
-        }
         Ok(builder)
     }
 
@@ -132,12 +134,15 @@ impl Notifier {
     }
 
     async fn publish_event(&mut self, event: &JobEvent) -> anyhow::Result<()> {
-        self.ack_keys.push(delivery_ack_key(&event.message_id));
         self.publish(&serde_json::to_vec(event)?).await
     }
 
     async fn ack(&self, message_id: &uuid::Uuid) -> anyhow::Result<Option<String>> {
-        Ok(self.conn.clone().get(delivery_ack_key(message_id)).await?)
+        Ok(self
+            .conn
+            .clone()
+            .get(delivery_ack_key(self.redis.prefix(), message_id))
+            .await?)
     }
 
     async fn wait_for_ack(&self, message_id: &uuid::Uuid) -> anyhow::Result<String> {
@@ -148,12 +153,20 @@ impl Notifier {
     }
 
     async fn clear_ack(&self, message_id: &uuid::Uuid) -> anyhow::Result<()> {
-        let _: u64 = self.conn.clone().del(delivery_ack_key(message_id)).await?;
+        let _: u64 = self
+            .conn
+            .clone()
+            .del(delivery_ack_key(self.redis.prefix(), message_id))
+            .await?;
         Ok(())
     }
 
     async fn ack_ttl(&self, message_id: &uuid::Uuid) -> anyhow::Result<i64> {
-        Ok(self.conn.clone().ttl(delivery_ack_key(message_id)).await?)
+        Ok(self
+            .conn
+            .clone()
+            .ttl(delivery_ack_key(self.redis.prefix(), message_id))
+            .await?)
     }
 
     /// `(kind, state)` of this job's rows in emails_sent.
@@ -175,26 +188,9 @@ impl Notifier {
         if let Some(app) = self.app.take() {
             app.stop().await;
         }
-        for key in &self.ack_keys {
-            let _: u64 = self.conn.del(key).await?;
-        }
+        // The acks are under the namespace, which removes them.
         Ok(())
     }
-}
-
-/// Every variable spin.toml marks required, read now: colleagues add them as their components grow.
-fn required_variables() -> anyhow::Result<Vec<String>> {
-    let path = workspace_root().join("spin.toml");
-    let manifest: toml::Table = toml::from_str(&std::fs::read_to_string(&path)?)
-        .with_context(|| format!("parsing {}", path.display()))?;
-    let Some(variables) = manifest.get("variables").and_then(toml::Value::as_table) else {
-        return Ok(Vec::new());
-    };
-    Ok(variables
-        .iter()
-        .filter(|(_, decl)| decl.get("required").and_then(toml::Value::as_bool) == Some(true))
-        .map(|(name, _)| name.clone())
-        .collect())
 }
 
 /// Polls `probe` until it yields a value, or fails after [`DEADLINE`] naming what it waited for.
@@ -441,7 +437,6 @@ async fn a_malformed_event_is_acked_as_poison_and_emails_no_one() -> anyhow::Res
     let event = notifier.event(job_id, done(), "talk.mkv");
     let mut value = serde_json::to_value(&event)?;
     value["status"] = "exploded".into();
-    notifier.ack_keys.push(delivery_ack_key(&event.message_id));
     notifier.publish(value.to_string().as_bytes()).await?;
     assert_eq!(notifier.wait_for_ack(&event.message_id).await?, "poison");
 

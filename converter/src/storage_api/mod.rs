@@ -391,7 +391,7 @@ async fn delete_job(State(services): State<Arc<Services>>, Path(job): Path<Strin
     services.jobs.delete(&job).await?;
     if let Ok(mut redis) = services.redis.get().await {
         let _: Result<(), _> = redis::cmd("DEL")
-            .arg(progress_key(&job))
+            .arg(progress_key(&services.config.redis_key_prefix, &job))
             .query_async(&mut redis)
             .await;
     }

@@ -150,7 +150,12 @@ pub(super) async fn convert_job(
     let mut timed_out = false;
     let mut stopped = false;
     let mut limit_from_duration = false;
-    let mut reporter = ProgressReporter::new(&job.job_id.to_string(), len, read_so_far);
+    let mut reporter = ProgressReporter::new(
+        &services.config.redis_key_prefix,
+        &job.job_id.to_string(),
+        len,
+        read_so_far,
+    );
     let joined = loop {
         tokio::select! {
             joined = &mut task => break joined,
@@ -371,9 +376,9 @@ struct ProgressReporter {
 }
 
 impl ProgressReporter {
-    fn new(job: &str, len: u64, read: Arc<AtomicU64>) -> ProgressReporter {
+    fn new(prefix: &str, job: &str, len: u64, read: Arc<AtomicU64>) -> ProgressReporter {
         ProgressReporter {
-            key: progress_key_of(job),
+            key: progress_key_of(prefix, job),
             len,
             read,
             started: Instant::now(),
@@ -421,10 +426,10 @@ impl ProgressReporter {
     }
 }
 
-fn progress_key_of(job: &str) -> String {
+fn progress_key_of(prefix: &str, job: &str) -> String {
     match job.parse() {
-        Ok(id) => progress_key(&id),
-        Err(_) => format!("vid2mp3:progress:{job}"),
+        Ok(id) => progress_key(prefix, &id),
+        Err(_) => format!("{prefix}progress:{job}"),
     }
 }
 

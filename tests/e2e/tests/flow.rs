@@ -284,6 +284,21 @@ async fn a_broken_upload_fails_with_one_failure_email() {
         last["error"]["code"].is_string() && last["error"]["message"].is_string(),
         "{last:#}"
     );
+    // A failed job has no mp3: a 404 that says so, not a 5xx asking to try again.
+    let r = client()
+        .get(p.url(&format!("/api/v1/jobs/{id}/mp3")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no mp3")),
+        "{body}"
+    );
     let mail = p
         .mailbox
         .wait_for(1, Duration::from_secs(60))

@@ -288,7 +288,12 @@ async fn the_images_run_the_course_flow_with_runtime_host_as_the_spin_image_exec
     let mailbox = Mailbox::create().await.expect("mailbox");
     let (_redis, redis_url) = private_redis();
     let keys = TokenKeys::generate("images-test");
-    let storage_token = unique_name("storage-token-");
+    // As long and varied as `openssl rand -base64 32`: both sides refuse a weak token.
+    let storage_token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     let storage_port = free_port();
     let storage_url = format!("http://127.0.0.1:{storage_port}");
 
@@ -355,12 +360,17 @@ async fn the_images_run_the_course_flow_with_runtime_host_as_the_spin_image_exec
     let runtime_config = scratch.path("runtime-config.toml");
     std::fs::write(&runtime_config, OPERATOR_RUNTIME_CONFIG).unwrap();
     let variables = [
-        ("redis_url", redis_url.clone()),
+        // The private Redis has no users: every component's URL is the same unauthenticated one.
+        ("redis_host", host_port(&redis_url)),
+        ("gateway_redis_url", redis_url.clone()),
+        ("auth_redis_url", redis_url.clone()),
+        ("notifier_redis_url", redis_url.clone()),
         ("redis_key_prefix", unique_name("vid2mp3-images:")),
         ("mysql_host", host_port(&urls.mysql)),
-        ("auth_db_url", auth_db.url()),
-        ("gateway_db_url", gateway_db.url()),
-        ("notifier_db_url", notifier_db.url()),
+        // Each component as its own MySQL account, as in production.
+        ("auth_db_url", auth_db.service_url().to_owned()),
+        ("gateway_db_url", gateway_db.service_url().to_owned()),
+        ("notifier_db_url", notifier_db.service_url().to_owned()),
         ("token_signing_key", keys.private_key_base64.clone()),
         ("token_key_id", keys.key_id.clone()),
         ("token_public_keys", keys.jwks.clone()),

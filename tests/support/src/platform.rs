@@ -4,7 +4,10 @@
 //! RabbitMQ vhost. [`Platform::sign_up_confirmed`] makes an account the way a person does:
 //! sign up, open the link from the confirmation email (read through Mailpit's API), confirm.
 //!
-//! Everything is real; only the names are private to the test, so tests run in parallel.
+//! Everything is real; only the names are private to the test, so tests run in parallel. Each
+//! service logs in as an account of its own, with what it has in production and no more: a
+//! MySQL account per database ([`MySqlDatabase::service_url`]) and a Redis user per service
+//! confined to the test's prefix and channel ([`RedisNamespace::service_users`]).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -17,7 +20,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use vid2mp3_migrations::Service;
 
 use crate::{
-    ClientLimits, Mailbox, MongoDatabase, MySqlDatabase, RabbitVhost, RedisNamespace, ServiceUrls,
+    ClientLimits, Mailbox, MongoDatabase, MySqlDatabase, RabbitVhost, RedisNamespace, RedisUsers,
     SpinApp, SpinAppBuilder, target_dir, unique_name,
 };
 
@@ -112,16 +115,32 @@ impl PlatformBuilder {
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
             )
             .try_init();
-        let urls = ServiceUrls::from_env();
         let auth_db = MySqlDatabase::migrated(Service::Auth).await?;
         let gateway_db = MySqlDatabase::migrated(Service::Gateway).await?;
         let notifier_db = MySqlDatabase::migrated(Service::Notifier).await?;
         let redis = RedisNamespace::create().await?;
-        let mailbox = Mailbox::create().await?;
-        let keys = TokenKeys::generate("test-key");
-        let storage_token = unique_name("storage-token-");
         let channel = unique_name("vid2mp3.job-events.test-");
         let account_channel = unique_name("vid2mp3.account-emails.test-");
+        let redis_users = redis
+            .service_users(&[
+                (
+                    vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL,
+                    channel.as_str(),
+                ),
+                (
+                    vid2mp3_contracts::account_email::ACCOUNT_EMAILS_CHANNEL,
+                    account_channel.as_str(),
+                ),
+            ])
+            .await?;
+        let mailbox = Mailbox::create().await?;
+        let keys = TokenKeys::generate("test-key");
+        // As long and varied as `openssl rand -base64 32`: both sides refuse a weak token.
+        let storage_token = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
         let storage_port = free_port()?;
         let storage_url = format!("http://127.0.0.1:{storage_port}");
 
@@ -144,7 +163,14 @@ impl PlatformBuilder {
                 ("VID2MP3_MONGO_URL".to_owned(), db.url().to_owned()),
                 ("VID2MP3_MONGO_DB".to_owned(), db.name().to_owned()),
                 ("VID2MP3_AMQP_URL".to_owned(), vhost.amqp_url().to_owned()),
-                ("VID2MP3_REDIS_URL".to_owned(), urls.redis.clone()),
+                (
+                    "VID2MP3_REDIS_URL".to_owned(),
+                    redis_users.url("converter").to_owned(),
+                ),
+                (
+                    "VID2MP3_REDIS_KEY_PREFIX".to_owned(),
+                    redis.prefix().to_owned(),
+                ),
                 (
                     "VID2MP3_STORAGE_LISTEN".to_owned(),
                     format!("127.0.0.1:{storage_port}"),
@@ -168,22 +194,22 @@ impl PlatformBuilder {
             rabbit = Some(vhost);
         }
 
+        // The trigger keeps spin.toml's address, `{{ notifier_redis_url }}`.
         let mut app = SpinAppBuilder::from_workspace_manifest()?
-            .redis_channel(
-                &urls.redis,
-                vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL,
-                &channel,
-            )
-            .redis_channel(
-                &urls.redis,
+            .rename_redis_channel(vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL, &channel)
+            .rename_redis_channel(
                 vid2mp3_contracts::account_email::ACCOUNT_EMAILS_CHANNEL,
                 &account_channel,
             )
             .variable("account_emails_channel", &account_channel)
-            .variable("auth_db_url", auth_db.url())
-            .variable("gateway_db_url", gateway_db.url())
-            .variable("notifier_db_url", notifier_db.url())
-            .variable("redis_url", &urls.redis)
+            .variable("auth_db_url", auth_db.service_url())
+            .variable("gateway_db_url", gateway_db.service_url())
+            .variable("notifier_db_url", notifier_db.service_url())
+            .variable("mysql_host", auth_db.server_host()?)
+            .variable("redis_host", redis.server_host()?)
+            .variable("gateway_redis_url", redis_users.url("gateway"))
+            .variable("auth_redis_url", redis_users.url("auth"))
+            .variable("notifier_redis_url", redis_users.url("notifier"))
             .variable("redis_key_prefix", redis.prefix())
             .variable("token_signing_key", &keys.private_key_base64)
             .variable("token_key_id", &keys.key_id)
@@ -207,6 +233,7 @@ impl PlatformBuilder {
             auth_db,
             gateway_db,
             notifier_db,
+            redis_users,
             redis,
             mailbox,
             mongo,
@@ -320,6 +347,8 @@ pub struct Platform {
     pub auth_db: MySqlDatabase,
     pub gateway_db: MySqlDatabase,
     pub notifier_db: MySqlDatabase,
+    /// Each service's Redis user (dropped before the namespace it is confined to).
+    pub redis_users: RedisUsers,
     pub redis: RedisNamespace,
     pub mailbox: Mailbox,
     pub mongo: Option<MongoDatabase>,

@@ -86,6 +86,12 @@ impl SpinAppBuilder {
         {
             app.insert("address".into(), address.into());
         }
+        self.rename_redis_channel(channel, test_channel)
+    }
+
+    /// Renames the Redis triggers' `channel` to `test_channel`, leaving their address as
+    /// spin.toml has it (a variable the test sets).
+    pub fn rename_redis_channel(mut self, channel: &str, test_channel: &str) -> Self {
         if let Some(triggers) = self
             .manifest
             .get_mut("trigger")

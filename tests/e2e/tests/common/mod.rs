@@ -1,6 +1,5 @@
 //! What the end-to-end tests share: test media, accounts, polling a job, counting samples.
 
-// Each test binary uses some of these.
 #![allow(dead_code, unused_imports)]
 
 use std::path::Path;
