@@ -4,7 +4,15 @@
 //! AAC, HE-AAC, damaged files it can partly recover). It writes raw f32 PCM to a pipe and our
 //! own encoder does the rest, so both paths give the same kind of mp3. Each run is bounded: a
 //! wall-clock limit (the process is killed) and an address-space limit (`RLIMIT_AS`).
+//!
+//! Each run is also confined to the one file it is given: `-protocol_whitelist file` (no
+//! network, no `concat:`/`subfile:`/`pipe:` tricks; the path is passed as a `file:` URL, so a
+//! name that looks like a protocol is still a file), and `-format_whitelist` with the demuxers
+//! of the container the sniffer named, so a playlist or script demuxer (HLS, ffconcat), which
+//! would open other local files by name with the `file` protocol alone, is never used. The
+//! output is a pipe ffmpeg writes; input options do not apply to it.
 
+use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -75,6 +83,18 @@ fn limited(program: &Path, limits: &FfmpegLimits) -> Command {
     }
     cmd.stdin(Stdio::null());
     cmd
+}
+
+/// Input options that confine a run to `path`, opened with one of `demuxers` (module docs).
+fn confined_input(cmd: &mut Command, demuxers: &str) {
+    cmd.args(["-protocol_whitelist", "file", "-format_whitelist", demuxers]);
+}
+
+/// `path` as a `file:` URL: ffmpeg would read `concat:a|b` or `http:x` as a protocol otherwise.
+fn file_url(path: &Path) -> OsString {
+    let mut url = OsString::from("file:");
+    url.push(path.as_os_str());
+    url
 }
 
 /// Kills a child if it is still running when the deadline passes or the caller cancels.
@@ -172,16 +192,23 @@ pub struct ProbedAudio {
     pub duration: Option<Duration>,
 }
 
-/// Runs ffprobe: `Ok(None)` when the file is media without audio.
-pub fn probe(path: &Path, limits: &FfmpegLimits) -> Result<Option<ProbedAudio>, TranscodeError> {
+/// Runs ffprobe on `path`, opened with one of `demuxers` only: `Ok(None)` when the file is media
+/// without audio.
+pub fn probe(
+    path: &Path,
+    demuxers: &str,
+    limits: &FfmpegLimits,
+) -> Result<Option<ProbedAudio>, TranscodeError> {
     let mut cmd = limited(&limits.ffprobe, limits);
-    cmd.args(["-v", "error", "-select_streams", "a:0"])
+    cmd.args(["-v", "error"]);
+    confined_input(&mut cmd, demuxers);
+    cmd.args(["-select_streams", "a:0"])
         .args([
             "-show_entries",
             "stream=sample_rate,channels,duration:format=duration",
         ])
         .args(["-of", "default=noprint_wrappers=0"])
-        .arg(path)
+        .arg(file_url(path))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(TranscodeError::DecoderUnavailable)?;
@@ -270,7 +297,14 @@ pub struct FfmpegDecode {
 impl FfmpegDecode {
     /// Probes the input and starts decoding its first audio stream to interleaved f32, mono kept
     /// mono and anything with more channels downmixed to stereo by ffmpeg's standard matrices.
-    pub fn start(input: &mut MediaInput, limits: &FfmpegLimits) -> Result<Self, TranscodeError> {
+    /// ffmpeg may open it with one of `demuxers` only (see [`Container::demuxers`]).
+    ///
+    /// [`Container::demuxers`]: super::sniff::Container::demuxers
+    pub fn start(
+        input: &mut MediaInput,
+        demuxers: &str,
+        limits: &FfmpegLimits,
+    ) -> Result<Self, TranscodeError> {
         // ffmpeg must be able to seek (an MP4 may keep its index at the end), so a source with
         // no file behind it is spooled to a temporary file first.
         let (path, spool) = match input.path() {
@@ -285,11 +319,13 @@ impl FfmpegDecode {
                 (spool.path().to_owned(), Some(spool))
             }
         };
-        let audio = probe(&path, limits)?.ok_or(TranscodeError::NoAudio)?;
+        let audio = probe(&path, demuxers, limits)?.ok_or(TranscodeError::NoAudio)?;
         let channels: u8 = if audio.channels == 1 { 1 } else { 2 };
         let mut cmd = limited(&limits.ffmpeg, limits);
-        cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
-            .arg(&path)
+        cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
+        confined_input(&mut cmd, demuxers);
+        cmd.arg("-i")
+            .arg(file_url(&path))
             .args(["-map", "0:a:0", "-vn", "-sn", "-dn"])
             .args(["-ac", &channels.to_string()])
             .args(["-c:a", "pcm_f32le", "-f", "f32le", "pipe:1"])

@@ -141,13 +141,18 @@ pub fn transcode(
     let mut head = [0u8; SNIFF_LEN];
     let n = input.read_head(&mut head).map_err(TranscodeError::Input)?;
     let container = sniff(&head[..n]);
-    match container {
-        Container::Empty => return Err(TranscodeError::EmptyInput),
-        Container::NotMedia(what) => {
+    let demuxers = match (container, container.demuxers()) {
+        (Container::Empty, _) => return Err(TranscodeError::EmptyInput),
+        (Container::NotMedia(what), _) => {
             return Err(TranscodeError::NotMedia(format!("the upload is {what}")));
         }
-        _ => {}
-    }
+        (_, Some(demuxers)) => demuxers,
+        (_, None) => {
+            return Err(TranscodeError::NotMedia(
+                "its first bytes match no audio or video container we read".into(),
+            ));
+        }
+    };
 
     let reason = if container.has_fast_path() {
         match NativeDecode::open(input, container) {
@@ -196,7 +201,7 @@ pub fn transcode(
     } else {
         None
     };
-    let mut decode = FfmpegDecode::start(input, &opts.ffmpeg)?;
+    let mut decode = FfmpegDecode::start(input, demuxers, &opts.ffmpeg)?;
     let format = decode.format();
     let limit = stated_length.and_then(|e| e.length_samples(format.sample_rate));
     let stated = match limit {
