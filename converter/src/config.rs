@@ -12,6 +12,7 @@ use vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL;
 use vid2mp3_contracts::progress::DEFAULT_REDIS_KEY_PREFIX;
 use vid2mp3_contracts::storage_api::{StorageTokenProblem, check_storage_token};
 
+use crate::quota::Quotas;
 use crate::transcode::Id3Version;
 use crate::worker::JobTimeouts;
 
@@ -158,6 +159,8 @@ pub struct Config {
     pub id3_version: Id3Version,
     /// Take a cover from a video frame when the source has no picture.
     pub cover_from_video: bool,
+    /// Per-account limits (`VID2MP3_QUOTA_*`).
+    pub quotas: Quotas,
 }
 
 impl Config {
@@ -249,6 +252,7 @@ impl Config {
             )?,
             id3_version: parse(&lookup, "VID2MP3_ID3_VERSION", "2.4", "2.4 or 2.3")?,
             cover_from_video: parse(&lookup, "VID2MP3_COVER_FROM_VIDEO", "true", "true or false")?,
+            quotas: quotas(&lookup)?,
         })
     }
 
@@ -350,6 +354,41 @@ fn job_timeouts(lookup: &impl Fn(&str) -> Option<String>) -> Result<JobTimeouts,
         });
     }
     Ok(timeouts)
+}
+
+fn quotas(lookup: &impl Fn(&str) -> Option<String>) -> Result<Quotas, ConfigError> {
+    let d = Quotas::default();
+    let positive = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+        let n: u64 = parse(
+            lookup,
+            name,
+            &default.to_string(),
+            "a whole number, at least 1",
+        )?;
+        if n == 0 {
+            return Err(ConfigError::Invalid {
+                name,
+                value: "0".into(),
+                expected: "a whole number, at least 1",
+            });
+        }
+        Ok(n)
+    };
+    let small = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+        u32::try_from(positive(name, u64::from(default))?).map_err(|_| ConfigError::Invalid {
+            name,
+            value: lookup(name).unwrap_or_default(),
+            expected: "a whole number from 1 to 4294967295",
+        })
+    };
+    Ok(Quotas {
+        stored_bytes: positive("VID2MP3_QUOTA_STORED_BYTES", d.stored_bytes)?,
+        queued_jobs: small("VID2MP3_QUOTA_QUEUED_JOBS", d.queued_jobs)?,
+        media_minutes_per_day: small(
+            "VID2MP3_QUOTA_MEDIA_MINUTES_PER_DAY",
+            d.media_minutes_per_day,
+        )?,
+    })
 }
 
 fn parse_delays(s: &str) -> Result<Vec<Duration>, ConfigError> {
@@ -522,6 +561,36 @@ mod tests {
             error.to_string().contains("VID2MP3_JOB_TIMEOUT_MAX_SECS"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn quotas_come_from_the_environment_and_must_be_positive() {
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", "t")]).unwrap();
+        assert_eq!(c.quotas, Quotas::default());
+        let c = config(&[
+            ("VID2MP3_STORAGE_TOKEN", "t"),
+            ("VID2MP3_QUOTA_STORED_BYTES", "1000000"),
+            ("VID2MP3_QUOTA_QUEUED_JOBS", "3"),
+            ("VID2MP3_QUOTA_MEDIA_MINUTES_PER_DAY", "60"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.quotas,
+            Quotas {
+                stored_bytes: 1_000_000,
+                queued_jobs: 3,
+                media_minutes_per_day: 60,
+            }
+        );
+        for (name, value) in [
+            ("VID2MP3_QUOTA_QUEUED_JOBS", "0"),
+            ("VID2MP3_QUOTA_QUEUED_JOBS", "99999999999"),
+            ("VID2MP3_QUOTA_STORED_BYTES", "-1"),
+            ("VID2MP3_QUOTA_MEDIA_MINUTES_PER_DAY", "lots"),
+        ] {
+            let error = config(&[("VID2MP3_STORAGE_TOKEN", "t"), (name, value)]).unwrap_err();
+            assert!(error.to_string().contains(name), "{error}");
+        }
     }
 
     #[test]

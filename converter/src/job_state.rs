@@ -297,7 +297,7 @@ impl JobStore {
     }
 }
 
-fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+pub(crate) fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     match &*error.kind {
         ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,

@@ -20,12 +20,15 @@ use crate::gridfs::{Bucket, MP3S_BUCKET, VIDEOS_BUCKET};
 use crate::job_state::JobStore;
 use crate::metrics::Metrics;
 use crate::queue::Publisher;
+use crate::quota::QuotaStore;
 
 /// What every role shares: the configuration and the connections to the backing services.
 pub struct Services {
     pub config: Config,
     pub db: Database,
     pub jobs: JobStore,
+    /// The accounts' quotas, counted from the records above.
+    pub quotas: QuotaStore,
     pub videos: Bucket,
     pub mp3s: Bucket,
     pub redis: RedisConnection,
@@ -122,6 +125,7 @@ impl Services {
         );
         Ok(Arc::new(Services {
             jobs: JobStore::new(&db),
+            quotas: QuotaStore::new(&db, config.quotas),
             videos: Bucket::new(&db, VIDEOS_BUCKET),
             mp3s: Bucket::new(&db, MP3S_BUCKET),
             redis,
@@ -142,6 +146,10 @@ impl Services {
                 .map_err(|e| e.to_string()),
             self.mp3s.ensure_indexes().await.map_err(|e| e.to_string()),
             self.jobs.ensure_indexes().await.map_err(|e| e.to_string()),
+            self.quotas
+                .ensure_indexes()
+                .await
+                .map_err(|e| e.to_string()),
         ];
         for error in results.into_iter().filter_map(Result::err) {
             warn!(%error, "cannot create a MongoDB index");

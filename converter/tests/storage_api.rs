@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{Env, Owner, TOKEN, corpus, wait_for};
 use mongodb::bson::doc;
+use vid2mp3_contracts::messages::VIDEO_QUEUE;
 use vid2mp3_contracts::storage_api::{
     JobState, JobStatesResponse, JobStatus, StoredVideo, job_path, mp3_lookup_path, mp3_path,
     states_path, video_path,
@@ -337,7 +338,7 @@ async fn an_upload_cut_short_leaves_nothing() {
     // The storage API declares its queues on its first publish: none means nothing was queued.
     assert!(
         matches!(
-            env.vhost().queue_depth("video").await.unwrap(),
+            env.vhost().queue_depth(VIDEO_QUEUE).await.unwrap(),
             None | Some(0)
         ),
         "no job was queued"

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{Env, Owner, corpus, long_avi, long_wav, wait_for};
 use mongodb::bson::doc;
-use vid2mp3_contracts::messages::MESSAGE_VERSION;
+use vid2mp3_contracts::messages::{MESSAGE_VERSION, VIDEO_QUEUE};
 use vid2mp3_contracts::storage_api::JobStatus;
 use vid2mp3_contracts::{ErrorCode, JobId, JobOutcome, VideoJob};
 use vid2mp3_test_support::PrivateServer;
@@ -207,8 +207,9 @@ async fn a_job_past_its_duration_limit_times_out_and_leaves_no_mp3() {
 async fn unreadable_messages_go_to_the_dead_letter_queue() {
     let env = Env::new().await;
     let mut service = env.start("worker", &[]).await;
-    env.wait_for_queue("video", Duration::from_secs(30)).await;
-    env.publish_raw("video", b"{not json").await;
+    env.wait_for_queue(VIDEO_QUEUE, Duration::from_secs(30))
+        .await;
+    env.publish_raw(VIDEO_QUEUE, b"{not json").await;
     let dead = wait_for("the dead letter", Duration::from_secs(30), || async {
         let got = env.drain("video.dead").await;
         (!got.is_empty()).then_some(got)
@@ -246,7 +247,7 @@ async fn a_redelivered_job_is_not_converted_twice() {
         loudness_lufs: None,
         attempt: 1,
     };
-    env.publish_raw("video", &serde_json::to_vec(&message).unwrap())
+    env.publish_raw(VIDEO_QUEUE, &serde_json::to_vec(&message).unwrap())
         .await;
     let again = env.events(1).await.remove(0);
     assert_eq!(again.job_id, job);
@@ -438,7 +439,8 @@ async fn serve_refuses_to_start_without_the_token_and_stops_on_sigterm() {
     );
 
     let mut child = env.spawn_serve("worker", &[]);
-    env.wait_for_queue("video", Duration::from_secs(60)).await;
+    env.wait_for_queue(VIDEO_QUEUE, Duration::from_secs(60))
+        .await;
     let status = child.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "{status:?}");
 }

@@ -17,6 +17,9 @@ pub enum ErrorCode {
     PayloadTooLarge,
     UnsupportedMediaType,
     TooManyRequests,
+    /// One of an account's quotas (stored bytes, queued jobs, media minutes per day) would be
+    /// exceeded; also why a conversion was refused once its length was known.
+    QuotaExceeded,
     Internal,
     Unavailable,
     // Why a conversion failed (permanent: retrying cannot help).
@@ -40,6 +43,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::TooManyRequests => "too_many_requests",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::NotMedia => "not_media",
@@ -61,7 +65,8 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType | ErrorCode::NotMedia => 415,
             ErrorCode::NoAudio | ErrorCode::Undecodable => 422,
-            ErrorCode::TooManyRequests => 429,
+            // The stored-bytes quota answers 413 instead: waiting does not free it.
+            ErrorCode::TooManyRequests | ErrorCode::QuotaExceeded => 429,
             ErrorCode::Internal | ErrorCode::RetriesExhausted => 500,
             ErrorCode::Unavailable => 503,
             ErrorCode::TimedOut => 504,
@@ -103,6 +108,7 @@ mod tests {
             ErrorCode::BadRequest,
             ErrorCode::EmailNotConfirmed,
             ErrorCode::PayloadTooLarge,
+            ErrorCode::QuotaExceeded,
             ErrorCode::NoAudio,
             ErrorCode::RetriesExhausted,
         ] {

@@ -1,16 +1,23 @@
 //! The messages on the queues, and where they travel.
 //!
 //! The course this system comes from put `{"video_fid", "mp3_fid", "username"}` on its `video` and
-//! `mp3` queues. Ours keep those names and fields (a consumer written for the course still finds
-//! what it reads) and add what correctness needs: a version, a message id (for idempotence), the
-//! job id, the attempt number and, on events, the outcome with a failure reason.
+//! `mp3` queues. Ours keep those fields (a consumer written for the course still finds what it
+//! reads) and add what correctness needs: a version, a message id (for idempotence), the job id,
+//! the attempt number and, on events, the outcome with a failure reason. Videos wait in
+//! `video.fair`, a priority queue (fair scheduling between accounts), since an existing queue's
+//! arguments cannot be changed; [`LEGACY_VIDEO_QUEUE`] is the course's `video`.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile, UserId};
 
-/// The durable queue of videos waiting to be converted.
-pub const VIDEO_QUEUE: &str = "video";
+/// The durable queue of videos waiting to be converted: a priority queue, so that an account
+/// with a short backlog goes ahead of one with a long backlog (the converter sets each message's
+/// priority from its owner's backlog when it is stored).
+pub const VIDEO_QUEUE: &str = "video.fair";
+/// Where videos waited before `video.fair` (first-come, first-served). A converter drains what an
+/// older one left there into [`VIDEO_QUEUE`]; nothing publishes to it any more.
+pub const LEGACY_VIDEO_QUEUE: &str = "video";
 /// The durable queue of finished jobs (done or failed) waiting to be told to their owner.
 pub const MP3_QUEUE: &str = "mp3";
 /// The Redis channel the converter's relay publishes job events on, for the notifier.

@@ -17,6 +17,15 @@
 //! the broker did not confirm (the stored video is removed again). A body that ends early leaves
 //! nothing stored.
 //!
+//! Quotas are the owner's (`x-vid2mp3-owner-id`), checked by `PUT .../video` with the code
+//! `quota_exceeded` and a message that names the limit, its value and what frees it: `429` when
+//! the owner already has the most jobs waiting or converting (an upload under way counts as one)
+//! or has used the day's media minutes (with `Retry-After`, seconds until 00:00 UTC); `413` when
+//! the video would take the owner's stored bytes (videos, mp3s and uploads under way) over the
+//! quota: at once for a declared `Content-Length`, or where the body crosses it. Either way
+//! nothing of the upload is kept. A job whose media turn out longer than the minutes left fails
+//! with the same code.
+//!
 //! Other answers, as the converter gives them: `400` for an id that does not parse or a
 //! missing/invalid `PUT` header (`x-vid2mp3-owner-id`, `x-vid2mp3-owner-email`; a name that is
 //! not percent-encoded UTF-8; an unknown profile or loudness target); `401` without the right token; `404` for an

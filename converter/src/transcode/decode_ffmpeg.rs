@@ -4,7 +4,15 @@
 //! AAC, HE-AAC, damaged files it can partly recover). It writes raw f32 PCM to a pipe and our
 //! own encoder does the rest, so both paths give the same kind of mp3. Each run is bounded: a
 //! wall-clock limit (the process is killed) and an address-space limit (`RLIMIT_AS`).
+//!
+//! Each run is also confined to the one file it is given: `-protocol_whitelist file` (no
+//! network, no `concat:`/`subfile:`/`pipe:` tricks; the path is passed as a `file:` URL, so a
+//! name that looks like a protocol is still a file), and `-format_whitelist` with the demuxers
+//! of the container the sniffer named, so a playlist or script demuxer (HLS, ffconcat), which
+//! would open other local files by name with the `file` protocol alone, is never used. The
+//! output is a pipe ffmpeg writes; input options do not apply to it.
 
+use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -79,6 +87,18 @@ pub(crate) fn limited(program: &Path, limits: &FfmpegLimits) -> Command {
     }
     cmd.stdin(Stdio::null());
     cmd
+}
+
+/// Input options that confine a run to `path`, opened with one of `demuxers` (module docs).
+pub(crate) fn confined_input(cmd: &mut Command, demuxers: &str) {
+    cmd.args(["-protocol_whitelist", "file", "-format_whitelist", demuxers]);
+}
+
+/// `path` as a `file:` URL: ffmpeg would read `concat:a|b` or `http:x` as a protocol otherwise.
+pub(crate) fn file_url(path: &Path) -> OsString {
+    let mut url = OsString::from("file:");
+    url.push(path.as_os_str());
+    url
 }
 
 /// Kills a child if it is still running when the deadline passes or the caller cancels.
@@ -245,17 +265,19 @@ pub struct Probed {
     pub metadata: SourceMetadata,
 }
 
-/// Runs ffprobe once for the audio format, the metadata, the chapters and the pictures. When
-/// its answer is larger than [`MAX_PROBE_JSON`] (a crafted chapter list), it runs again without
-/// the chapters, which are then left out.
-pub fn probe(path: &Path, limits: &FfmpegLimits) -> Result<Probed, TranscodeError> {
+/// Runs ffprobe once for the audio format, the metadata, the chapters and the pictures, opening
+/// the file with one of `demuxers` only. When its answer is larger than [`MAX_PROBE_JSON`] (a
+/// crafted chapter list), it runs again without the chapters, which are then left out.
+pub fn probe(path: &Path, demuxers: &str, limits: &FfmpegLimits) -> Result<Probed, TranscodeError> {
     let run = |with_chapters: bool| {
         let mut cmd = limited(&limits.ffprobe, limits);
-        cmd.args(["-v", "error", "-show_format", "-show_streams"]);
+        cmd.args(["-v", "error"]);
+        confined_input(&mut cmd, demuxers);
+        cmd.args(["-show_format", "-show_streams"]);
         if with_chapters {
             cmd.arg("-show_chapters");
         }
-        cmd.args(["-of", "json"]).arg(path);
+        cmd.args(["-of", "json"]).arg(file_url(path));
         run_bounded(cmd, limits, MAX_PROBE_JSON).map_err(|e| match e {
             TranscodeError::Undecodable(why) => TranscodeError::NotMedia(why),
             other => other,
@@ -336,19 +358,28 @@ pub struct FfmpegDecode {
 impl FfmpegDecode {
     /// Probes the input and starts decoding its first audio stream to interleaved f32, mono kept
     /// mono and anything with more channels downmixed to stereo by ffmpeg's standard matrices.
-    pub fn start(input: &mut MediaInput, limits: &FfmpegLimits) -> Result<Self, TranscodeError> {
+    /// ffmpeg may open it with one of `demuxers` only (see [`Container::demuxers`]).
+    ///
+    /// [`Container::demuxers`]: super::sniff::Container::demuxers
+    pub fn start(
+        input: &mut MediaInput,
+        demuxers: &str,
+        limits: &FfmpegLimits,
+    ) -> Result<Self, TranscodeError> {
         // ffmpeg must be able to seek (an MP4 may keep its index at the end), so a source with
         // no file behind it is spooled to a temporary file first (once: a second pass reuses it).
         let path = input
             .ensure_file()
             .map_err(TranscodeError::Input)?
             .to_owned();
-        let probed = probe(&path, limits)?;
+        let probed = probe(&path, demuxers, limits)?;
         let audio = probed.audio.ok_or(TranscodeError::NoAudio)?;
         let channels: u8 = if audio.channels == 1 { 1 } else { 2 };
         let mut cmd = limited(&limits.ffmpeg, limits);
-        cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
-            .arg(&path)
+        cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
+        confined_input(&mut cmd, demuxers);
+        cmd.arg("-i")
+            .arg(file_url(&path))
             .args(["-map", "0:a:0", "-vn", "-sn", "-dn"])
             .args(["-ac", &channels.to_string()])
             .args(["-c:a", "pcm_f32le", "-f", "f32le", "pipe:1"])

@@ -159,16 +159,21 @@ pub fn transcode(
     let mut head = [0u8; SNIFF_LEN];
     let n = input.read_head(&mut head).map_err(TranscodeError::Input)?;
     let container = sniff(&head[..n]);
-    match container {
-        Container::Empty => return Err(TranscodeError::EmptyInput),
-        Container::NotMedia(what) => {
+    let demuxers = match (container, container.demuxers()) {
+        (Container::Empty, _) => return Err(TranscodeError::EmptyInput),
+        (Container::NotMedia(what), _) => {
             return Err(TranscodeError::NotMedia(format!("the upload is {what}")));
         }
-        _ => {}
-    }
+        (_, Some(demuxers)) => demuxers,
+        (_, None) => {
+            return Err(TranscodeError::NotMedia(
+                "its first bytes match no audio or video container we read".into(),
+            ));
+        }
+    };
 
     let reason = if container.has_fast_path() {
-        match fast_path(input, container, sink, opts) {
+        match fast_path(input, container, demuxers, sink, opts) {
             Ok(report) => return Ok(report),
             Err(FastPathEnd::Failed(e)) => return Err(e),
             Err(FastPathEnd::GaveUp(why)) => why,
@@ -181,7 +186,7 @@ pub fn transcode(
         format!("{container:?} has no fast path")
     };
     info!(%reason, ?container, "decoding with ffmpeg");
-    ffmpeg_path(input, container, reason, sink, opts)
+    ffmpeg_path(input, container, demuxers, reason, sink, opts)
 }
 
 /// Why the fast path did not produce the mp3.
@@ -203,6 +208,7 @@ impl From<GaveUp> for FastPathEnd {
 fn fast_path(
     input: &mut MediaInput,
     container: Container,
+    demuxers: &str,
     sink: &mut dyn Mp3Sink,
     opts: &TranscodeOptions,
 ) -> Result<TranscodeReport, FastPathEnd> {
@@ -224,7 +230,7 @@ fn fast_path(
         media = Some(spooled.to_owned());
         decode = NativeDecode::open(input, container)?;
     }
-    let (id3, tag) = make_tag(&metadata, duration, media.as_deref(), opts);
+    let (id3, tag) = make_tag(&metadata, duration, media.as_deref(), demuxers, opts);
     let levelling = match opts.loudness {
         Some(target) => {
             let measured =
@@ -259,6 +265,7 @@ fn fast_path(
 fn ffmpeg_path(
     input: &mut MediaInput,
     container: Container,
+    demuxers: &str,
     reason: String,
     sink: &mut dyn Mp3Sink,
     opts: &TranscodeOptions,
@@ -278,7 +285,7 @@ fn ffmpeg_path(
     } else {
         None
     };
-    let mut decode = FfmpegDecode::start(input, &opts.ffmpeg)?;
+    let mut decode = FfmpegDecode::start(input, demuxers, &opts.ffmpeg)?;
     let format = decode.format();
     let limit = stated_length.and_then(|e| e.length_samples(format.sample_rate));
     let stated = match limit {
@@ -290,7 +297,7 @@ fn ffmpeg_path(
     }
     let metadata = decode.source_metadata().clone();
     let media: Option<PathBuf> = input.path().map(Path::to_owned);
-    let (id3, tag) = make_tag(&metadata, stated, media.as_deref(), opts);
+    let (id3, tag) = make_tag(&metadata, stated, media.as_deref(), demuxers, opts);
     let levelling = match opts.loudness {
         Some(target) => {
             let measured = measure(format, cut_at(limit, format, |buf| decode.read(buf))).map_err(
@@ -298,7 +305,7 @@ fn ffmpeg_path(
                     MeasureFailure::Source(e) | MeasureFailure::Meter(e) => e,
                 },
             )?;
-            decode = FfmpegDecode::start(input, &opts.ffmpeg)?;
+            decode = FfmpegDecode::start(input, demuxers, &opts.ffmpeg)?;
             Some(Levelling::new(measured, target))
         }
         None => None,
@@ -348,19 +355,26 @@ fn cut_at<E>(
     }
 }
 
-/// The ID3 tag for `metadata`, its cover made from `media`. A tag that cannot be written is left
-/// out (logged): it never fails the conversion.
+/// The ID3 tag for `metadata`, its cover made from `media` (opened with one of `demuxers` only).
+/// A tag that cannot be written is left out (logged): it never fails the conversion.
 fn make_tag(
     metadata: &SourceMetadata,
     duration: Option<Duration>,
     media: Option<&Path>,
+    demuxers: &str,
     opts: &TranscodeOptions,
 ) -> (Vec<u8>, TagSummary) {
     let plan = TagPlan::new(metadata, duration, &opts.tags);
     let cover = match plan.cover_budget() {
-        Ok(budget) => {
-            tags::cover::make(metadata, media, duration, budget, &opts.tags, &opts.ffmpeg)
-        }
+        Ok(budget) => tags::cover::make(
+            metadata,
+            media,
+            demuxers,
+            duration,
+            budget,
+            &opts.tags,
+            &opts.ffmpeg,
+        ),
         Err(e) => {
             warn!(error = %e, "no room for a cover");
             None

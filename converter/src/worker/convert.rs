@@ -1,5 +1,6 @@
 //! One attempt at a job: GridFS video → transcoder (on a blocking thread) → GridFS mp3, with
-//! progress in Redis and a time limit.
+//! progress in Redis, a time limit, and the owner's media minutes claimed once the media state
+//! their duration (`crate::quota::media`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +20,7 @@ use super::{Unsettled, events};
 use crate::gridfs::writer::GridFsMp3Sink;
 use crate::gridfs::{GridFsError, GridFsReader, GridFsWriter};
 use crate::queue::{VIDEO_DEAD_QUEUE, retry_queue_name};
+use crate::quota::{QuotaError, QuotaExceeded};
 use crate::service::Services;
 use crate::transcode::{
     FailureKind, MediaInput, TagOptions, TranscodeError, TranscodeOptions, TranscodeReport,
@@ -68,12 +70,17 @@ enum Attempt {
     Stopped,
     /// Its partial mp3 could not be removed: MongoDB is away.
     Unsettled(GridFsError),
+    /// The media are longer than the owner's minutes left today.
+    Refused(QuotaExceeded),
+    /// The minutes could not be claimed (MongoDB away): handed back like a stop.
+    Unclaimed(mongodb::error::Error),
 }
 
 pub(super) async fn convert_job(
     services: &Arc<Services>,
     publish: &Channel,
     job: &VideoJob,
+    priority: u8,
     stop: &CancellationToken,
 ) -> Result<(), Unsettled> {
     let video_id = ObjectId::parse_str(job.video_fid.as_str()).ok();
@@ -150,6 +157,8 @@ pub(super) async fn convert_job(
     let mut timed_out = false;
     let mut stopped = false;
     let mut limit_from_duration = false;
+    let mut refused = None;
+    let mut unclaimed = None;
     let mut reporter = ProgressReporter::new(
         &services.config.redis_key_prefix,
         &job.job_id.to_string(),
@@ -158,7 +167,9 @@ pub(super) async fn convert_job(
     );
     let joined = loop {
         tokio::select! {
-            joined = &mut task => break joined,
+            // In this order: a duration stated just before the transcoder ended is still
+            // claimed against the owner's minutes before the result is looked at.
+            biased;
             media = stated.known(), if !limit_from_duration && !timed_out => {
                 limit_from_duration = true;
                 limit = timeouts.for_duration(media);
@@ -169,7 +180,21 @@ pub(super) async fn convert_job(
                     limit_s = limit.as_secs(),
                     "time limit set from the media's duration"
                 );
+                match services.quotas.claim_media(&job.job_id, &job.owner_id, media).await {
+                    Ok(()) => {}
+                    Err(QuotaError::Exceeded(exceeded)) => {
+                        warn!(media_ms = media.as_millis() as u64, "longer than the owner's media minutes left today; stopping");
+                        refused = Some(exceeded);
+                        cancel.store(true, Ordering::Relaxed);
+                    }
+                    Err(QuotaError::Mongo(error)) => {
+                        warn!(%error, "cannot claim the media minutes; handing the job back");
+                        unclaimed = Some(error);
+                        cancel.store(true, Ordering::Relaxed);
+                    }
+                }
             }
+            joined = &mut task => break joined,
             () = &mut deadline, if !timed_out => {
                 warn!(limit_s = limit.as_secs(), "time limit reached; stopping the conversion");
                 timed_out = true;
@@ -188,6 +213,24 @@ pub(super) async fn convert_job(
         ))),
         // Its partial mp3 stays named in the job's record; the next delivery removes it.
         Ok((_, _)) if stopped => Attempt::Stopped,
+        Ok((_, _)) if unclaimed.is_some() => match unclaimed.take() {
+            Some(error) => Attempt::Unclaimed(error),
+            None => Attempt::Stopped,
+        },
+        Ok((_, sink)) if refused.is_some() => {
+            let exceeded = refused.take();
+            match (exceeded, sink.into_writer()) {
+                (Some(exceeded), Some(writer)) => match writer.abort().await {
+                    Ok(()) => Attempt::Refused(exceeded),
+                    Err(e) => {
+                        warn!(error = %e, "could not remove a refused attempt's chunks");
+                        Attempt::Unsettled(e)
+                    }
+                },
+                (Some(exceeded), None) => Attempt::Refused(exceeded),
+                (None, _) => Attempt::Stopped,
+            }
+        }
         Ok((result, sink)) => {
             // Past the limit the transcoder was cancelled: whatever it returned, the job timed
             // out. A timeout is final and the failure recorded forgets the partial mp3, so its
@@ -222,8 +265,26 @@ pub(super) async fn convert_job(
             let (report, writer) = *converted;
             finish(services, publish, job, report, writer, started).await
         }
-        Attempt::Failed(error) => handle_failure(services, publish, job, &error).await,
+        Attempt::Failed(error) => handle_failure(services, publish, job, priority, &error).await,
         Attempt::Unsettled(error) => Err(Unsettled::GridFs(error)),
+        Attempt::Refused(exceeded) => {
+            services
+                .metrics
+                .quota_refusals
+                .with_label_values(&[exceeded.limit.as_str()])
+                .inc();
+            let detail = exceeded.to_string();
+            fail_permanently(
+                services,
+                publish,
+                job,
+                ErrorCode::QuotaExceeded,
+                &detail,
+                &exceeded.message,
+            )
+            .await
+        }
+        Attempt::Unclaimed(error) => Err(Unsettled::Quota(error)),
     };
     // Only once the record has moved on: cleared while the mp3 was still being closed, a status
     // read in between saw a converting job with no progress, and its bar went from 99 back to 0.
@@ -247,6 +308,18 @@ async fn finish(
         return Ok(());
     }
     let duration_ms = (report.duration_secs() * 1000.0).round() as u64;
+    // What was converted counts against the owner's minutes, if more than the media stated
+    // (or if they stated nothing); before the files document, so a failure here leaves the
+    // partial mp3 to the next attempt like any.
+    services
+        .quotas
+        .settle_media(
+            &job.job_id,
+            &job.owner_id,
+            Duration::from_millis(duration_ms),
+        )
+        .await
+        .map_err(Unsettled::Quota)?;
     let stem = job
         .original_name
         .rsplit_once('.')
@@ -320,6 +393,7 @@ async fn handle_failure(
     services: &Arc<Services>,
     publish: &Channel,
     job: &VideoJob,
+    priority: u8,
     error: &TranscodeError,
 ) -> Result<(), Unsettled> {
     let detail = format!("{error} [{}]", error.code());
@@ -348,13 +422,13 @@ async fn handle_failure(
                 &format!("attempt {} failed ({error}); retrying", job.attempt),
             )
             .await?;
-        events::publish_job(publish, &queue, &next).await?;
+        events::publish_job(publish, &queue, &next, priority).await?;
         warn!(error = %detail, retry_in_ms = delay.as_millis() as u64, "transient failure; retrying");
         services.metrics.job("retried");
         return Ok(());
     }
     // Out of attempts: keep the job for inspection, tell the owner.
-    events::publish_job(publish, VIDEO_DEAD_QUEUE, job).await?;
+    events::publish_job(publish, VIDEO_DEAD_QUEUE, job, priority).await?;
     services.metrics.job("dead_lettered");
     let code = ErrorCode::RetriesExhausted;
     let message = user_message(code, &error.to_string());

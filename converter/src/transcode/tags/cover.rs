@@ -13,7 +13,9 @@ use std::time::Duration;
 use tracing::{debug, warn};
 
 use super::{SourceMetadata, SourcePicture, TagOptions};
-use crate::transcode::decode_ffmpeg::{Captured, FfmpegLimits, limited, run_bounded};
+use crate::transcode::decode_ffmpeg::{
+    Captured, FfmpegLimits, confined_input, file_url, limited, run_bounded,
+};
 use crate::transcode::error::TranscodeError;
 
 /// A cover keeps at most this many bytes (less when chapters leave less room in the tag).
@@ -61,11 +63,17 @@ pub fn image_mime(data: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// What ffmpeg may open a picture from a tag as (a file of the picture's bytes): image demuxers
+/// only, so bytes of the uploader's choosing are never read as a playlist naming other files.
+const PICTURE_DEMUXERS: &str = "jpeg_pipe,png_pipe,bmp_pipe,webp_pipe,tiff_pipe,gif,gif_pipe";
+
 /// The cover for `source`, at most `budget` bytes. `media` is the source as a file (needed for
-/// a frame and for a picture ffmpeg extracts), `duration` where to take the frame from.
+/// a frame and for a picture ffmpeg extracts), opened with one of `demuxers` only (the sniffed
+/// container's, as the decoder does); `duration` where to take the frame from.
 pub fn make(
     source: &SourceMetadata,
     media: Option<&Path>,
+    demuxers: &str,
     duration: Option<Duration>,
     budget: usize,
     opts: &TagOptions,
@@ -77,7 +85,7 @@ pub fn make(
         ..limits.clone()
     };
     if let Some(picture) = &source.picture {
-        match attached(picture, media, budget, &limits) {
+        match attached(picture, media, demuxers, budget, &limits) {
             Ok(Some(data)) => return Some(data),
             Ok(None) => warn!("the attached picture gave no cover"),
             Err(e) => warn!(error = %e, "the attached picture cannot be the cover"),
@@ -93,7 +101,7 @@ pub fn make(
     // About 10 % in skips titles and fades; a file whose stated length is wrong gets its start.
     let tenth = duration.map(|d| d / 10).filter(|d| !d.is_zero());
     for at in [tenth, None] {
-        match jpeg(path, at, "0:V:0", budget, &limits) {
+        match jpeg(path, demuxers, at, "0:V:0", budget, &limits) {
             Ok(Some(data)) => {
                 return Some(Cover {
                     mime: "image/jpeg",
@@ -115,6 +123,7 @@ pub fn make(
 fn attached(
     picture: &SourcePicture,
     media: Option<&Path>,
+    demuxers: &str,
     budget: usize,
     limits: &FfmpegLimits,
 ) -> Result<Option<Cover>, TranscodeError> {
@@ -134,7 +143,7 @@ fn attached(
             file.write_all(data)
                 .and_then(|()| file.flush())
                 .map_err(TranscodeError::Input)?;
-            jpeg(file.path(), None, "0:v:0", budget, limits)?
+            jpeg(file.path(), PICTURE_DEMUXERS, None, "0:v:0", budget, limits)?
         }
         SourcePicture::Stream(index) => {
             let Some(path) = media else {
@@ -143,8 +152,10 @@ fn attached(
             let map = format!("0:{index}");
             // As stored, when it is a JPEG or PNG that fits.
             let mut cmd = limited(&limits.ffmpeg, limits);
-            cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
-                .arg(path)
+            cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
+            confined_input(&mut cmd, demuxers);
+            cmd.arg("-i")
+                .arg(file_url(path))
                 .args(["-map", &map, "-c", "copy", "-frames:v", "1"])
                 .args(["-f", "image2pipe", "pipe:1"]);
             if let Captured::Output(data) = run_bounded(cmd, limits, budget)?
@@ -152,7 +163,7 @@ fn attached(
             {
                 return Ok(Some(cover(data, mime)));
             }
-            jpeg(path, None, &map, budget, limits)?
+            jpeg(path, demuxers, None, &map, budget, limits)?
         }
     };
     Ok(scaled.map(|data| cover(data, "image/jpeg")))
@@ -162,6 +173,7 @@ fn attached(
 /// qualities until it fits; `None` when there is no picture there or none fits.
 fn jpeg(
     path: &Path,
+    demuxers: &str,
     seek: Option<Duration>,
     map: &str,
     budget: usize,
@@ -177,8 +189,9 @@ fn jpeg(
             // Before -i: the demuxer seeks to the keyframe before it instead of decoding there.
             cmd.args(["-ss", &format!("{:.3}", at.as_secs_f64())]);
         }
+        confined_input(&mut cmd, demuxers);
         cmd.arg("-i")
-            .arg(path)
+            .arg(file_url(path))
             .args([
                 "-map",
                 map,
