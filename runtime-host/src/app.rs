@@ -25,6 +25,8 @@ pub struct UpOptions {
     pub variables: Vec<(String, String)>,
     pub request_timeout: Duration,
     pub max_request_body_bytes: u64,
+    /// Largest MySQL or Redis result a component may receive (Spin's 128 MiB by default).
+    pub max_result_bytes: usize,
     /// Where `SPIN_VARIABLE_*` come from; the process environment unless a test says otherwise.
     pub variable_env: EnvLookup,
 }
@@ -38,6 +40,7 @@ impl UpOptions {
             variables: Vec::new(),
             request_timeout: Duration::from_secs(60),
             max_request_body_bytes: 10 << 30,
+            max_result_bytes: crate::runtime::DEFAULT_MAX_RESULT_BYTES,
             variable_env: Arc::new(|k| std::env::var(k).ok()),
         }
     }
@@ -57,6 +60,7 @@ pub async fn start(options: UpOptions) -> anyhow::Result<RunningApp> {
         request_timeout: options.request_timeout,
         extra_env: options.env.clone(),
         variables: options.variables.clone(),
+        max_result_bytes: options.max_result_bytes,
         ..RuntimeConfig::default()
     };
     let variable_env = options.variable_env.clone();

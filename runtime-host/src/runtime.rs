@@ -34,11 +34,14 @@ use crate::host::redis::RedisConnections;
 use crate::http_client::PooledHttpClient;
 use crate::http_trigger::HttpTrigger;
 use crate::manifest::{FileMount, Manifest};
-use crate::outbound_hosts::{AllowedHosts, AllowedHostsError};
+use crate::outbound_hosts::AllowedHosts;
 use crate::outbound_http::OutboundHttp;
 use crate::routing::RouteMatch;
 use crate::stdio::ComponentOutput;
 use crate::variables::{ComponentVariables, ResolvedVariables, Template, VariablesError};
+
+/// Spin's limit on a host-buffered query result (`MAX_HOST_BUFFERED_BYTES` in spin-world).
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 128 << 20;
 
 /// Epoch tick; the granularity of request timeouts and of a busy component's yields to tokio.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -71,11 +74,6 @@ pub enum LoadError {
         component: String,
         trigger: &'static str,
         export: &'static str,
-    },
-    #[error("component {component:?}: allowed_outbound_hosts: {source}")]
-    AllowedHosts {
-        component: String,
-        source: AllowedHostsError,
     },
     #[error("component {component:?}: files: {reason}")]
     Files { component: String, reason: String },
@@ -130,6 +128,9 @@ pub struct RuntimeConfig {
     pub extra_env: Vec<(String, String)>,
     /// `--variable` pairs.
     pub variables: Vec<(String, String)>,
+    /// Bytes of one MySQL or Redis result the host reads for a component before refusing it
+    /// with Spin's `query result exceeds limit of N bytes` (Spin's fixed limit: 128 MiB).
+    pub max_result_bytes: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -140,6 +141,7 @@ impl Default for RuntimeConfig {
             max_instances: 200,
             extra_env: Vec::new(),
             variables: Vec::new(),
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
         }
     }
 }
@@ -295,25 +297,15 @@ impl Runtime {
                 });
             }
             let component_vars = variables.component(id);
-            let mut hosts = Vec::new();
-            for entry in &decl.allowed_outbound_hosts {
-                let rendered = Template::parse(entry)
-                    .map_err(|e| AllowedHostsError::Template(e.to_string()))
-                    .and_then(|t| {
-                        t.render(|n| component_vars.get(n).map(str::to_owned))
-                            .map_err(|e| AllowedHostsError::Template(e.to_string()))
-                    })
-                    .map_err(|source| LoadError::AllowedHosts {
-                        component: id.clone(),
-                        source,
-                    })?;
-                hosts.push(rendered);
-            }
-            let allowed_hosts =
-                AllowedHosts::parse(&hosts, &ids).map_err(|source| LoadError::AllowedHosts {
-                    component: id.clone(),
-                    source,
-                })?;
+            let allowed_hosts = resolve_allowed_hosts(&decl.allowed_outbound_hosts, &variables, &ids)
+                .unwrap_or_else(|reason| {
+                    tracing::warn!(
+                        component = %id,
+                        error = %reason,
+                        "allowed_outbound_hosts cannot be rendered: the component's outbound connections will fail with this error, as on Spin"
+                    );
+                    AllowedHosts::unresolved(reason)
+                });
             let files_root = if decl.files.is_empty() {
                 None
             } else {
@@ -669,6 +661,30 @@ async fn run_to_end(
     if let Err(e) = instance.await {
         tracing::error!(component = %component, request_id = %request_id, error = %e, "component failed after sending its response");
     }
+}
+
+/// Renders a component's `allowed_outbound_hosts` with the application's variables (not the
+/// component's: Spin resolves these templates against `[variables]`) and parses them. The error
+/// is Spin's text for the first entry that cannot be rendered or parsed, which Spin reports on
+/// the component's first connection.
+fn resolve_allowed_hosts(
+    entries: &[String],
+    variables: &ResolvedVariables,
+    component_ids: &[String],
+) -> Result<AllowedHosts, String> {
+    let mut rendered = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let template = Template::parse_unchecked(entry)
+            .map_err(|e| format!("invalid variable template: {e}"))?;
+        let text = template
+            .render(|name| variables.app_value(name).map(str::to_owned))
+            .map_err(|e| match e {
+                VariablesError::Undefined(name) => format!("invalid variable name: {name}"),
+                other => other.to_string(),
+            })?;
+        rendered.push(text);
+    }
+    AllowedHosts::parse(&rendered, component_ids).map_err(|e| e.to_string())
 }
 
 /// Copies a component's `files` under `root`, which is then mounted read-only at `/`.
