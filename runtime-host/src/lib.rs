@@ -15,5 +15,6 @@ pub mod routing;
 pub mod runtime;
 pub mod stdio;
 pub mod variables;
+pub mod wasi_rc;
 
 pub use app::{RunningApp, UpOptions, start};

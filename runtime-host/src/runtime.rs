@@ -146,9 +146,94 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// Which `wasi:http/incoming-handler` a component exports: WASI 0.2, or one of the release
+/// candidates Spin still runs (spin-sdk 2.x).
+#[derive(Clone)]
+pub(crate) enum HttpHandler {
+    Wasi0_2(ProxyPre<HostState>),
+    Rc2023_11_10(crate::wasi_rc::v2023_11_10::ProxyPre<HostState>),
+    Rc2023_10_18(crate::wasi_rc::v2023_10_18::ProxyPre<HostState>),
+}
+
+impl HttpHandler {
+    /// The handler a component exports, if exactly one; two are an error, as on Spin.
+    fn find(pre: &wasmtime::component::InstancePre<HostState>) -> Result<Option<Self>, String> {
+        let found: Vec<Self> = [
+            ProxyPre::new(pre.clone()).ok().map(Self::Wasi0_2),
+            crate::wasi_rc::v2023_11_10::ProxyPre::new(pre.clone())
+                .ok()
+                .map(Self::Rc2023_11_10),
+            crate::wasi_rc::v2023_10_18::ProxyPre::new(pre.clone())
+                .ok()
+                .map(Self::Rc2023_10_18),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match <[Self; 1]>::try_from(found) {
+            Ok([one]) => Ok(Some(one)),
+            Err(found) if found.is_empty() => Ok(None),
+            Err(_) => {
+                Err("it exports more than one wasi:http/incoming-handler; export only one".into())
+            }
+        }
+    }
+
+    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<HttpInstance> {
+        Ok(match self {
+            Self::Wasi0_2(pre) => HttpInstance::Wasi0_2(pre.instantiate_async(store).await?),
+            Self::Rc2023_11_10(pre) => {
+                HttpInstance::Rc2023_11_10(pre.instantiate_async(store).await?)
+            }
+            Self::Rc2023_10_18(pre) => {
+                HttpInstance::Rc2023_10_18(pre.instantiate_async(store).await?)
+            }
+        })
+    }
+}
+
+enum HttpInstance {
+    Wasi0_2(wasmtime_wasi_http::p2::bindings::Proxy),
+    Rc2023_11_10(crate::wasi_rc::v2023_11_10::Proxy),
+    Rc2023_10_18(crate::wasi_rc::v2023_10_18::Proxy),
+}
+
+impl HttpInstance {
+    /// The three handlers take the same host objects: only the interface name differs.
+    async fn handle(
+        &self,
+        store: &mut Store<HostState>,
+        request: wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostIncomingRequest>,
+        response: wasmtime::component::Resource<
+            wasmtime_wasi_http::p2::types::HostResponseOutparam,
+        >,
+    ) -> wasmtime::Result<()> {
+        match self {
+            Self::Wasi0_2(proxy) => {
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(store, request, response)
+                    .await
+            }
+            Self::Rc2023_11_10(proxy) => {
+                proxy
+                    .wasi_http0_2_0_rc_2023_11_10_incoming_handler()
+                    .call_handle(store, request, response)
+                    .await
+            }
+            Self::Rc2023_10_18(proxy) => {
+                proxy
+                    .wasi_http0_2_0_rc_2023_10_18_incoming_handler()
+                    .call_handle(store, request, response)
+                    .await
+            }
+        }
+    }
+}
+
 pub struct LoadedComponent {
     pub id: Arc<str>,
-    pub(crate) http: Option<ProxyPre<HostState>>,
+    pub(crate) http: Option<HttpHandler>,
     pub(crate) redis: Option<RedisTriggerPre<HostState>>,
     pub variables: ComponentVariables,
     pub allowed_hosts: AllowedHosts,
@@ -236,6 +321,7 @@ impl Runtime {
         let link_err = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_err)?;
+        crate::wasi_rc::add_to_linker(&mut linker).map_err(link_err)?;
         crate::host::bindings::RedisTrigger::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
             |s| s,
@@ -280,13 +366,16 @@ impl Runtime {
                     component: id.clone(),
                     reason: format!("{e:#}"),
                 })?;
-            let http = ProxyPre::new(pre.clone()).ok();
+            let http = HttpHandler::find(&pre).map_err(|reason| LoadError::Link {
+                component: id.clone(),
+                reason,
+            })?;
             let redis = RedisTriggerPre::new(pre).ok();
             if http.is_none() && http_components.contains(&id.as_str()) {
                 return Err(LoadError::MissingExport {
                     component: id.clone(),
                     trigger: "http",
-                    export: "wasi:http/incoming-handler@0.2.x",
+                    export: "wasi:http/incoming-handler (@0.2.x, @0.2.0-rc-2023-11-10 or @0.2.0-rc-2023-10-18)",
                 });
             }
             if redis.is_none() && redis_components.contains(&id.as_str()) {
@@ -435,7 +524,7 @@ impl Runtime {
         let stored = Instant::now();
         // The instance is a handle into the store; dropping the store frees it.
         proxy
-            .instantiate_async(&mut store)
+            .instantiate(&mut store)
             .await
             .map_err(|e| self.classify(e))?;
         let instantiated = Instant::now();
@@ -516,11 +605,8 @@ impl Runtime {
         // a small response costs no spawn and no wake-up of another thread.
         let mut instance = Box::pin(async move {
             let run = async {
-                let instance = proxy.instantiate_async(&mut store).await?;
-                instance
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, incoming, outparam)
-                    .await
+                let instance = proxy.instantiate(&mut store).await?;
+                instance.handle(&mut store, incoming, outparam).await
             };
             match task_activity.bound(timeout, run).await {
                 Ok(Ok(())) => Ok(()),

@@ -6,8 +6,12 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use common::{TempDatabase, TestApp, http_probe, percent_encode, redis_url, unique};
+use common::{
+    TempDatabase, TestApp, component_wasm, eventually, http_probe, percent_encode, redis_url,
+    unique,
+};
 use redis::AsyncCommands;
 
 /// The limit the result tests configure instead of Spin's 128 MiB.
@@ -288,4 +292,123 @@ async fn refusals_and_variable_errors_carry_spins_texts() {
         )
     );
     app.stop().await;
+}
+
+/// A manifest running one release-candidate fixture over HTTP (beside an http-probe it may
+/// chain to) and on a Redis channel.
+fn rc_manifest(snapshot: &str, channel: &str) -> String {
+    format!(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "rc-{snapshot}"
+[application.trigger.redis]
+address = "{redis}"
+[[trigger.http]]
+route = "/rc/..."
+component = "rc"
+[[trigger.http]]
+route = {{ private = true }}
+component = "probe"
+[[trigger.redis]]
+channel = "{channel}"
+component = "rc"
+[component.rc]
+source = "{rc}"
+allowed_outbound_hosts = ["http://probe.spin.internal", "redis://127.0.0.1:6379"]
+environment = {{ RC_ENV = "from-manifest", REDIS_URL = "{redis}" }}
+[component.probe]
+source = "{probe}"
+"#,
+        redis = redis_url(),
+        rc = component_wasm(&format!("fixture_rc_{}", snapshot.replace('-', "_"))).display(),
+        probe = http_probe(),
+    )
+}
+
+async fn rc_components_run_on_both_triggers(snapshot: &str) {
+    let channel = unique("rh-rc");
+    let app = TestApp::start(&rc_manifest(snapshot, &channel)).await;
+    assert_eq!(
+        app.get("/rc/").await,
+        (200, format!("hello from wasi 0.2.0-rc-{snapshot}"))
+    );
+    assert_eq!(
+        app.get("/rc/?op=env&name=RC_ENV").await,
+        (200, "from-manifest".into())
+    );
+    assert_eq!(
+        app.get("/rc/?op=clocks").await,
+        (200, "slept true wall true".into())
+    );
+    assert_eq!(
+        app.get("/rc/?op=random").await,
+        (200, "random 16 true".into())
+    );
+    // Streams both ways: the request body read and written back through this snapshot.
+    let body = "x".repeat(100_000);
+    let r = common::client()
+        .post(app.url("/rc/?op=echo"))
+        .body(body.clone())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.expect("body"), body);
+    // Outgoing HTTP through this snapshot: chaining, and the same allowed-hosts check.
+    let fetch = |url: &str| format!("/rc/?op=fetch&url={}", percent_encode(url));
+    let (status, body) = app
+        .get(&fetch("http://probe.spin.internal/?op=env&name=X"))
+        .await;
+    assert_eq!((status, body.as_str()), (200, "status 200\n<unset>"));
+    let denied = match snapshot {
+        "2023-10-18" => "Error::UnexpectedError(\"ErrorCode::HttpRequestDenied\")",
+        _ => "ErrorCode::HttpRequestDenied",
+    };
+    assert_eq!(
+        app.get(&fetch("http://example.com/")).await,
+        (502, denied.to_owned())
+    );
+    // Sockets link, and are refused as WASI 0.2's are on runtime-host (no TCP for components).
+    assert_eq!(
+        app.get("/rc/?op=socket&port=3306").await,
+        (
+            200,
+            r#"create: ErrorCode { code: 1, name: "access-denied", message: "" }"#.into()
+        )
+    );
+    // What this snapshot cannot express of WASI 0.2 traps, as on Spin.
+    assert_eq!(app.get("/rc/?op=trap").await.0, 500);
+
+    // The Redis trigger runs the same component; it answers through this snapshot's imports.
+    let key = unique("rh-rc-key");
+    let mut redis = common::redis_connection().await;
+    let value = eventually(Duration::from_secs(20), || {
+        let mut redis = redis.clone();
+        let (channel, key) = (channel.clone(), key.clone());
+        async move {
+            let _: Result<i64, _> = redis.publish(&channel, format!("SET {key}")).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            redis.get::<_, Option<String>>(&key).await.ok().flatten()
+        }
+    })
+    .await;
+    let _: Result<u32, _> = redis.del(&key).await;
+    app.stop().await;
+    assert_eq!(
+        value,
+        Some(format!(
+            "0.2.0-rc-{snapshot} random 16 true slept true wall true"
+        ))
+    );
+}
+
+#[tokio::test]
+async fn components_on_wasi_0_2_0_rc_2023_10_18_run_as_on_spin() {
+    rc_components_run_on_both_triggers("2023-10-18").await;
+}
+
+#[tokio::test]
+async fn components_on_wasi_0_2_0_rc_2023_11_10_run_as_on_spin() {
+    rc_components_run_on_both_triggers("2023-11-10").await;
 }
