@@ -29,6 +29,8 @@ pub struct UpOptions {
     pub max_request_body_bytes: u64,
     /// What clients may hold: slow headers and bodies, connections, requests.
     pub client_limits: ClientLimits,
+    /// Largest MySQL or Redis result a component may receive (Spin's 128 MiB by default).
+    pub max_result_bytes: usize,
     /// Where `SPIN_VARIABLE_*` come from; the process environment unless a test says otherwise.
     pub variable_env: EnvLookup,
     /// `--component-id`: run only these components and their triggers (all when empty).
@@ -47,6 +49,7 @@ impl UpOptions {
             request_timeout: Duration::from_secs(60),
             max_request_body_bytes: 10 << 30,
             client_limits: ClientLimits::default(),
+            max_result_bytes: crate::runtime::DEFAULT_MAX_RESULT_BYTES,
             variable_env: Arc::new(|k| std::env::var(k).ok()),
             components: Vec::new(),
             runtime_config: None,
@@ -81,6 +84,7 @@ pub async fn start(options: UpOptions) -> anyhow::Result<RunningApp> {
         max_instances: options.client_limits.max_instances,
         extra_env: options.env.clone(),
         variables: options.variables.clone(),
+        max_result_bytes: options.max_result_bytes,
         ..RuntimeConfig::default()
     };
     if let Some(bytes) = runtime_config.max_instance_memory {

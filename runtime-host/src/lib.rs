@@ -23,6 +23,7 @@ pub mod runtime;
 pub mod runtime_config;
 pub mod stdio;
 pub mod variables;
+pub mod wasi_rc;
 
 pub use app::{RunningApp, UpOptions, start};
 pub use client_limits::ClientLimits;

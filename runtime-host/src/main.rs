@@ -84,6 +84,10 @@ struct UpArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 10 << 30)]
     max_request_body_bytes: u64,
+    /// Largest MySQL or Redis result a component may receive, in bytes; a larger one is
+    /// refused with Spin's "query result exceeds limit" error (Spin's limit: 128 MiB).
+    #[arg(long, default_value_t = runtime_host::runtime::DEFAULT_MAX_RESULT_BYTES)]
+    max_result_bytes: usize,
     #[command(flatten)]
     client_limits: ClientLimits,
 }
@@ -138,6 +142,7 @@ fn main() -> anyhow::Result<()> {
                 request_timeout_secs,
                 max_request_body_bytes,
                 client_limits,
+                max_result_bytes,
             } = *args;
             let runtime = tokio::runtime::Runtime::new().context("cannot start tokio")?;
             runtime.block_on(async move {
@@ -154,6 +159,7 @@ fn main() -> anyhow::Result<()> {
                 options.request_timeout = Duration::from_secs(request_timeout_secs);
                 options.max_request_body_bytes = max_request_body_bytes;
                 options.client_limits = client_limits;
+                options.max_result_bytes = max_result_bytes;
                 let app = runtime_host::start(options).await?;
                 if let Some(addr) = app.http_addr {
                     // A line on stdout that scripts and e2e tests can wait for.

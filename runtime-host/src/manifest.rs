@@ -314,26 +314,12 @@ impl Manifest {
                 }
             }
             for host in &decl.allowed_outbound_hosts {
-                // Templates are checked once variables are known; literal entries fail now.
-                let template = Template::parse(host).map_err(|e| ManifestError::AllowedHosts {
-                    component: id.clone(),
-                    source: AllowedHostsError::Template(e.to_string()),
-                })?;
-                if template.is_literal() {
-                    AllowedPattern::parse(host).map_err(|source| ManifestError::AllowedHosts {
+                validate_allowed_host(host, &raw.variables).map_err(|source| {
+                    ManifestError::AllowedHosts {
                         component: id.clone(),
                         source,
-                    })?;
-                } else {
-                    for reference in template.references() {
-                        if !decl.variables.contains_key(reference) {
-                            return Err(ManifestError::AllowedHosts {
-                                component: id.clone(),
-                                source: AllowedHostsError::UnknownVariable(reference.to_owned()),
-                            });
-                        }
                     }
-                }
+                })?;
             }
             for mount in &decl.files {
                 validate_file_mount(&id, mount)?;
@@ -410,6 +396,35 @@ impl Manifest {
             components,
         })
     }
+}
+
+/// An `allowed_outbound_hosts` entry, checked as Spin checks it at load. A literal entry must be
+/// a valid pattern. A template names application variables (not the component's); when every
+/// one it names has a default, the entry the defaults give must be valid. Anything else (a
+/// variable without a default, one that is not declared) is only known when the app runs, and
+/// an entry that cannot be rendered then fails the component's connections, not the start.
+fn validate_allowed_host(
+    host: &str,
+    variables: &BTreeMap<String, VariableDecl>,
+) -> Result<(), AllowedHostsError> {
+    let template =
+        Template::parse_unchecked(host).map_err(|e| AllowedHostsError::Template(e.to_string()))?;
+    if template.is_literal() {
+        return AllowedPattern::parse(host).map(drop);
+    }
+    let Ok(rendered) = template.render(|name| variables.get(name)?.default.clone()) else {
+        return Ok(());
+    };
+    if crate::outbound_hosts::allows_nothing(&rendered) {
+        return Ok(());
+    }
+    AllowedPattern::parse(&rendered)
+        .map(drop)
+        .map_err(|e| AllowedHostsError::InvalidWithDefaults {
+            template: host.to_owned(),
+            rendered,
+            reason: e.to_string(),
+        })
 }
 
 fn validate_component_id(id: &str) -> Result<(), ManifestError> {
@@ -586,11 +601,18 @@ mod tests {
                 "scheme",
             ),
             (
-                "host template of unknown var",
+                "host template whose defaults give an invalid entry",
                 format!(
-                    "{HEADER}[component.a]\nsource = \"a.wasm\"\nallowed_outbound_hosts = [\"http://{{{{ h }}}}\"]\n"
+                    "{HEADER}[variables]\nh = {{ default = \"a/b/c\" }}\n[component.a]\nsource = \"a.wasm\"\nallowed_outbound_hosts = [\"http://{{{{ h }}}}\"]\n"
                 ),
-                "\"h\"",
+                "using default variable value(s) with template \"http://{{ h }}\" results in invalid config \"http://a/b/c\"",
+            ),
+            (
+                "host template that does not close",
+                format!(
+                    "{HEADER}[component.a]\nsource = \"a.wasm\"\nallowed_outbound_hosts = [\"http://{{{{ h\"]\n"
+                ),
+                "unclosed",
             ),
             (
                 "redis without address",
@@ -625,6 +647,32 @@ mod tests {
                 err.contains(needle),
                 "{what}: {err:?} should contain {needle:?}"
             );
+        }
+    }
+
+    #[test]
+    fn allowed_host_templates_name_application_variables_as_in_spin() {
+        // Spin 3.x loads all of these; the first is its runtime test
+        // `outbound-mysql-variable-permission`. What cannot be rendered at load (no default, an
+        // undeclared or invalid name) is left to the component's first connection.
+        for (what, variables, entry) in [
+            (
+                "app variable, no component variable",
+                "mysql_host = { default = \"localhost\" }",
+                "mysql://{{ mysql_host }}:3306",
+            ),
+            (
+                "required app variable",
+                "h = { required = true }",
+                "mysql://{{ h }}",
+            ),
+            ("undeclared", "", "mysql://{{ nowhere }}"),
+            ("not a variable name", "", "mysql://{{ Not-A-Name }}"),
+        ] {
+            let m = parse(&format!(
+                "{HEADER}[variables]\n{variables}\n[component.a]\nsource = \"a.wasm\"\nallowed_outbound_hosts = [\"{entry}\"]\n"
+            ));
+            assert!(m.is_ok(), "{what}: {:?}", m.err().map(|e| e.to_string()));
         }
     }
 

@@ -25,8 +25,14 @@ pub enum AllowedHostsError {
     Path(String),
     #[error("invalid template: {0}")]
     Template(String),
-    #[error("template refers to {0:?}, which is not one of the component's variables")]
-    UnknownVariable(String),
+    #[error(
+        "using default variable value(s) with template {template:?} results in invalid config {rendered:?}: {reason}"
+    )]
+    InvalidWithDefaults {
+        template: String,
+        rendered: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,7 +307,21 @@ impl OutboundTarget {
     /// (Spin percent-encodes everything before the first `@` first; a password with a raw `@`,
     /// `#` or `/` is not a valid URL for either: percent-encode it.)
     pub fn parse(url: &str) -> Option<Self> {
-        let parsed = url::Url::parse(url).ok()?;
+        Self::from_url(&url::Url::parse(url).ok()?)
+    }
+
+    /// Parses an address a component gives a database interface, as Spin checks it: the user
+    /// info is percent-encoded first (so a password with `/` or `#` still parses), and an address
+    /// without a host (`localhost:3306`, `db`) is read as `{default_scheme}://{address}`.
+    pub fn parse_address(address: &str, default_scheme: &str) -> Option<Self> {
+        let address = encode_userinfo(address);
+        match url::Url::parse(&address) {
+            Ok(url) if url.has_host() => Self::from_url(&url),
+            _ => Self::from_url(&url::Url::parse(&format!("{default_scheme}://{address}")).ok()?),
+        }
+    }
+
+    fn from_url(parsed: &url::Url) -> Option<Self> {
         let host = match parsed.host()? {
             url::Host::Domain(d) => d.to_ascii_lowercase(),
             url::Host::Ipv4(ip) => ip.to_string(),
@@ -329,10 +349,61 @@ impl OutboundTarget {
     }
 }
 
+/// Percent-encodes the user info of `scheme://user:pass@host...` so that any password parses.
+fn encode_userinfo(address: &str) -> String {
+    let Some(at) = address.find('@') else {
+        return address.to_owned();
+    };
+    let start = address.find("://").map_or(0, |i| i + 3);
+    let path = address[start..].find('/').map_or(usize::MAX, |i| i + start);
+    if at < start || at > path {
+        return address.to_owned();
+    }
+    let userinfo: String = address[start..at]
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("{}{userinfo}{}", &address[..start], &address[at..])
+}
+
+/// `address` as a component gave it, with the password in its user info (if any) replaced by
+/// `****`: what a refusal may show without handing the secret to whoever reads the error.
+pub fn redact_password(address: &str) -> String {
+    let start = address.find("://").map_or(0, |i| i + 3);
+    let authority_end = address[start..]
+        .find(['/', '?', '#'])
+        .map_or(address.len(), |i| i + start);
+    let Some(at) = address[start..authority_end].rfind('@').map(|i| i + start) else {
+        return address.to_owned();
+    };
+    match address[start..at].find(':').map(|i| i + start) {
+        Some(colon) => format!("{}****{}", &address[..=colon], &address[at..]),
+        None => address.to_owned(),
+    }
+}
+
+/// An entry that allows nothing rather than being an error: empty, or a bare `http://` or
+/// `https://` (what a template renders to when its variable is empty).
+pub fn allows_nothing(entry: &str) -> bool {
+    matches!(entry.trim(), "" | "http://" | "https://")
+}
+
 /// A component's resolved `allowed_outbound_hosts`.
+///
+/// Entries may name application variables (`mysql://{{ db_host }}`). Spin renders them when
+/// the component first connects somewhere, and a template it cannot render (an undeclared
+/// variable, a value that is not a valid pattern) fails that connection rather than the app's
+/// start. runtime-host knows every value at start, renders them then, and keeps such an error
+/// here: every check fails with it, as on Spin.
 #[derive(Debug, Clone, Default)]
 pub struct AllowedHosts {
     patterns: Vec<AllowedPattern>,
+    unresolved: Option<String>,
 }
 
 impl AllowedHosts {
@@ -345,7 +416,7 @@ impl AllowedHosts {
         let mut patterns = Vec::new();
         for entry in entries {
             let entry = entry.as_ref().trim();
-            if entry.is_empty() || entry == "http://" || entry == "https://" {
+            if allows_nothing(entry) {
                 continue;
             }
             let pattern = AllowedPattern::parse(entry)?;
@@ -362,11 +433,39 @@ impl AllowedHosts {
                 patterns.push(pattern);
             }
         }
-        Ok(Self { patterns })
+        Ok(Self {
+            patterns,
+            unresolved: None,
+        })
+    }
+
+    /// Allows nothing, and says why to every database connection that asks.
+    pub fn unresolved(reason: String) -> Self {
+        Self {
+            patterns: Vec::new(),
+            unresolved: Some(reason),
+        }
+    }
+
+    /// Why the entries could not be rendered, if they could not.
+    pub fn unresolved_reason(&self) -> Option<&str> {
+        self.unresolved.as_deref()
+    }
+
+    /// Spin's check of a database address: an address that does not parse is refused, and once
+    /// it parses, entries that could not be rendered are an error with their reason.
+    pub fn check(&self, target: Option<&OutboundTarget>) -> Result<bool, String> {
+        let Some(target) = target else {
+            return Ok(false);
+        };
+        match &self.unresolved {
+            Some(reason) => Err(reason.clone()),
+            None => Ok(self.allows(target)),
+        }
     }
 
     pub fn allows(&self, target: &OutboundTarget) -> bool {
-        self.patterns.iter().any(|p| p.allows(target))
+        self.unresolved.is_none() && self.patterns.iter().any(|p| p.allows(target))
     }
 
     pub fn allows_url(&self, url: &str) -> bool {
@@ -375,7 +474,25 @@ impl AllowedHosts {
 
     /// Whether a relative URL (the app itself) may be requested with `scheme`.
     pub fn allows_relative(&self, scheme: &str) -> bool {
-        self.patterns.iter().any(|p| p.allows_relative(scheme))
+        self.unresolved.is_none() && self.patterns.iter().any(|p| p.allows_relative(scheme))
+    }
+}
+
+/// How Spin reports a refused outbound destination: the destination as `scheme://host[:port]`
+/// (`http://self` for the app itself) and the entry that would allow it.
+pub fn log_refusal(component: &str, request_id: &str, destination: &str) {
+    if destination == "http://self" || destination == "https://self" {
+        tracing::warn!(
+            component,
+            request_id,
+            "A component tried to make an HTTP request to its own app but it does not have permission. To allow this request, add 'allowed_outbound_hosts = [\"{destination}\"]' to the manifest component section."
+        );
+    } else {
+        tracing::warn!(
+            component,
+            request_id,
+            "A component tried to make an outbound network connection to disallowed destination '{destination}'. To allow this request, add 'allowed_outbound_hosts = [\"{destination}\"]' to the manifest component section."
+        );
     }
 }
 
@@ -560,6 +677,49 @@ mod tests {
     }
 
     #[test]
+    fn addresses_parse_as_spin_reads_them() {
+        let t =
+            |a: &str, scheme: &str| OutboundTarget::parse_address(a, scheme).map(|t| t.authority());
+        // A host-less address gets the interface's scheme, as Spin retries it.
+        assert_eq!(
+            t("localhost:10000", "mysql").as_deref(),
+            Some("mysql://localhost:10000")
+        );
+        assert_eq!(t("hello", "mysql").as_deref(), Some("mysql://hello"));
+        assert_eq!(
+            t("redis://r:6380", "redis").as_deref(),
+            Some("redis://r:6380")
+        );
+        // A password with URL delimiters still parses (as in Spin, up to a '/' in it).
+        assert_eq!(
+            t("mysql://u:p#s?s@db:3307/x", "mysql").as_deref(),
+            Some("mysql://db:3307")
+        );
+        assert_eq!(t("", "mysql"), None);
+    }
+
+    #[test]
+    fn passwords_are_redacted_and_nothing_else_changes() {
+        let cases = [
+            (
+                "mysql://spin:spin@localhost:3306/spin_dev",
+                "mysql://spin:****@localhost:3306/spin_dev",
+            ),
+            ("mysql://spin@localhost/db", "mysql://spin@localhost/db"),
+            (
+                "mysql://localhost:3306/db?user=a",
+                "mysql://localhost:3306/db?user=a",
+            ),
+            ("redis://:secret@r:6379", "redis://:****@r:6379"),
+            ("hello", "hello"),
+            ("mysql://u:p@ss@db/x", "mysql://u:****@db/x"),
+        ];
+        for (address, expected) in cases {
+            assert_eq!(redact_password(address), expected, "{address}");
+        }
+    }
+
+    #[test]
     fn credentialed_urls_match_the_host_pattern() {
         let hosts = AllowedHosts::parse(&["redis://127.0.0.1:6379"], &ids()).expect("parses");
         for url in [
@@ -574,6 +734,14 @@ mod tests {
         assert!(!hosts.allows_url("redis://u:x@evil.example:6379/@127.0.0.1:6379"));
         let t = OutboundTarget::parse("redis://u:p%23ss@10.0.0.7:6380/0").expect("parses");
         assert_eq!(t.authority(), "redis://10.0.0.7:6380");
+    }
+
+    #[test]
+    fn unresolved_entries_allow_nothing_and_keep_the_reason() {
+        let hosts = AllowedHosts::unresolved("invalid variable name: h".into());
+        assert!(!hosts.allows_url("http://example.com"));
+        assert!(!hosts.allows_relative("http"));
+        assert_eq!(hosts.unresolved_reason(), Some("invalid variable name: h"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::http_client::PooledHttpClient;
-use crate::outbound_hosts::OutboundTarget;
+use crate::outbound_hosts::{OutboundTarget, log_refusal};
 use crate::runtime::{LoadedComponent, Runtime};
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -63,11 +63,7 @@ impl WasiHttpHooks for OutboundHttp {
                 if !(component.allowed_hosts.allows_relative("http")
                     || component.allowed_hosts.allows_relative("https"))
                 {
-                    tracing::warn!(
-                        component = %component.id,
-                        request_id = %request_id,
-                        "relative outbound request denied: allowed_outbound_hosts has no http://self"
-                    );
+                    log_refusal(&component.id, &request_id, "http://self");
                     return Err(HttpError::HttpRequestDenied);
                 }
                 let response = to_self(runtime, request, request_id).await?;
@@ -78,12 +74,7 @@ impl WasiHttpHooks for OutboundHttp {
                 return Err(HttpError::HttpRequestUriInvalid);
             };
             if !component.allowed_hosts.allows(&target) {
-                tracing::warn!(
-                    component = %component.id,
-                    request_id = %request_id,
-                    target = %target.authority(),
-                    "outbound request denied by allowed_outbound_hosts"
-                );
+                log_refusal(&component.id, &request_id, &target.authority());
                 return Err(HttpError::HttpRequestDenied);
             }
             if let Some(id) = target.chaining_target() {

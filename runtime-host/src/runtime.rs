@@ -42,11 +42,14 @@ use crate::host::redis::RedisConnections;
 use crate::http_client::PooledHttpClient;
 use crate::http_trigger::HttpTrigger;
 use crate::manifest::{FileMount, Manifest};
-use crate::outbound_hosts::{AllowedHosts, AllowedHostsError};
+use crate::outbound_hosts::AllowedHosts;
 use crate::outbound_http::OutboundHttp;
 use crate::routing::RouteMatch;
 use crate::stdio::ComponentOutput;
 use crate::variables::{ComponentVariables, ResolvedVariables, Template, VariablesError};
+
+/// Spin's limit on a host-buffered query result (`MAX_HOST_BUFFERED_BYTES` in spin-world).
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 128 << 20;
 
 /// Epoch tick; the granularity of request timeouts and of a busy component's yields to tokio.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -79,11 +82,6 @@ pub enum LoadError {
         component: String,
         trigger: &'static str,
         export: &'static str,
-    },
-    #[error("component {component:?}: allowed_outbound_hosts: {source}")]
-    AllowedHosts {
-        component: String,
-        source: AllowedHostsError,
     },
     #[error("component {component:?}: files: {reason}")]
     Files { component: String, reason: String },
@@ -154,6 +152,9 @@ pub struct RuntimeConfig {
     pub extra_env: Vec<(String, String)>,
     /// `--variable` pairs.
     pub variables: Vec<(String, String)>,
+    /// Bytes of one MySQL or Redis result the host reads for a component before refusing it
+    /// with Spin's `query result exceeds limit of N bytes` (Spin's fixed limit: 128 MiB).
+    pub max_result_bytes: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -164,13 +165,99 @@ impl Default for RuntimeConfig {
             max_instances: 200,
             extra_env: Vec::new(),
             variables: Vec::new(),
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+        }
+    }
+}
+
+/// Which `wasi:http/incoming-handler` a component exports: WASI 0.2, or one of the release
+/// candidates Spin still runs (spin-sdk 2.x).
+#[derive(Clone)]
+pub(crate) enum HttpHandler {
+    Wasi0_2(ProxyPre<HostState>),
+    Rc2023_11_10(crate::wasi_rc::v2023_11_10::ProxyPre<HostState>),
+    Rc2023_10_18(crate::wasi_rc::v2023_10_18::ProxyPre<HostState>),
+}
+
+impl HttpHandler {
+    /// The handler a component exports, if exactly one; two are an error, as on Spin.
+    fn find(pre: &wasmtime::component::InstancePre<HostState>) -> Result<Option<Self>, String> {
+        let found: Vec<Self> = [
+            ProxyPre::new(pre.clone()).ok().map(Self::Wasi0_2),
+            crate::wasi_rc::v2023_11_10::ProxyPre::new(pre.clone())
+                .ok()
+                .map(Self::Rc2023_11_10),
+            crate::wasi_rc::v2023_10_18::ProxyPre::new(pre.clone())
+                .ok()
+                .map(Self::Rc2023_10_18),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match <[Self; 1]>::try_from(found) {
+            Ok([one]) => Ok(Some(one)),
+            Err(found) if found.is_empty() => Ok(None),
+            Err(_) => {
+                Err("it exports more than one wasi:http/incoming-handler; export only one".into())
+            }
+        }
+    }
+
+    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<HttpInstance> {
+        Ok(match self {
+            Self::Wasi0_2(pre) => HttpInstance::Wasi0_2(pre.instantiate_async(store).await?),
+            Self::Rc2023_11_10(pre) => {
+                HttpInstance::Rc2023_11_10(pre.instantiate_async(store).await?)
+            }
+            Self::Rc2023_10_18(pre) => {
+                HttpInstance::Rc2023_10_18(pre.instantiate_async(store).await?)
+            }
+        })
+    }
+}
+
+enum HttpInstance {
+    Wasi0_2(wasmtime_wasi_http::p2::bindings::Proxy),
+    Rc2023_11_10(crate::wasi_rc::v2023_11_10::Proxy),
+    Rc2023_10_18(crate::wasi_rc::v2023_10_18::Proxy),
+}
+
+impl HttpInstance {
+    /// The three handlers take the same host objects: only the interface name differs.
+    async fn handle(
+        &self,
+        store: &mut Store<HostState>,
+        request: wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostIncomingRequest>,
+        response: wasmtime::component::Resource<
+            wasmtime_wasi_http::p2::types::HostResponseOutparam,
+        >,
+    ) -> wasmtime::Result<()> {
+        match self {
+            Self::Wasi0_2(proxy) => {
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(store, request, response)
+                    .await
+            }
+            Self::Rc2023_11_10(proxy) => {
+                proxy
+                    .wasi_http0_2_0_rc_2023_11_10_incoming_handler()
+                    .call_handle(store, request, response)
+                    .await
+            }
+            Self::Rc2023_10_18(proxy) => {
+                proxy
+                    .wasi_http0_2_0_rc_2023_10_18_incoming_handler()
+                    .call_handle(store, request, response)
+                    .await
+            }
         }
     }
 }
 
 pub struct LoadedComponent {
     pub id: Arc<str>,
-    pub(crate) http: Option<ProxyPre<HostState>>,
+    pub(crate) http: Option<HttpHandler>,
     pub(crate) redis: Option<RedisTriggerPre<HostState>>,
     pub variables: ComponentVariables,
     pub allowed_hosts: AllowedHosts,
@@ -260,6 +347,7 @@ impl Runtime {
         let link_err = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_err)?;
+        crate::wasi_rc::add_to_linker(&mut linker).map_err(link_err)?;
         crate::host::bindings::RedisTrigger::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
             |s| s,
@@ -304,13 +392,16 @@ impl Runtime {
                     component: id.clone(),
                     reason: format!("{e:#}"),
                 })?;
-            let http = ProxyPre::new(pre.clone()).ok();
+            let http = HttpHandler::find(&pre).map_err(|reason| LoadError::Link {
+                component: id.clone(),
+                reason,
+            })?;
             let redis = RedisTriggerPre::new(pre).ok();
             if http.is_none() && http_components.contains(&id.as_str()) {
                 return Err(LoadError::MissingExport {
                     component: id.clone(),
                     trigger: "http",
-                    export: "wasi:http/incoming-handler@0.2.x",
+                    export: "wasi:http/incoming-handler (@0.2.x, @0.2.0-rc-2023-11-10 or @0.2.0-rc-2023-10-18)",
                 });
             }
             if redis.is_none() && redis_components.contains(&id.as_str()) {
@@ -321,25 +412,15 @@ impl Runtime {
                 });
             }
             let component_vars = variables.component(id);
-            let mut hosts = Vec::new();
-            for entry in &decl.allowed_outbound_hosts {
-                let rendered = Template::parse(entry)
-                    .map_err(|e| AllowedHostsError::Template(e.to_string()))
-                    .and_then(|t| {
-                        t.render(|n| component_vars.get(n).map(str::to_owned))
-                            .map_err(|e| AllowedHostsError::Template(e.to_string()))
-                    })
-                    .map_err(|source| LoadError::AllowedHosts {
-                        component: id.clone(),
-                        source,
-                    })?;
-                hosts.push(rendered);
-            }
-            let allowed_hosts =
-                AllowedHosts::parse(&hosts, &ids).map_err(|source| LoadError::AllowedHosts {
-                    component: id.clone(),
-                    source,
-                })?;
+            let allowed_hosts = resolve_allowed_hosts(&decl.allowed_outbound_hosts, &variables, &ids)
+                .unwrap_or_else(|reason| {
+                    tracing::warn!(
+                        component = %id,
+                        error = %reason,
+                        "allowed_outbound_hosts cannot be rendered: the component's outbound connections will fail with this error, as on Spin"
+                    );
+                    AllowedHosts::unresolved(reason)
+                });
             let files_root = if decl.files.is_empty() {
                 None
             } else {
@@ -483,7 +564,7 @@ impl Runtime {
         let stored = Instant::now();
         // The instance is a handle into the store; dropping the store frees it.
         proxy
-            .instantiate_async(&mut store)
+            .instantiate(&mut store)
             .await
             .map_err(|e| self.classify(e))?;
         let instantiated = Instant::now();
@@ -576,11 +657,8 @@ impl Runtime {
         let mut instance = Box::pin(async move {
             let mut held = held;
             let run = async {
-                let instance = proxy.instantiate_async(&mut held.store).await?;
-                instance
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut held.store, incoming, outparam)
-                    .await
+                let instance = proxy.instantiate(&mut held.store).await?;
+                instance.handle(&mut held.store, incoming, outparam).await
             };
             let outcome = match task_activity.bound(timeout, run).await {
                 Ok(Ok(())) => Ok(()),
@@ -749,6 +827,30 @@ async fn run_to_end(
     if let Err(e) = instance.await {
         tracing::error!(component = %component, request_id = %request_id, error = %e, "component failed after sending its response");
     }
+}
+
+/// Renders a component's `allowed_outbound_hosts` with the application's variables (not the
+/// component's: Spin resolves these templates against `[variables]`) and parses them. The error
+/// is Spin's text for the first entry that cannot be rendered or parsed, which Spin reports on
+/// the component's first connection.
+fn resolve_allowed_hosts(
+    entries: &[String],
+    variables: &ResolvedVariables,
+    component_ids: &[String],
+) -> Result<AllowedHosts, String> {
+    let mut rendered = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let template = Template::parse_unchecked(entry)
+            .map_err(|e| format!("invalid variable template: {e}"))?;
+        let text = template
+            .render(|name| variables.app_value(name).map(str::to_owned))
+            .map_err(|e| match e {
+                VariablesError::Undefined(name) => format!("invalid variable name: {name}"),
+                other => other.to_string(),
+            })?;
+        rendered.push(text);
+    }
+    AllowedHosts::parse(&rendered, component_ids).map_err(|e| e.to_string())
 }
 
 /// Copies a component's `files` under `root`, which is then mounted read-only at `/`.

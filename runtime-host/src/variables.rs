@@ -51,21 +51,30 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Spin's rule for variable names: lowercase ASCII letters, digits and underscores, starting
-/// with a letter, no double or trailing underscore.
+/// Spin's rule for variable names, checked in Spin's order and explained in Spin's words (a
+/// component that asks for a bad name gets this text in `invalid-name`): lowercase ASCII
+/// letters, digits and underscores, starting with a letter, ending with a letter or digit, no
+/// double underscore.
 pub fn validate_name(name: &str) -> Result<(), String> {
-    let first = name.chars().next().ok_or("must not be empty")?;
-    if !first.is_ascii_lowercase() {
-        return Err("must start with a lowercase letter".into());
-    }
-    if !name
+    let (Some(first), Some(last)) = (name.chars().next(), name.chars().last()) else {
+        return Err("must not be empty".into());
+    };
+    if let Some(invalid) = name
         .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
     {
-        return Err("only lowercase letters, digits and '_' are allowed".into());
+        return Err(format!(
+            "invalid character {invalid:?}. Variable names may contain only lower-case letters, numbers, and underscores."
+        ));
     }
-    if name.contains("__") || name.ends_with('_') {
-        return Err("must not contain '__' or end with '_'".into());
+    if !first.is_ascii_lowercase() {
+        return Err("must start with a lowercase ASCII letter".into());
+    }
+    if !last.is_ascii_alphanumeric() {
+        return Err("must end with a lowercase ASCII letter or digit".into());
+    }
+    if name.contains("__") {
+        return Err("must not contain multiple consecutive underscores".into());
     }
     Ok(())
 }
@@ -83,7 +92,22 @@ pub struct Template {
 }
 
 impl Template {
+    /// A template whose references must be valid variable names.
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let template = Self::parse_unchecked(text)?;
+        for name in template.references() {
+            validate_name(name).map_err(|reason| TemplateError::Name {
+                template: text.to_owned(),
+                name: name.to_owned(),
+                reason,
+            })?;
+        }
+        Ok(template)
+    }
+
+    /// A template checked only for its braces, as Spin parses `allowed_outbound_hosts` entries:
+    /// a reference that names no variable fails when it is rendered.
+    pub fn parse_unchecked(text: &str) -> Result<Self, TemplateError> {
         let mut parts = Vec::new();
         let mut rest = text;
         while let Some(start) = rest.find("{{") {
@@ -94,13 +118,7 @@ impl Template {
             let end = after
                 .find("}}")
                 .ok_or_else(|| TemplateError::Unclosed(text.to_owned()))?;
-            let name = after[..end].trim();
-            validate_name(name).map_err(|reason| TemplateError::Name {
-                template: text.to_owned(),
-                name: name.to_owned(),
-                reason,
-            })?;
-            parts.push(Part::Reference(name.to_owned()));
+            parts.push(Part::Reference(after[..end].trim().to_owned()));
             rest = &after[end + 2..];
         }
         if !rest.is_empty() {
@@ -122,7 +140,7 @@ impl Template {
 
     pub fn render(
         &self,
-        lookup: impl Fn(&str) -> Option<String>,
+        mut lookup: impl FnMut(&str) -> Option<String>,
     ) -> Result<String, VariablesError> {
         let mut out = String::new();
         for part in &self.parts {

@@ -8,8 +8,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TempManifest, client, http_probe};
+use common::{TempDatabase, TempManifest, client, http_probe, percent_encode, redis_url, unique};
 use futures::StreamExt;
+use redis::AsyncCommands;
 
 const GIB: u64 = 1 << 30;
 
@@ -29,7 +30,7 @@ impl Drop for Host {
 }
 
 fn start(secret: &str) -> Host {
-    let manifest = TempManifest::new(&format!(
+    let manifest = format!(
         r#"
 spin_manifest_version = 2
 [application]
@@ -45,14 +46,20 @@ source = "{}"
 secret_token = "{{{{ token }}}}"
 "#,
         http_probe()
-    ));
+    );
+    start_with(&manifest, &[], &[("SPIN_VARIABLE_TOKEN", secret)])
+}
+
+fn start_with(manifest: &str, args: &[&str], env: &[(&str, &str)]) -> Host {
+    let manifest = TempManifest::new(manifest);
     let log = std::env::temp_dir().join(common::unique("rh-log"));
     let stderr = std::fs::File::create(&log).expect("log file");
     let mut child = Command::new(env!("CARGO_BIN_EXE_runtime-host"))
         .args(["up", "-f"])
         .arg(&manifest.path)
         .args(["--listen", "127.0.0.1:0"])
-        .env("SPIN_VARIABLE_TOKEN", secret)
+        .args(args)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(stderr)
@@ -90,6 +97,11 @@ fn peak_rss(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
         .expect("VmHWM")
+}
+
+/// Starts `pid`'s peak RSS (VmHWM) again from its current RSS, so a phase is measured alone.
+fn reset_peak_rss(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset VmHWM (Linux 4.0+)");
 }
 
 fn current_rss(pid: u32) -> u64 {
@@ -207,4 +219,89 @@ async fn binary_serves_logs_streams_and_stops_gracefully() {
     assert!(log.contains("http request"), "one line per request: {log}");
     assert!(log.contains("shutting down"), "{log}");
     assert!(!log.contains(secret), "a secret reached the log:\n{log}");
+}
+
+/// A MySQL and a Redis result of 96 MiB each, with `--max-result-bytes` at 1 MiB: the component
+/// gets Spin's error and the host's RSS does not grow by anything near the results' size (it
+/// never buffers past the limit, where it would otherwise hold each result two or three times).
+#[tokio::test]
+async fn results_over_the_limit_never_reach_the_hosts_memory() {
+    const RESULT: usize = 96 << 20;
+    let db = TempDatabase::create().await;
+    let key = unique("rh-huge");
+    let mut redis = common::redis_connection().await;
+    let _: () = redis.set(&key, vec![b'h'; RESULT]).await.expect("set");
+    let manifest = format!(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "limits"
+[variables]
+mysql_url = {{ default = "{}" }}
+redis_url = {{ default = "{}" }}
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[component.probe]
+source = "{}"
+allowed_outbound_hosts = ["mysql://127.0.0.1:3306", "redis://127.0.0.1:6379"]
+[component.probe.variables]
+mysql_url = "{{{{ mysql_url }}}}"
+redis_url = "{{{{ redis_url }}}}"
+"#,
+        db.url(),
+        redis_url(),
+        http_probe()
+    );
+    let host = start_with(&manifest, &["--max-result-bytes", "1048576"], &[]);
+    let c = client();
+    let get = |path: String| {
+        let url = format!("{}{path}", host.base);
+        let c = c.clone();
+        async move {
+            let r = c.get(url).send().await.expect("get");
+            (r.status().as_u16(), r.text().await.expect("body"))
+        }
+    };
+    let mysql = |rows: usize| {
+        let sql = format!("SELECT REPEAT('x', 1048576) FROM seq_1_to_{rows}");
+        format!("/?op=mysql-query&sql={}", percent_encode(&sql))
+    };
+    // Warm up both connections with results within the limit.
+    let small = percent_encode("SELECT REPEAT('x', 1000) FROM seq_1_to_3");
+    let (status, body) = get(format!("/?op=mysql-query&sql={small}")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "rows 3 bytes 3000\nafter: Some(Int32(42))")
+    );
+    let (status, _) = get(format!("/?op=redis-read&how=get&key=missing-{key}")).await;
+    assert_eq!(status, 200);
+
+    let pid = host.child.id();
+    reset_peak_rss(pid);
+    let before = current_rss(pid);
+    let refused = "error: Other(\"query result exceeds limit of 1048576 bytes\")";
+    let (status, body) = get(mysql(RESULT >> 20)).await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with(refused), "{body}");
+    for how in ["get", "execute"] {
+        let (status, body) = get(format!("/?op=redis-read&how={how}&key={key}")).await;
+        assert_eq!(status, 200);
+        assert!(body.starts_with(refused), "{how}: {body}");
+    }
+    let peak = peak_rss(pid);
+    let _: Result<u32, _> = redis.del(&key).await;
+    drop(host);
+    db.drop_now().await;
+    eprintln!(
+        "two 96 MiB results refused: host RSS {} MiB before, peak {} MiB",
+        before >> 20,
+        peak >> 20
+    );
+    assert!(
+        peak < before + (32 << 20),
+        "refusing two 96 MiB results raised the host's peak RSS from {} MiB to {} MiB",
+        before >> 20,
+        peak >> 20
+    );
 }

@@ -18,6 +18,7 @@ version = "1.2.3"
 [variables]
 greeting = {{ default = "hello" }}
 token = {{ required = true, secret = true }}
+peer = {{ default = "exact" }}
 
 [[trigger.http]]
 route = "/..."
@@ -42,7 +43,7 @@ environment = {{ PROBE_ENV = "from-manifest" }}
 [component.catch-all.variables]
 message = "{{{{ greeting }}}}, world"
 secret_token = "{{{{ token }}}}"
-peer = "exact"
+peer = "{{{{ peer }}}}"
 
 [component.exact]
 source = "{wasm}"
@@ -211,7 +212,8 @@ async fn outbound_requests_outside_allowed_hosts_are_denied() {
             "{path} -> {url}"
         );
     }
-    // The templated entry `http://{{ peer }}.spin.internal` resolved to `exact`.
+    // The templated entry `http://{{ peer }}.spin.internal` resolved to `exact` (the application
+    // variable: as on Spin, allowed-host templates name application variables).
     let url = "http://exact.spin.internal/?op=var&name=nothing";
     let (status, body) = app
         .get(&format!("/?op=fetch&url={}", percent_encode(url)))

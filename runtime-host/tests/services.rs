@@ -7,45 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    TestApp, eventually, http_probe, mysql_base_url, percent_encode, redis_probe, redis_url, unique,
+    TempDatabase, TestApp, eventually, http_probe, percent_encode, redis_probe, redis_url, unique,
 };
-use mysql_async::prelude::Queryable;
 use redis::AsyncCommands;
-
-/// A database of our own on the shared server, dropped at the end.
-struct TempDatabase {
-    name: String,
-    admin: mysql_async::Pool,
-}
-
-impl TempDatabase {
-    async fn create() -> Self {
-        let admin = mysql_async::Pool::new(mysql_base_url().as_str());
-        // The tests' account may create databases named vid2mp3_t_* only.
-        let name = unique("vid2mp3_t_rh");
-        let mut conn = admin
-            .get_conn()
-            .await
-            .expect("MariaDB on VID2MP3_MYSQL_URL (start it with scripts/services start)");
-        conn.query_drop(format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
-        Self { name, admin }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", mysql_base_url().trim_end_matches('/'), self.name)
-    }
-
-    async fn drop_now(self) {
-        if let Ok(mut conn) = self.admin.get_conn().await {
-            let _ = conn
-                .query_drop(format!("DROP DATABASE IF EXISTS {}", self.name))
-                .await;
-        }
-        let _ = self.admin.disconnect().await;
-    }
-}
 
 fn probe_manifest(mysql_url: &str, redis: &str, allowed: &[&str]) -> String {
     let hosts: Vec<String> = allowed.iter().map(|h| format!("\"{h}\"")).collect();
@@ -221,7 +185,7 @@ get a: Some(\"value-a\")
 get missing: None
 incr: Ok(1)
 incr: Ok(2)
-incr non-int: Err(TypeError)
+incr non-int: Err(Other(\"ResponseError: value is not an integer or out of range\"))
 sadd: Ok(2)
 smembers: [\"x\", \"y\"]
 srem: Ok(1)

@@ -6,6 +6,7 @@
 
 pub mod mysql;
 pub mod redis;
+pub mod redis_reply_limit;
 pub mod variables;
 
 use std::sync::Arc;

@@ -8,6 +8,14 @@
 //! Column types map as in Spin (signedness from the column flags, BINARY/VARBINARY/BLOB vs text
 //! from the binary flag); a column type Spin cannot represent is `other`, and reading a non-null
 //! value from it fails with `value-conversion-failed`, so components behave the same on both.
+//!
+//! A query's rows are read from the server one at a time and counted as Spin counts them (the
+//! row set's size plus each value's); past `max_result_bytes` (Spin's 128 MiB by default) the
+//! query fails with Spin's `other("query result exceeds limit of N bytes")` and the rows read so
+//! far are dropped. So the host never holds more than the limit plus one row (a row is one
+//! protocol packet, bounded by the server's `max_allowed_packet`), and the component gets an
+//! error it can handle instead of trapping in `cabi_realloc` on a result it cannot hold. The
+//! rest of the result is drained by mysql_async before the session's next statement.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,7 +23,7 @@ use std::time::Duration;
 
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::Queryable;
-use mysql_async::{FromValueError, Params, Pool, PoolConstraints, PoolOpts, Value};
+use mysql_async::{Params, Pool, PoolConstraints, PoolOpts, Value};
 use wasmtime::component::Resource;
 
 use super::HostState;
@@ -23,7 +31,7 @@ use super::bindings::fermyon::spin2_0_0::mysql::{Host, HostConnection};
 use super::bindings::fermyon::spin2_0_0::rdbms_types::{
     Column, DbDataType, DbValue, Error, ParameterValue, RowSet,
 };
-use crate::outbound_hosts::OutboundTarget;
+use crate::outbound_hosts::{OutboundTarget, log_refusal, redact_password};
 
 /// How long opening or borrowing a connection may take before the call fails with
 /// `connection-failed`, so a dead database never hangs a request.
@@ -94,23 +102,21 @@ impl HostConnection for HostState {
         &mut self,
         address: String,
     ) -> wasmtime::Result<Result<Resource<MysqlConnection>, Error>> {
-        let Some(target) = OutboundTarget::parse(&address) else {
-            return Ok(Err(Error::ConnectionFailed(
-                "the address is not a URL".into(),
-            )));
+        let target = OutboundTarget::parse_address(&address, "mysql");
+        let target = match (self.component.allowed_hosts.check(target.as_ref()), target) {
+            (Ok(true), Some(target)) => target,
+            (Err(reason), _) => return Ok(Err(Error::Other(reason))),
+            (_, target) => {
+                if let Some(target) = &target {
+                    log_refusal(&self.component.id, &self.request_id, &target.authority());
+                }
+                // Spin's text, but the password stays out of it: the component may show it.
+                return Ok(Err(Error::ConnectionFailed(format!(
+                    "address {} is not permitted",
+                    redact_password(&address)
+                ))));
+            }
         };
-        if !self.component.allowed_hosts.allows(&target) {
-            tracing::warn!(
-                component = %self.component.id,
-                request_id = %self.request_id,
-                address = %target.authority(),
-                "mysql connection denied by allowed_outbound_hosts"
-            );
-            return Ok(Err(Error::ConnectionFailed(format!(
-                "address {} is not permitted",
-                target.authority()
-            ))));
-        }
         let pool = match self.runtime.services.mysql.get_or_create(&address) {
             Ok(p) => p,
             Err(e) => return Ok(Err(e)),
@@ -129,8 +135,9 @@ impl HostConnection for HostState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
+        let max_bytes = self.runtime.config.max_result_bytes;
         let connection = self.table.get_mut(&connection)?;
-        Ok(run_query(&mut connection.session, &statement, params).await)
+        Ok(run_query(&mut connection.session, &statement, params, max_bytes).await)
     }
 
     async fn execute(
@@ -144,7 +151,7 @@ impl HostConnection for HostState {
             .session
             .exec_drop(statement.as_str(), to_params(params))
             .await
-            .map_err(query_error))
+            .map_err(|e| Error::QueryFailed(format!("{e:?}"))))
     }
 
     async fn drop(&mut self, connection: Resource<MysqlConnection>) -> wasmtime::Result<()> {
@@ -153,34 +160,75 @@ impl HostConnection for HostState {
     }
 }
 
+/// Runs a statement that returns rows, reading them one at a time so that a result over
+/// `max_bytes` is refused before the host holds it. Errors carry Spin's variants and texts.
 async fn run_query(
     conn: &mut mysql_async::Conn,
     statement: &str,
     params: Vec<ParameterValue>,
+    max_bytes: usize,
 ) -> Result<RowSet, Error> {
     let mut result = conn
         .exec_iter(statement, to_params(params))
         .await
-        .map_err(query_error)?;
+        .map_err(|e| Error::QueryFailed(format!("{e:?}")))?;
     let columns: Vec<Column> = result
         .columns()
         .map(|cols| cols.iter().map(convert_column).collect())
         .unwrap_or_default();
-    let rows: Vec<mysql_async::Row> = result.collect().await.map_err(query_error)?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        out.push(convert_row(row, &columns)?);
+    let mut rows = Vec::new();
+    let mut size = ResultSize::new(max_bytes);
+    while let Some(row) = result
+        .next()
+        .await
+        .map_err(|e| Error::Other(e.to_string()))?
+    {
+        let row = convert_row(row, &columns)?;
+        size.add_row(&row)?;
+        rows.push(row);
     }
-    Ok(RowSet { columns, rows: out })
+    Ok(RowSet { columns, rows })
 }
 
-fn query_error(e: mysql_async::Error) -> Error {
-    match e {
-        mysql_async::Error::Io(e) => Error::ConnectionFailed(e.to_string()),
-        mysql_async::Error::Server(e) => Error::QueryFailed(e.to_string()),
-        mysql_async::Error::Driver(e) => Error::QueryFailed(e.to_string()),
-        other => Error::Other(other.to_string()),
+/// A row set's size as Spin measures it against its limit: the `row-set` record, then each value
+/// as its in-memory size (a number is the size of a `db-value`, a string or binary that plus its
+/// length). Using Spin's measure makes the same results pass and fail on both hosts.
+pub(crate) struct ResultSize {
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl ResultSize {
+    pub(crate) fn new(max_bytes: usize) -> Self {
+        Self {
+            bytes: std::mem::size_of::<RowSet>(),
+            max_bytes,
+        }
     }
+
+    pub(crate) fn add_row(&mut self, row: &[DbValue]) -> Result<(), Error> {
+        self.bytes = row
+            .iter()
+            .fold(self.bytes, |n, v| n.saturating_add(value_size(v)));
+        if self.bytes > self.max_bytes {
+            return Err(Error::Other(result_limit_message(self.max_bytes)));
+        }
+        Ok(())
+    }
+}
+
+/// Spin's text for a result over the limit, shared by MySQL and Redis.
+pub(crate) fn result_limit_message(max_bytes: usize) -> String {
+    format!("query result exceeds limit of {max_bytes} bytes")
+}
+
+fn value_size(value: &DbValue) -> usize {
+    std::mem::size_of::<DbValue>()
+        + match value {
+            DbValue::Str(s) => s.len(),
+            DbValue::Binary(b) => b.len(),
+            _ => 0,
+        }
 }
 
 fn to_params(params: Vec<ParameterValue>) -> Params {
@@ -255,9 +303,8 @@ fn convert_row(mut row: mysql_async::Row, columns: &[Column]) -> Result<Vec<DbVa
 
 pub(crate) fn convert_value(value: Value, column: &Column) -> Result<DbValue, Error> {
     fn to<T: mysql_async::prelude::FromValue>(value: Value) -> Result<T, Error> {
-        mysql_async::from_value_opt::<T>(value).map_err(|FromValueError(v)| {
-            Error::ValueConversionFailed(format!("cannot convert {v:?}"))
-        })
+        mysql_async::from_value_opt::<T>(value)
+            .map_err(|e| Error::ValueConversionFailed(e.to_string()))
     }
     Ok(match column.data_type {
         DbDataType::Boolean => DbValue::Boolean(to(value)?),
@@ -275,8 +322,8 @@ pub(crate) fn convert_value(value: Value, column: &Column) -> Result<DbValue, Er
         DbDataType::Binary => DbValue::Binary(to(value)?),
         DbDataType::Other => {
             return Err(Error::ValueConversionFailed(format!(
-                "column {:?} has a type Spin's mysql interface cannot represent",
-                column.name
+                "Cannot convert value {value:?} in column {} data type {:?}",
+                column.name, column.data_type
             )));
         }
     })

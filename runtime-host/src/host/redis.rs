@@ -1,13 +1,20 @@
 //! `fermyon:spin/redis@2.0.0`: one multiplexed connection per address, shared by all instances.
 //!
-//! The connection is redis-rs's `ConnectionManager` (a multiplexed connection that reconnects),
-//! so a Redis restart costs the calls made while it is down, not every call after it.
+//! Every reply is held to the result limit (`max_result_bytes`, Spin's 128 MiB by default) as it
+//! arrives ([`ReplyLimit`]): a larger one reaches the component as Spin's
+//! `other("query result exceeds limit of N bytes")` and the host never buffers more than the
+//! limit. `get` and `execute` also apply Spin's own measure of a result (its in-memory size), so
+//! the same results pass and fail as on Spin. A connection that breaks (a Redis restart) is
+//! replaced on the next call, so a restart costs the calls made while it is down, not every
+//! call after it. Errors carry Spin's variants: a refused or unparseable address is
+//! `invalid-address`, anything else `other` with the reason.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, Value};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ConnectionAddr, RedisError, Value};
 use tokio::sync::Mutex;
 use wasmtime::component::Resource;
 
@@ -15,7 +22,9 @@ use super::HostState;
 use super::bindings::fermyon::spin2_0_0::redis::{
     Error, Host, HostConnection, RedisParameter, RedisResult,
 };
-use crate::outbound_hosts::OutboundTarget;
+use super::mysql::result_limit_message;
+use super::redis_reply_limit::{LIMIT_ERROR_CODE, ReplyLimit};
+use crate::outbound_hosts::{OutboundTarget, log_refusal};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -23,55 +32,121 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections by address. The key may hold a password; it is never logged.
 #[derive(Default)]
 pub struct RedisConnections {
-    connections: Mutex<HashMap<String, ConnectionManager>>,
+    connections: Mutex<HashMap<String, Shared>>,
+    next_id: AtomicU64,
+}
+
+/// One address's connection; `id` tells a broken one from its replacement.
+#[derive(Clone)]
+struct Shared {
+    id: u64,
+    conn: MultiplexedConnection,
 }
 
 impl RedisConnections {
-    async fn get_or_connect(&self, address: &str) -> Result<ConnectionManager, Error> {
+    async fn get_or_connect(&self, address: &str, max_bytes: usize) -> Result<Shared, Error> {
         let mut connections = self.connections.lock().await;
         if let Some(c) = connections.get(address) {
             return Ok(c.clone());
         }
         let client = redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2);
-        let manager = ConnectionManager::new_with_config(client, config)
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, connect(&client, max_bytes))
             .await
+            .map_err(|_| Error::Other(format!("no connection within {CONNECT_TIMEOUT:?}")))?
             .map_err(|e| Error::Other(format!("cannot connect: {e}")))?;
-        connections.insert(address.to_owned(), manager.clone());
-        Ok(manager)
+        let shared = Shared {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            conn,
+        };
+        connections.insert(address.to_owned(), shared.clone());
+        Ok(shared)
+    }
+
+    /// Drops `address`'s connection if it is still the broken one, so the next call reconnects.
+    async fn forget(&self, address: &str, id: u64) {
+        let mut connections = self.connections.lock().await;
+        if connections.get(address).is_some_and(|c| c.id == id) {
+            connections.remove(address);
+        }
     }
 }
 
-pub struct RedisConnection {
-    conn: ConnectionManager,
+/// A multiplexed connection whose replies pass through [`ReplyLimit`].
+async fn connect(
+    client: &redis::Client,
+    max_bytes: usize,
+) -> redis::RedisResult<MultiplexedConnection> {
+    let info = client.get_connection_info();
+    let config = AsyncConnectionConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT));
+    let settings = info.redis_settings();
+    let conn = match info.addr() {
+        ConnectionAddr::Tcp(host, port) => {
+            let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+            stream.set_nodelay(true)?;
+            let limited = ReplyLimit::new(stream, max_bytes);
+            let (conn, driver) =
+                MultiplexedConnection::new_with_config(settings, limited, config).await?;
+            tokio::spawn(driver);
+            conn
+        }
+        ConnectionAddr::Unix(path) => {
+            let stream = tokio::net::UnixStream::connect(path).await?;
+            let limited = ReplyLimit::new(stream, max_bytes);
+            let (conn, driver) =
+                MultiplexedConnection::new_with_config(settings, limited, config).await?;
+            tokio::spawn(driver);
+            conn
+        }
+        other => {
+            return Err(RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "runtime-host connects to redis:// and redis+unix:// addresses only",
+                format!("{other}"),
+            )));
+        }
+    };
+    Ok(conn)
 }
 
-fn redis_error(e: RedisError) -> Error {
-    let message = e.to_string();
-    if e.kind() == redis::ErrorKind::UnexpectedReturnType
-        || message.contains("WRONGTYPE")
-        || message.contains("not an integer")
-    {
-        Error::TypeError
+pub struct RedisConnection {
+    address: String,
+    shared: Shared,
+}
+
+fn redis_error(e: RedisError, max_bytes: usize) -> Error {
+    if e.code() == Some(LIMIT_ERROR_CODE) {
+        Error::Other(result_limit_message(max_bytes))
     } else {
-        Error::Other(message)
+        Error::Other(e.to_string())
     }
 }
 
 impl HostState {
-    fn redis_conn(&self, c: &Resource<RedisConnection>) -> wasmtime::Result<ConnectionManager> {
-        Ok(self.table.get(c)?.conn.clone())
+    /// Runs `cmd` on `c`'s connection; a broken connection is replaced for the next call.
+    async fn run<T: redis::FromRedisValue>(
+        &mut self,
+        c: &Resource<RedisConnection>,
+        cmd: redis::Cmd,
+    ) -> wasmtime::Result<Result<T, RedisError>> {
+        let connection = self.table.get(c)?;
+        let (address, shared) = (connection.address.clone(), connection.shared.clone());
+        let mut conn = shared.conn.clone();
+        let result = cmd.query_async::<T>(&mut conn).await;
+        if let Err(e) = &result
+            && e.is_unrecoverable_error()
+        {
+            self.runtime
+                .services
+                .redis
+                .forget(&address, shared.id)
+                .await;
+        }
+        Ok(result)
     }
-}
 
-async fn run<T: redis::FromRedisValue>(
-    mut conn: ConnectionManager,
-    cmd: redis::Cmd,
-) -> Result<T, Error> {
-    cmd.query_async::<T>(&mut conn).await.map_err(redis_error)
+    fn max_result_bytes(&self) -> usize {
+        self.runtime.config.max_result_bytes
+    }
 }
 
 impl Host for HostState {}
@@ -84,21 +159,27 @@ impl HostConnection for HostState {
         &mut self,
         address: String,
     ) -> wasmtime::Result<Result<Resource<RedisConnection>, Error>> {
-        let Some(target) = OutboundTarget::parse(&address) else {
-            return Ok(Err(Error::InvalidAddress));
-        };
-        if !self.component.allowed_hosts.allows(&target) {
-            tracing::warn!(
-                component = %self.component.id,
-                request_id = %self.request_id,
-                address = %target.authority(),
-                "redis connection denied by allowed_outbound_hosts"
-            );
-            return Ok(Err(Error::InvalidAddress));
+        let target = OutboundTarget::parse_address(&address, "redis");
+        match (self.component.allowed_hosts.check(target.as_ref()), &target) {
+            (Ok(true), _) => {}
+            (Err(reason), _) => return Ok(Err(Error::Other(reason))),
+            (Ok(false), target) => {
+                if let Some(target) = target {
+                    log_refusal(&self.component.id, &self.request_id, &target.authority());
+                }
+                return Ok(Err(Error::InvalidAddress));
+            }
         }
+        let max_bytes = self.max_result_bytes();
         Ok(
-            match self.runtime.services.redis.get_or_connect(&address).await {
-                Ok(conn) => Ok(self.table.push(RedisConnection { conn })?),
+            match self
+                .runtime
+                .services
+                .redis
+                .get_or_connect(&address, max_bytes)
+                .await
+            {
+                Ok(shared) => Ok(self.table.push(RedisConnection { address, shared })?),
                 Err(e) => Err(e),
             },
         )
@@ -110,13 +191,13 @@ impl HostConnection for HostState {
         channel: String,
         payload: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let conn = self.redis_conn(&c)?;
-        Ok(run::<i64>(
-            conn,
-            redis::cmd("PUBLISH").arg(channel).arg(payload).clone(),
-        )
-        .await
-        .map(|_| ()))
+        let cmd = redis::cmd("PUBLISH").arg(channel).arg(payload).clone();
+        let max = self.max_result_bytes();
+        Ok(self
+            .run::<i64>(&c, cmd)
+            .await?
+            .map(drop)
+            .map_err(|e| redis_error(e, max)))
     }
 
     async fn get(
@@ -124,8 +205,21 @@ impl HostConnection for HostState {
         c: Resource<RedisConnection>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        let conn = self.redis_conn(&c)?;
-        Ok(run::<Option<Vec<u8>>>(conn, redis::cmd("GET").arg(key).clone()).await)
+        let max = self.max_result_bytes();
+        let value = match self
+            .run::<Option<Vec<u8>>>(&c, redis::cmd("GET").arg(key).clone())
+            .await?
+        {
+            Ok(value) => value,
+            Err(e) => return Ok(Err(redis_error(e, max))),
+        };
+        // Spin's measure of a GET result.
+        let size = std::mem::size_of::<Option<Vec<u8>>>() + value.as_ref().map_or(0, Vec::len);
+        Ok(if size > max {
+            Err(Error::Other(result_limit_message(max)))
+        } else {
+            Ok(value)
+        })
     }
 
     async fn set(
@@ -134,8 +228,12 @@ impl HostConnection for HostState {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let conn = self.redis_conn(&c)?;
-        Ok(run::<()>(conn, redis::cmd("SET").arg(key).arg(value).clone()).await)
+        let max = self.max_result_bytes();
+        let cmd = redis::cmd("SET").arg(key).arg(value).clone();
+        Ok(self
+            .run::<()>(&c, cmd)
+            .await?
+            .map_err(|e| redis_error(e, max)))
     }
 
     async fn incr(
@@ -143,8 +241,12 @@ impl HostConnection for HostState {
         c: Resource<RedisConnection>,
         key: String,
     ) -> wasmtime::Result<Result<i64, Error>> {
-        let conn = self.redis_conn(&c)?;
-        Ok(run::<i64>(conn, redis::cmd("INCR").arg(key).clone()).await)
+        let max = self.max_result_bytes();
+        let cmd = redis::cmd("INCR").arg(key).clone();
+        Ok(self
+            .run::<i64>(&c, cmd)
+            .await?
+            .map_err(|e| redis_error(e, max)))
     }
 
     async fn del(
@@ -152,8 +254,12 @@ impl HostConnection for HostState {
         c: Resource<RedisConnection>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        let conn = self.redis_conn(&c)?;
-        Ok(run::<u32>(conn, redis::cmd("DEL").arg(keys).clone()).await)
+        let max = self.max_result_bytes();
+        let cmd = redis::cmd("DEL").arg(keys).clone();
+        Ok(self
+            .run::<u32>(&c, cmd)
+            .await?
+            .map_err(|e| redis_error(e, max)))
     }
 
     async fn sadd(
@@ -162,8 +268,16 @@ impl HostConnection for HostState {
         key: String,
         values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        let conn = self.redis_conn(&c)?;
-        Ok(run::<u32>(conn, redis::cmd("SADD").arg(key).arg(values).clone()).await)
+        let max = self.max_result_bytes();
+        let cmd = redis::cmd("SADD").arg(key).arg(values).clone();
+        // Only here does Spin tell a reply of the wrong type apart.
+        Ok(self.run::<u32>(&c, cmd).await?.map_err(|e| {
+            if e.kind() == redis::ErrorKind::UnexpectedReturnType {
+                Error::TypeError
+            } else {
+                redis_error(e, max)
+            }
+        }))
     }
 
     async fn smembers(
@@ -171,8 +285,12 @@ impl HostConnection for HostState {
         c: Resource<RedisConnection>,
         key: String,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        let conn = self.redis_conn(&c)?;
-        Ok(run::<Vec<String>>(conn, redis::cmd("SMEMBERS").arg(key).clone()).await)
+        let max = self.max_result_bytes();
+        let cmd = redis::cmd("SMEMBERS").arg(key).clone();
+        Ok(self
+            .run::<Vec<String>>(&c, cmd)
+            .await?
+            .map_err(|e| redis_error(e, max)))
     }
 
     async fn srem(
@@ -181,8 +299,12 @@ impl HostConnection for HostState {
         key: String,
         values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        let conn = self.redis_conn(&c)?;
-        Ok(run::<u32>(conn, redis::cmd("SREM").arg(key).arg(values).clone()).await)
+        let max = self.max_result_bytes();
+        let cmd = redis::cmd("SREM").arg(key).arg(values).clone();
+        Ok(self
+            .run::<u32>(&c, cmd)
+            .await?
+            .map_err(|e| redis_error(e, max)))
     }
 
     async fn execute(
@@ -191,7 +313,7 @@ impl HostConnection for HostState {
         command: String,
         arguments: Vec<RedisParameter>,
     ) -> wasmtime::Result<Result<Vec<RedisResult>, Error>> {
-        let conn = self.redis_conn(&c)?;
+        let max = self.max_result_bytes();
         let mut cmd = redis::cmd(&command);
         for argument in arguments {
             match argument {
@@ -199,11 +321,25 @@ impl HostConnection for HostState {
                 RedisParameter::Binary(b) => cmd.arg(b),
             };
         }
-        Ok(run::<Value>(conn, cmd).await.map(|v| {
-            let mut out = Vec::new();
-            flatten(v, &mut out);
-            out
-        }))
+        let value = match self.run::<Value>(&c, cmd).await? {
+            Ok(value) => value,
+            Err(e) => return Ok(Err(redis_error(e, max))),
+        };
+        let mut results = Vec::new();
+        if let Err(reason) = flatten(value, &mut results) {
+            return Ok(Err(Error::Other(reason)));
+        }
+        // Spin's measure of an execute result.
+        let size = results
+            .iter()
+            .fold(std::mem::size_of::<Vec<RedisResult>>(), |n, r| {
+                n.saturating_add(result_size(r))
+            });
+        Ok(if size > max {
+            Err(Error::Other(result_limit_message(max)))
+        } else {
+            Ok(results)
+        })
     }
 
     async fn drop(&mut self, c: Resource<RedisConnection>) -> wasmtime::Result<()> {
@@ -212,8 +348,23 @@ impl HostConnection for HostState {
     }
 }
 
-/// Spin returns a reply as a flat list: arrays are spread into their elements.
-pub(crate) fn flatten(value: Value, out: &mut Vec<RedisResult>) {
+fn result_size(r: &RedisResult) -> usize {
+    std::mem::size_of::<RedisResult>()
+        + match r {
+            RedisResult::Binary(b) => b.len(),
+            RedisResult::Status(s) => s.len(),
+            RedisResult::Nil | RedisResult::Int64(_) => 0,
+        }
+}
+
+/// Spin returns a reply as a flat list: arrays and sets are spread into their elements. The
+/// RESP3 types Spin cannot represent are an error with Spin's text.
+pub(crate) fn flatten(value: Value, out: &mut Vec<RedisResult>) -> Result<(), String> {
+    let unsupported = |what: &str| {
+        Err(format!(
+            "Could not convert Redis response - TypeError: {what}"
+        ))
+    };
     match value {
         Value::Nil => out.push(RedisResult::Nil),
         Value::Int(i) => out.push(RedisResult::Int64(i)),
@@ -222,20 +373,23 @@ pub(crate) fn flatten(value: Value, out: &mut Vec<RedisResult>) {
         Value::Okay => out.push(RedisResult::Status("OK".into())),
         Value::Array(items) | Value::Set(items) => {
             for item in items {
-                flatten(item, out);
+                flatten(item, out)?;
             }
         }
-        Value::Map(pairs) => {
-            for (k, v) in pairs {
-                flatten(k, out);
-                flatten(v, out);
-            }
-        }
-        Value::Double(d) => out.push(RedisResult::Status(d.to_string())),
+        Value::Double(d) => out.push(RedisResult::Binary(d.to_string().into_bytes())),
+        // The digits, as Spin sends a big number.
+        Value::BigNumber(digits) => out.push(RedisResult::Binary(digits)),
         Value::Boolean(b) => out.push(RedisResult::Int64(i64::from(b))),
-        Value::VerbatimString { text, .. } => out.push(RedisResult::Binary(text.into_bytes())),
-        other => out.push(RedisResult::Status(format!("{other:?}"))),
+        Value::Map(_) => return unsupported("Redis Map type is not supported"),
+        Value::Attribute { .. } => return unsupported("Redis Attribute type is not supported"),
+        Value::VerbatimString { .. } => {
+            return unsupported("Redis string with format attribute is not supported");
+        }
+        Value::Push { .. } => return unsupported("Redis Pub/Sub types are not supported"),
+        Value::ServerError(e) => return Err(format!("Server error: {e}")),
+        other => return unsupported(&format!("{other:?} is not supported")),
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -253,7 +407,8 @@ mod tests {
                 Value::Okay,
             ]),
             &mut out,
-        );
+        )
+        .expect("spin represents these");
         assert!(matches!(
             out.as_slice(),
             [RedisResult::Int64(1), RedisResult::Nil, RedisResult::Binary(b), RedisResult::Status(s)]

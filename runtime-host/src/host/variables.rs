@@ -1,4 +1,5 @@
 //! `fermyon:spin/variables@2.0.0`: a component reads only its own `[component.x.variables]`.
+//! Errors carry Spin's texts.
 
 use super::HostState;
 use super::bindings::fermyon::spin2_0_0::variables::{Error, Host};
@@ -11,8 +12,8 @@ impl Host for HostState {
         Ok(match self.component.variables.get(&name) {
             Some(value) => Ok(value.to_owned()),
             None => Err(Error::Undefined(format!(
-                "no variable {name:?} for component {:?}",
-                self.component.id
+                "no variable for {:?}.{name:?}",
+                &*self.component.id
             ))),
         })
     }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mysql_async::prelude::Queryable;
 use runtime_host::{RunningApp, UpOptions};
 
 /// The shared cargo target dir: `CARGO_TARGET_DIR`, else derived from this test binary
@@ -69,6 +70,19 @@ fn dev_password(name: &str) -> Option<String> {
     let text =
         std::fs::read_to_string(data.join("secrets").join(format!("{name}.password"))).ok()?;
     Some(text.trim().to_owned()).filter(|p| !p.is_empty())
+}
+
+/// A connection to the shared Redis for a test's own keys. Its reply timeout is long enough
+/// for the large values some tests write while the machine is busy (redis-rs's default is
+/// half a second).
+pub async fn redis_connection() -> redis::aio::MultiplexedConnection {
+    let config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(60)));
+    redis::Client::open(redis_url())
+        .expect("redis URL")
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .expect("redis (scripts/services start)")
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -180,4 +194,39 @@ pub fn percent_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A database of our own on the shared server, dropped at the end.
+pub struct TempDatabase {
+    pub name: String,
+    admin: mysql_async::Pool,
+}
+
+impl TempDatabase {
+    pub async fn create() -> Self {
+        let admin = mysql_async::Pool::new(mysql_base_url().as_str());
+        // The tests' account may create databases named vid2mp3_t_* only.
+        let name = unique("vid2mp3_t_rh");
+        let mut conn = admin
+            .get_conn()
+            .await
+            .expect("MariaDB on VID2MP3_MYSQL_URL (start it with scripts/services start)");
+        conn.query_drop(format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        Self { name, admin }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", mysql_base_url().trim_end_matches('/'), self.name)
+    }
+
+    pub async fn drop_now(self) {
+        if let Ok(mut conn) = self.admin.get_conn().await {
+            let _ = conn
+                .query_drop(format!("DROP DATABASE IF EXISTS {}", self.name))
+                .await;
+        }
+        let _ = self.admin.disconnect().await;
+    }
 }
