@@ -52,8 +52,7 @@ trap 'if [ -n "$ATTACK" ]; then kill "$ATTACK" 2>/dev/null || true; fi; rm -rf "
 want() { [[ " $PHASES " == *" $1 "* ]]; }
 EMAIL="bench-$(date +%s%N)@example.com"
 PASSWORD="a bench password, long enough"
-curl -fsS -X POST "$BASE/api/v1/users" -H 'content-type: application/json' \
-  -d "{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" >/dev/null
+sign_up_confirmed "$BASE" "$EMAIL" "$PASSWORD"
 TOKEN="$(curl -fsS -X POST "$BASE/login" -u "$EMAIL:$PASSWORD")"
 
 mib() { awk -v b="$1" 'BEGIN {printf "%.0f MiB", b/1048576}'; }
