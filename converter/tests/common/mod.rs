@@ -16,6 +16,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use mongodb::bson::{Document, doc};
+use vid2mp3_contracts::account_email::ACCOUNT_EMAILS_CHANNEL;
 use vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL;
 use vid2mp3_contracts::storage_api::{
     HEADER_ORIGINAL_NAME, HEADER_OWNER_EMAIL, HEADER_OWNER_ID, JobState, JobStatus, job_path,
@@ -132,8 +133,14 @@ impl Env {
         init_logs();
         let redis = RedisNamespace::create().await.expect("Redis");
         let events_channel = redis.key("job-events");
+        // auth's and the notifier's account-emails channel too: every channel the users' rules
+        // name gets the test's own name (the converter never uses that one).
+        let account_emails_channel = redis.key("account-emails");
         let redis_users = redis
-            .service_users(&[(JOB_EVENTS_CHANNEL, events_channel.as_str())])
+            .service_users(&[
+                (JOB_EVENTS_CHANNEL, events_channel.as_str()),
+                (ACCOUNT_EMAILS_CHANNEL, account_emails_channel.as_str()),
+            ])
             .await
             .expect("the test's Redis users");
         let (vhost, amqp_url) = match amqp {

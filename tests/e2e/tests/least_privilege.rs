@@ -197,6 +197,22 @@ async fn a_service_cannot_touch_another_services_redis_keys_or_channels() {
     );
     assert!(message.starts_with("NOPERM:"), "{message}");
 
+    // Only auth may publish account emails (what makes the notifier mail an address a link).
+    for (who, conn) in [
+        ("gateway", &mut gateway),
+        ("notifier", &mut notifier),
+        ("converter", &mut converter),
+    ] {
+        let message = refused(
+            redis::cmd("PUBLISH")
+                .arg(&p.account_channel)
+                .arg(&event[..])
+                .query_async::<u64>(conn)
+                .await,
+        );
+        assert!(message.starts_with("NOPERM:"), "{who}: {message}");
+    }
+
     // The gateway only reads progress: no writes, not even to progress.
     let message = refused(
         redis::cmd("SET")

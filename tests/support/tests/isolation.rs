@@ -104,11 +104,18 @@ async fn redis_service_users_are_confined_to_their_namespace_and_go_with_it() ->
     let a = RedisNamespace::create().await?;
     let b = RedisNamespace::create().await?;
     let channel = a.key("job-events");
+    let account_channel = a.key("account-emails");
     let users = a
-        .service_users(&[(
-            vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL,
-            channel.as_str(),
-        )])
+        .service_users(&[
+            (
+                vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL,
+                channel.as_str(),
+            ),
+            (
+                vid2mp3_contracts::account_email::ACCOUNT_EMAILS_CHANNEL,
+                account_channel.as_str(),
+            ),
+        ])
         .await?;
     let mut admin = a.connection().await?;
     let _: () = admin.set(b.key("progress:x"), "1").await?;
