@@ -45,6 +45,13 @@ MACOS_OPTIONS: dict[str, dict[str, bool]] = {
     "dirname": {},
     "basename": {},
     "mkdir": {"-p": False},
+    # scripts/lib/common.sh's dev_password (sourced by deploy/scripts): `chmod 700 DIR`,
+    # `od -An -tx1 -N20 /dev/urandom`; BSD od takes -A, -t and -N with GNU's meaning.
+    "chmod": {},
+    "od": {"-A": True, "-t": True, "-N": True},
+    # deploy/scripts/minikube's check of an older secrets file: `comm -23 <(... | sort) <(... | sort)`.
+    "comm": {"-1": False, "-2": False, "-3": False, "-12": False, "-13": False, "-23": False, "-i": False},
+    "sort": {"-u": False, "-r": False, "-n": False, "-k": True, "-t": True},
 }
 # Real tools the runbook requires on the host, and the bash the scripts run in.
 REAL_TOOLS = ("bash", "python3", "openssl", "curl")

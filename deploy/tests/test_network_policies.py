@@ -19,11 +19,15 @@ BACKENDS = {
 MAIL_API = {
     "minikube": {("vid2mp3-mailpit", 8025)},
     "production": set(),
+    "spin-image": set(),
 }
 # Connections to outside the cluster, by overlay: (workload, port).
+# spin-image: production, plus the SpinApps' pods pulling their app image (runtime-host does, not the
+# kubelet) from a registry over HTTPS.
 EXTERNAL = {
     "minikube": set(),
     "production": {("vid2mp3-notifier", 443)},
+    "spin-image": {("vid2mp3-notifier", 443), ("vid2mp3-http", 443)},
 }
 
 
