@@ -95,7 +95,8 @@ pub enum Command {
         profile: Option<Profile>,
         /// Level the audio to a target loudness (EBU R128): speech (-16 LUFS), music (-14),
         /// broadcast (-23) or a whole number of LUFS from -30 to -10. Default: as recorded.
-        #[arg(long, value_name = "TARGET", value_parser = parse_loudness)]
+        // `--loudness -20` as well as `--loudness=-20`: a target in LUFS is negative.
+        #[arg(long, value_name = "TARGET", value_parser = parse_loudness, allow_negative_numbers = true)]
         loudness: Option<LoudnessTarget>,
         /// Follow each conversion to its end and download the mp3.
         #[arg(long)]
@@ -151,6 +152,10 @@ mod tests {
         );
         assert_eq!(
             upload_loudness(&["--loudness=-20"]).map(|t| t.map(LoudnessTarget::lufs)),
+            Ok(Some(-20))
+        );
+        assert_eq!(
+            upload_loudness(&["--loudness", "-20"]).map(|t| t.map(LoudnessTarget::lufs)),
             Ok(Some(-20))
         );
         let error = upload_loudness(&["--loudness", "loud"]).unwrap_err();

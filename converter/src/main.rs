@@ -43,7 +43,8 @@ enum Command {
         workers: Option<usize>,
         /// Level to a target loudness (EBU R128): speech (-16 LUFS), music (-14), broadcast
         /// (-23) or whole LUFS from -30 to -10; true peak at most -1 dBTP.
-        #[arg(long, value_name = "TARGET")]
+        // `--loudness -20` as well as `--loudness=-20`: a target in LUFS is negative.
+        #[arg(long, value_name = "TARGET", allow_negative_numbers = true)]
         loudness: Option<LoudnessTarget>,
         /// The ID3v2 version of the tag: 2.4, or 2.3 for players that read nothing newer.
         #[arg(long, default_value = "2.4", value_name = "VERSION")]

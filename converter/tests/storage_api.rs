@@ -112,9 +112,20 @@ async fn stores_converts_serves_ranges_and_deletes() {
     let mp3 = response.bytes().await.unwrap();
     assert_eq!(mp3.len() as u64, length);
     assert_eq!(Some(length), state.mp3_size_bytes);
-    // An MPEG audio frame sync with the Xing/Info tag in the first frame.
-    assert_eq!(mp3[0], 0xFF);
-    assert!(mp3[..400].windows(4).any(|w| w == b"Xing" || w == b"Info"));
+    // The ID3v2 tag first (its size: four 7-bit bytes), then an MPEG audio frame sync with the
+    // Xing/Info tag in the first frame.
+    assert_eq!(&mp3[..3], b"ID3");
+    let tag_len = 10
+        + mp3[6..10]
+            .iter()
+            .fold(0usize, |n, &b| (n << 7) | usize::from(b & 0x7F));
+    let audio = &mp3[tag_len..];
+    assert_eq!(audio[0], 0xFF);
+    assert!(
+        audio[..400]
+            .windows(4)
+            .any(|w| w == b"Xing" || w == b"Info")
+    );
 
     // Ranges: 206 with Content-Range; past the end 416.
     for (range, start, end) in [

@@ -18,7 +18,8 @@ pub struct Mp3Chapter {
 /// Chapters that start at or after the end of the media are dropped, as is a second chapter
 /// starting at the same time as another. With more than [`MAX_CHAPTERS`] left, every
 /// `n / MAX_CHAPTERS`-th is kept, so the table still spans the whole recording; a kept chapter
-/// then runs until the next kept one. A chapter without a title is called "Chapter N".
+/// then runs until the next kept one, the last until the source's last chapter ends (or the
+/// media's end). A chapter without a title is called "Chapter N".
 pub fn plan(source: &[SourceChapter], duration: Option<Duration>) -> Vec<Mp3Chapter> {
     let media_ms = duration.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let mut ordered: Vec<&SourceChapter> = source
@@ -28,6 +29,10 @@ pub fn plan(source: &[SourceChapter], duration: Option<Duration>) -> Vec<Mp3Chap
     ordered.sort_by_key(|c| c.start_ms);
     ordered.dedup_by_key(|c| c.start_ms);
     let n = ordered.len();
+    // Where the source's chapters end: the last of a thinned table runs there, not to the stated
+    // length, which for some containers counts the codec's start-up delay (Opus in Matroska:
+    // 10.008 s stated for 10.000 s of sound) and would reach past the mp3's end.
+    let source_end = ordered.iter().filter_map(|c| c.end_ms).max();
     let kept: Vec<&SourceChapter> = if n > MAX_CHAPTERS {
         (0..MAX_CHAPTERS)
             .map(|j| ordered[j * n / MAX_CHAPTERS])
@@ -46,7 +51,10 @@ pub fn plan(source: &[SourceChapter], duration: Option<Duration>) -> Vec<Mp3Chap
                 (Some(e), Some(next)) => e.min(next),
                 (Some(e), None) => e,
                 (None, Some(next)) => next,
-                (None, None) => media_ms.unwrap_or(c.start_ms),
+                (None, None) => source_end
+                    .filter(|&e| e > c.start_ms)
+                    .or(media_ms)
+                    .unwrap_or(c.start_ms),
             };
             let end = media_ms.map_or(end, |m| end.min(m)).max(c.start_ms);
             Mp3Chapter {
@@ -129,6 +137,20 @@ mod tests {
             assert!(pair[0].start_ms < pair[1].start_ms);
             assert_eq!(pair[0].end_ms, pair[1].start_ms, "no gaps after thinning");
         }
+    }
+
+    #[test]
+    fn a_thinned_table_ends_where_the_source_does_not_at_a_longer_stated_length() {
+        // Opus in Matroska: 10.000 s of sound, 10.008 s stated (the codec's start-up delay).
+        let source: Vec<SourceChapter> = (0..500)
+            .map(|i| ch(i * 20, Some(i * 20 + 20), ""))
+            .collect();
+        let planned = plan(&source, Some(Duration::from_millis(10_008)));
+        assert_eq!(planned.last().unwrap().end_ms, 10_000);
+        // A source whose chapters stop early: the last still runs to the media's end.
+        let open_ended: Vec<SourceChapter> = (0..500).map(|i| ch(i * 20, None, "")).collect();
+        let planned = plan(&open_ended, Some(Duration::from_millis(10_008)));
+        assert_eq!(planned.last().unwrap().end_ms, 10_008);
     }
 
     #[test]
