@@ -34,6 +34,7 @@ use crate::activity::Activity;
 use crate::admission::{Admission, RETRY_AFTER_SECS, Refusal, RequestTicket};
 use crate::body_pace::{BodyPace, PacedBody};
 use crate::client_limits::ClientLimits;
+use crate::metrics::{Cause, Invocation, Trigger, status_class};
 use crate::routing::{Router, WELL_KNOWN_PREFIX};
 use crate::runtime::{InvokeError, Runtime};
 
@@ -63,6 +64,27 @@ pub struct HttpTrigger {
     admission: Arc<Admission>,
     header_read_timeout: Duration,
     body_pace: BodyPace,
+}
+
+/// What [`HttpTrigger::route`] decided: the answer, and for the metrics and the log which
+/// route and component it was and who answered.
+struct Routed {
+    response: Response<HyperOutgoingBody>,
+    /// The manifest's route pattern, when one matched (or the well-known path answered).
+    route: Option<String>,
+    component: Option<String>,
+    cause: Cause,
+}
+
+impl Routed {
+    fn host(response: Response<HyperOutgoingBody>, cause: Cause) -> Self {
+        Self {
+            response,
+            route: None,
+            component: None,
+            cause,
+        }
+    }
 }
 
 /// Who a request is from, for a public request (admitted against the client limits); `None`
@@ -134,6 +156,7 @@ impl HttpTrigger {
                     let ticket = match self.admission.admit_connection(client.ip()) {
                         Ok(ticket) => ticket,
                         Err(refusal) => {
+                            self.runtime.metrics.refused(refusal.reason());
                             tracing::debug!(client = %client, reason = %refusal.message().trim_end(), "connection refused");
                             tokio::spawn(refuse_connection(stream, refusal));
                             continue;
@@ -206,7 +229,7 @@ impl HttpTrigger {
             IN_PROCESS_CLIENT,
             request_id,
             started,
-            "self request",
+            Trigger::SelfRequest,
             Activity::new(),
             None,
         )
@@ -236,7 +259,7 @@ impl HttpTrigger {
             client,
             request_id,
             started,
-            "http request",
+            Trigger::Http,
             activity,
             Some(public),
         )
@@ -251,7 +274,7 @@ impl HttpTrigger {
         client: SocketAddr,
         request_id: Arc<str>,
         started: Instant,
-        message: &'static str,
+        trigger: Trigger,
         activity: Activity,
         public: Option<Public>,
     ) -> Response<HyperOutgoingBody>
@@ -261,16 +284,35 @@ impl HttpTrigger {
     {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let (response, component) = self
+        let Routed {
+            response,
+            route,
+            component,
+            cause,
+        } = self
             .route(request, client, request_id.clone(), activity, public)
             .await;
+        let elapsed = started.elapsed();
+        let component = component.as_deref().unwrap_or("-");
+        self.runtime.metrics.record(&Invocation {
+            trigger,
+            route: route.as_deref().unwrap_or("-"),
+            component,
+            status: status_class(response.status()),
+            cause,
+            elapsed,
+        });
+        let message = match trigger {
+            Trigger::SelfRequest => "self request",
+            _ => "http request",
+        };
         tracing::info!(
             request_id = %request_id,
             method = %method,
             path = %path,
-            component = component.as_deref().unwrap_or("-"),
+            component,
             status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            elapsed_ms = elapsed.as_secs_f64() * 1e3,
             "{message}"
         );
         response
@@ -283,23 +325,36 @@ impl HttpTrigger {
         request_id: Arc<str>,
         activity: Activity,
         public: Option<Public>,
-    ) -> (Response<HyperOutgoingBody>, Option<String>)
+    ) -> Routed
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let path = request.uri().path().to_owned();
         if let Some(well_known) = path.strip_prefix(WELL_KNOWN_PREFIX) {
-            return (self.well_known(well_known), None);
+            let (response, known) = self.well_known(well_known);
+            let mut routed = Routed::host(response, Cause::Host);
+            // The two paths the host serves; anything else under the prefix is one label.
+            routed.route = Some(match known {
+                Some(name) => format!("{WELL_KNOWN_PREFIX}{name}"),
+                None => format!("{WELL_KNOWN_PREFIX}..."),
+            });
+            return routed;
         }
         let Some(route) = self.router.route(&path) else {
-            return (text(StatusCode::NOT_FOUND, Bytes::new()), None);
+            return Routed::host(text(StatusCode::NOT_FOUND, Bytes::new()), Cause::NoRoute);
+        };
+        let answer = |response, cause| Routed {
+            response,
+            route: Some(route.raw_route.clone()),
+            component: Some(route.component.clone()),
+            cause,
         };
         let Some(component) = self.runtime.component(&route.component).cloned() else {
             tracing::error!(component = %route.component, "route points at an unknown component");
-            return (
+            return answer(
                 text(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new()),
-                Some(route.component),
+                Cause::Failed,
             );
         };
         let declared = request
@@ -308,7 +363,7 @@ impl HttpTrigger {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.max_body_bytes) {
-            return (
+            return answer(
                 text(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!(
@@ -316,20 +371,23 @@ impl HttpTrigger {
                         self.max_body_bytes
                     ),
                 ),
-                Some(route.component),
+                Cause::Rejected,
             );
         }
         if let Err(reason) = absolutize_uri(&mut request) {
-            return (
+            return answer(
                 text(StatusCode::BAD_REQUEST, format!("{reason}\n")),
-                Some(route.component),
+                Cause::Rejected,
             );
         }
         // Admission last: a request refused for another reason takes no place.
         let ticket: Option<RequestTicket> = match public {
             Some(public) => match self.admission.admit_request(public.client, &path) {
                 Ok(ticket) => Some(ticket),
-                Err(refusal) => return (unavailable(refusal), Some(route.component)),
+                Err(refusal) => {
+                    self.runtime.metrics.refused(refusal.reason());
+                    return answer(unavailable(refusal), Cause::Admission);
+                }
             },
             None => None,
         };
@@ -347,8 +405,8 @@ impl HttpTrigger {
                 ticket,
             )
             .await;
-        let response = match result {
-            Ok(response) => response,
+        let (response, cause) = match result {
+            Ok(response) => (response, Cause::Component),
             Err(InvokeError::ClientTooSlow) => {
                 tracing::info!(request_id = %request_id, component = %component.id, "the client sent its request body too slowly");
                 let pace = self.body_pace;
@@ -368,22 +426,34 @@ impl HttpTrigger {
                 );
                 // The rest of the body is not worth waiting for.
                 headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-                response
+                (response, Cause::SlowBody)
             }
             Err(InvokeError::Timeout(limit)) => {
                 tracing::error!(request_id = %request_id, component = %component.id, "request timed out after {limit:?}");
-                text(StatusCode::GATEWAY_TIMEOUT, "request timed out\n")
+                (
+                    text(StatusCode::GATEWAY_TIMEOUT, "request timed out\n"),
+                    Cause::Timeout,
+                )
             }
             Err(e) => {
                 tracing::error!(request_id = %request_id, component = %component.id, error = %e, "component failed");
-                text(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new())
+                (
+                    text(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new()),
+                    Cause::Failed,
+                )
             }
         };
-        (response, Some(route.component))
+        Routed {
+            response,
+            route: Some(route.raw_route),
+            component: Some(route.component),
+            cause,
+        }
     }
 
-    fn well_known(&self, name: &str) -> Response<HyperOutgoingBody> {
-        match name {
+    /// The host's answer under [`WELL_KNOWN_PREFIX`], and which of its names it was.
+    fn well_known(&self, name: &str) -> (Response<HyperOutgoingBody>, Option<&'static str>) {
+        let response = match name {
             "health" => text(StatusCode::OK, "OK"),
             "info" => {
                 let mut info = serde_json::json!({ "name": self.runtime.app_name });
@@ -398,8 +468,16 @@ impl HttpTrigger {
                 );
                 response
             }
-            _ => text(StatusCode::NOT_FOUND, Bytes::new()),
-        }
+            _ => return (text(StatusCode::NOT_FOUND, Bytes::new()), None),
+        };
+        (
+            response,
+            if name == "health" {
+                Some("health")
+            } else {
+                Some("info")
+            },
+        )
     }
 }
 
