@@ -92,7 +92,7 @@ struct UpArgs {
     client_limits: ClientLimits,
     /// Serve Prometheus metrics (GET /metrics) on this address, a listener of its own; port 0
     /// picks a free port (printed). Off by default.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "RUNTIME_HOST_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
 }
 
