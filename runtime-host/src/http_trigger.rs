@@ -11,6 +11,7 @@
 //! A client that does not finish its headers within the header timeout (counted from the
 //! connection's start or its previous response) has its connection closed.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
@@ -71,7 +72,7 @@ pub struct HttpTrigger {
 struct Routed {
     response: Response<HyperOutgoingBody>,
     /// The manifest's route pattern, when one matched (or the well-known path answered).
-    route: Option<String>,
+    route: Option<Cow<'static, str>>,
     component: Option<String>,
     cause: Cause,
 }
@@ -332,13 +333,9 @@ impl HttpTrigger {
     {
         let path = request.uri().path().to_owned();
         if let Some(well_known) = path.strip_prefix(WELL_KNOWN_PREFIX) {
-            let (response, known) = self.well_known(well_known);
+            let (response, label) = self.well_known(well_known);
             let mut routed = Routed::host(response, Cause::Host);
-            // The two paths the host serves; anything else under the prefix is one label.
-            routed.route = Some(match known {
-                Some(name) => format!("{WELL_KNOWN_PREFIX}{name}"),
-                None => format!("{WELL_KNOWN_PREFIX}..."),
-            });
+            routed.route = Some(Cow::Borrowed(label));
             return routed;
         }
         let Some(route) = self.router.route(&path) else {
@@ -346,7 +343,7 @@ impl HttpTrigger {
         };
         let answer = |response, cause| Routed {
             response,
-            route: Some(route.raw_route.clone()),
+            route: Some(Cow::Owned(route.raw_route.clone())),
             component: Some(route.component.clone()),
             cause,
         };
@@ -445,16 +442,17 @@ impl HttpTrigger {
         };
         Routed {
             response,
-            route: Some(route.raw_route),
+            route: Some(Cow::Owned(route.raw_route)),
             component: Some(route.component),
             cause,
         }
     }
 
-    /// The host's answer under [`WELL_KNOWN_PREFIX`], and which of its names it was.
-    fn well_known(&self, name: &str) -> (Response<HyperOutgoingBody>, Option<&'static str>) {
-        let response = match name {
-            "health" => text(StatusCode::OK, "OK"),
+    /// The host's answer under [`WELL_KNOWN_PREFIX`], and its route label: the two paths the
+    /// host serves, and one label for anything else under the prefix.
+    fn well_known(&self, name: &str) -> (Response<HyperOutgoingBody>, &'static str) {
+        match name {
+            "health" => (text(StatusCode::OK, "OK"), "/.well-known/spin/health"),
             "info" => {
                 let mut info = serde_json::json!({ "name": self.runtime.app_name });
                 if let Some(v) = &self.runtime.app_version {
@@ -466,18 +464,13 @@ impl HttpTrigger {
                     http::header::CONTENT_TYPE,
                     http::HeaderValue::from_static("application/json"),
                 );
-                response
+                (response, "/.well-known/spin/info")
             }
-            _ => return (text(StatusCode::NOT_FOUND, Bytes::new()), None),
-        };
-        (
-            response,
-            if name == "health" {
-                Some("health")
-            } else {
-                Some("info")
-            },
-        )
+            _ => (
+                text(StatusCode::NOT_FOUND, Bytes::new()),
+                "/.well-known/spin/...",
+            ),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `--metrics-listen`: the binary prints the metrics URL after its Serving line, serves only
 //! `GET /metrics` there (never on the app's listener), and every counter moves by exactly what
 //! the test sent: requests per route and component with their status class and cause, chained
-//! requests, outbound calls by kind and outcome, a Redis-triggered message, an admission refusal
+//! requests, the host's own answers, outbound calls by kind and outcome, a Redis-triggered message, an admission refusal
 //! and a timeout, and the instance pool.
 
 mod common;
@@ -197,6 +197,8 @@ async fn metrics_count_what_was_sent_on_their_own_listener() {
     // No route: the host answers, and the app's listener has no /metrics.
     assert_eq!(get(&host, "/nothing").await, 404);
     assert_eq!(get(&host, "/metrics").await, 404);
+    // The host's own health path, without an instance.
+    assert_eq!(get(&host, "/.well-known/spin/health").await, 200);
     // Outbound: a chained call, a refused host, Redis and MySQL opened and refused.
     let fetch = |url: &str| format!("/probe?op=fetch&url={}", percent_encode(url));
     assert_eq!(
@@ -274,6 +276,10 @@ async fn metrics_count_what_was_sent_on_their_own_listener() {
         // the refused fetch, Redis and MySQL opens.
         (requests("http", route, "probe", "5xx", "component"), 3.0),
         (requests("http", "-", "-", "4xx", "no_route"), 2.0),
+        (
+            requests("http", "/.well-known/spin/health", "-", "2xx", "host"),
+            1.0,
+        ),
         (requests("http", route, "probe", "5xx", "admission"), 1.0),
         (requests("http", route, "probe", "5xx", "timeout"), 1.0),
         (requests("chained", "/...", "backend", "2xx", "component"), 1.0),
