@@ -16,6 +16,8 @@ use common::{
     redis_url, unique,
 };
 use redis::AsyncCommands;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 struct Host {
     child: Child,
@@ -337,4 +339,34 @@ async fn metrics_count_what_was_sent_on_their_own_listener() {
     assert_eq!(other.status().as_u16(), 404);
     let post = c.post(&host.metrics).send().await.expect("post");
     assert_eq!(post.status().as_u16(), 405);
+
+    // It holds 16 connections at most: with 16 idle ones open, the next is closed unanswered,
+    // and once they are gone a scrape is served again.
+    let address = host
+        .metrics
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    let mut idle = Vec::new();
+    for _ in 0..16 {
+        idle.push(TcpStream::connect(&address).await.expect("connect"));
+    }
+    let mut over = TcpStream::connect(&address).await.expect("connect");
+    let _ = over
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), over.read_to_end(&mut answer)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the 17th connection was answered: {read:?} {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(idle);
+    let served = eventually(Duration::from_secs(10), || async {
+        let r = client().get(&host.metrics).send().await.ok()?;
+        (r.status().as_u16() == 200).then_some(())
+    })
+    .await;
+    assert!(served.is_some(), "no scrape once the connections closed");
 }
