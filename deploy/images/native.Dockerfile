@@ -88,11 +88,14 @@ ENTRYPOINT ["/usr/local/bin/vid2mp3-migrate"]
 # [--component-id ID]...`, and it pulls the app image itself. Pulled apps are cached under
 # $XDG_CACHE_HOME, on /tmp so the root filesystem can stay read-only. Port 80 as uid 10001 works
 # in a pod (containerd lets unprivileged processes bind low ports in the pod's network namespace).
+# spin-operator's arguments cannot be extended, so the Prometheus metrics listener (--metrics-listen,
+# off in the binary) is turned on here, on its own port, for Prometheus to scrape.
 # hadolint ignore=DL3006
 FROM ${RUNTIME_BASE} AS runtime-host
 COPY --from=binaries /out/runtime-host /usr/local/bin/runtime-host
 USER 10001:10001
 ENV XDG_CACHE_HOME=/tmp/.cache
-EXPOSE 80
+ENV RUNTIME_HOST_METRICS_LISTEN=0.0.0.0:9464
+EXPOSE 80 9464
 ENTRYPOINT ["/usr/local/bin/runtime-host"]
 CMD ["up", "--help"]

@@ -29,6 +29,15 @@ EXTERNAL = {
     "production": {("vid2mp3-notifier", 443)},
     "spin-image": {("vid2mp3-notifier", 443), ("vid2mp3-http", 443)},
 }
+# What Prometheus, in the `monitoring` namespace, scrapes, by overlay: (workload, port). The converter's
+# /metrics is on its storage port; runtime-host's on its own listener (9464), which only the spin-image
+# overlay runs (the shim's Spin has no such listener).
+MONITORING = {"kubernetes.io/metadata.name": "monitoring"}
+SCRAPED = {
+    "minikube": set(),
+    "production": {("vid2mp3-converter", 8081)},
+    "spin-image": {("vid2mp3-converter", 8081), ("vid2mp3-http", 9464), ("vid2mp3-notifier", 9464)},
+}
 
 
 def _workloads(rendered: Rendered) -> dict[str, dict]:
@@ -166,3 +175,38 @@ def test_every_admission_has_its_egress_hole(rendered: Rendered):
                             assert (target, port) in egress_in_namespace(rendered, source), (
                                 f"{rendered.overlay}: {target} admits {source} on {port}, which {source} may not send to"
                             )
+
+
+def _pod_annotations(doc: dict) -> dict:
+    if doc["kind"] == "SpinApp":
+        return doc["spec"].get("podAnnotations", {})
+    return doc["spec"]["template"]["metadata"].get("annotations", {})
+
+
+def test_the_scraper_reaches_exactly_the_metrics_ports(rendered: Rendered):
+    workloads = _workloads(rendered)
+    admitted = set()
+    for name, labels in workloads.items():
+        for policy in _policies(rendered, "Ingress", labels):
+            for rule in policy["spec"].get("ingress", []):
+                for peer in rule.get("from", []):
+                    if peer.get("namespaceSelector", {}).get("matchLabels") == MONITORING:
+                        assert "podSelector" not in peer, f"{policy['metadata']['name']}: scraped by one pod only?"
+                        admitted |= {(name, port) for port in _ports(rule)}
+    assert admitted == SCRAPED[rendered.overlay], f"{rendered.overlay}: monitoring may reach {sorted(admitted)}"
+
+
+def test_scraped_pods_tell_prometheus_their_metrics_port(rendered: Rendered):
+    annotated = {}
+    for d in rendered.docs:
+        labels = pod_labels(d)
+        if labels is None or "app.kubernetes.io/name" not in labels:
+            continue
+        annotations = _pod_annotations(d)
+        if annotations.get("prometheus.io/scrape") == "true":
+            assert annotations.get("prometheus.io/path") == "/metrics", d["metadata"]["name"]
+            annotated[labels["app.kubernetes.io/name"]] = int(annotations["prometheus.io/port"])
+    for name, port in SCRAPED[rendered.overlay]:
+        assert annotated.get(name) == port, f"{rendered.overlay}: {name}'s pods do not point Prometheus at {port}"
+    if SCRAPED[rendered.overlay]:
+        assert set(annotated.items()) == SCRAPED[rendered.overlay], f"{rendered.overlay}: {annotated}"

@@ -81,6 +81,16 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The limit, as the metrics' `reason` label names it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Requests(_) => "requests",
+            Refusal::ClientRequests(_) => "client_requests",
+            Refusal::Connections(_) => "connections",
+            Refusal::ClientConnections(_) => "client_connections",
+        }
+    }
+
     /// The 503's body: what is full and when to try again.
     pub fn message(&self) -> String {
         let retry = RETRY_AFTER_SECS;

@@ -37,6 +37,9 @@ pub struct UpOptions {
     pub components: Vec<String>,
     /// `--runtime-config-file`: Spin's runtime config TOML ([`crate::runtime_config`]).
     pub runtime_config: Option<PathBuf>,
+    /// `--metrics-listen`: where Prometheus metrics are served ([`crate::metrics_server`]);
+    /// nowhere when `None`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl UpOptions {
@@ -53,6 +56,7 @@ impl UpOptions {
             variable_env: Arc::new(|k| std::env::var(k).ok()),
             components: Vec::new(),
             runtime_config: None,
+            metrics_listen: None,
         }
     }
 }
@@ -60,6 +64,8 @@ impl UpOptions {
 pub struct RunningApp {
     /// The bound address (useful with port 0); `None` when the app has no HTTP routes.
     pub http_addr: Option<SocketAddr>,
+    /// The metrics listener's bound address, when `--metrics-listen` asked for one.
+    pub metrics_addr: Option<SocketAddr>,
     pub runtime: Arc<Runtime>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -138,6 +144,24 @@ pub async fn start(options: UpOptions) -> anyhow::Result<RunningApp> {
         }));
         tracing::info!(address = %addr, url = %format!("http://{addr}"), "serving");
     }
+    let mut metrics_addr = None;
+    if let Some(listen) = options.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {listen} (--metrics-listen)"))?;
+        let addr = listener.local_addr()?;
+        metrics_addr = Some(addr);
+        let mut rx = stop_rx.clone();
+        let shutdown = async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        tasks.push(tokio::spawn(crate::metrics_server::serve(
+            runtime.clone(),
+            listener,
+            shutdown,
+        )));
+        tracing::info!(address = %addr, url = %format!("http://{addr}/metrics"), "serving metrics");
+    }
     tasks.extend(crate::redis_trigger::spawn(
         runtime.clone(),
         &redis_triggers,
@@ -145,6 +169,7 @@ pub async fn start(options: UpOptions) -> anyhow::Result<RunningApp> {
     ));
     Ok(RunningApp {
         http_addr,
+        metrics_addr,
         runtime,
         stop,
         tasks,

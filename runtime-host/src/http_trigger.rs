@@ -11,6 +11,7 @@
 //! A client that does not finish its headers within the header timeout (counted from the
 //! connection's start or its previous response) has its connection closed.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
@@ -34,6 +35,7 @@ use crate::activity::Activity;
 use crate::admission::{Admission, RETRY_AFTER_SECS, Refusal, RequestTicket};
 use crate::body_pace::{BodyPace, PacedBody};
 use crate::client_limits::ClientLimits;
+use crate::metrics::{Cause, Invocation, Trigger, status_class};
 use crate::routing::{Router, WELL_KNOWN_PREFIX};
 use crate::runtime::{InvokeError, Runtime};
 
@@ -63,6 +65,27 @@ pub struct HttpTrigger {
     admission: Arc<Admission>,
     header_read_timeout: Duration,
     body_pace: BodyPace,
+}
+
+/// What [`HttpTrigger::route`] decided: the answer, and for the metrics and the log which
+/// route and component it was and who answered.
+struct Routed {
+    response: Response<HyperOutgoingBody>,
+    /// The manifest's route pattern, when one matched (or the well-known path answered).
+    route: Option<Cow<'static, str>>,
+    component: Option<String>,
+    cause: Cause,
+}
+
+impl Routed {
+    fn host(response: Response<HyperOutgoingBody>, cause: Cause) -> Self {
+        Self {
+            response,
+            route: None,
+            component: None,
+            cause,
+        }
+    }
 }
 
 /// Who a request is from, for a public request (admitted against the client limits); `None`
@@ -134,6 +157,7 @@ impl HttpTrigger {
                     let ticket = match self.admission.admit_connection(client.ip()) {
                         Ok(ticket) => ticket,
                         Err(refusal) => {
+                            self.runtime.metrics.refused(refusal.reason());
                             tracing::debug!(client = %client, reason = %refusal.message().trim_end(), "connection refused");
                             tokio::spawn(refuse_connection(stream, refusal));
                             continue;
@@ -206,7 +230,7 @@ impl HttpTrigger {
             IN_PROCESS_CLIENT,
             request_id,
             started,
-            "self request",
+            Trigger::SelfRequest,
             Activity::new(),
             None,
         )
@@ -236,7 +260,7 @@ impl HttpTrigger {
             client,
             request_id,
             started,
-            "http request",
+            Trigger::Http,
             activity,
             Some(public),
         )
@@ -251,7 +275,7 @@ impl HttpTrigger {
         client: SocketAddr,
         request_id: Arc<str>,
         started: Instant,
-        message: &'static str,
+        trigger: Trigger,
         activity: Activity,
         public: Option<Public>,
     ) -> Response<HyperOutgoingBody>
@@ -261,16 +285,35 @@ impl HttpTrigger {
     {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let (response, component) = self
+        let Routed {
+            response,
+            route,
+            component,
+            cause,
+        } = self
             .route(request, client, request_id.clone(), activity, public)
             .await;
+        let elapsed = started.elapsed();
+        let component = component.as_deref().unwrap_or("-");
+        self.runtime.metrics.record(&Invocation {
+            trigger,
+            route: route.as_deref().unwrap_or("-"),
+            component,
+            status: status_class(response.status()),
+            cause,
+            elapsed,
+        });
+        let message = match trigger {
+            Trigger::SelfRequest => "self request",
+            _ => "http request",
+        };
         tracing::info!(
             request_id = %request_id,
             method = %method,
             path = %path,
-            component = component.as_deref().unwrap_or("-"),
+            component,
             status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            elapsed_ms = elapsed.as_secs_f64() * 1e3,
             "{message}"
         );
         response
@@ -283,23 +326,32 @@ impl HttpTrigger {
         request_id: Arc<str>,
         activity: Activity,
         public: Option<Public>,
-    ) -> (Response<HyperOutgoingBody>, Option<String>)
+    ) -> Routed
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let path = request.uri().path().to_owned();
         if let Some(well_known) = path.strip_prefix(WELL_KNOWN_PREFIX) {
-            return (self.well_known(well_known), None);
+            let (response, label) = self.well_known(well_known);
+            let mut routed = Routed::host(response, Cause::Host);
+            routed.route = Some(Cow::Borrowed(label));
+            return routed;
         }
         let Some(route) = self.router.route(&path) else {
-            return (text(StatusCode::NOT_FOUND, Bytes::new()), None);
+            return Routed::host(text(StatusCode::NOT_FOUND, Bytes::new()), Cause::NoRoute);
+        };
+        let answer = |response, cause| Routed {
+            response,
+            route: Some(Cow::Owned(route.raw_route.clone())),
+            component: Some(route.component.clone()),
+            cause,
         };
         let Some(component) = self.runtime.component(&route.component).cloned() else {
             tracing::error!(component = %route.component, "route points at an unknown component");
-            return (
+            return answer(
                 text(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new()),
-                Some(route.component),
+                Cause::Failed,
             );
         };
         let declared = request
@@ -308,7 +360,7 @@ impl HttpTrigger {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.max_body_bytes) {
-            return (
+            return answer(
                 text(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!(
@@ -316,20 +368,23 @@ impl HttpTrigger {
                         self.max_body_bytes
                     ),
                 ),
-                Some(route.component),
+                Cause::Rejected,
             );
         }
         if let Err(reason) = absolutize_uri(&mut request) {
-            return (
+            return answer(
                 text(StatusCode::BAD_REQUEST, format!("{reason}\n")),
-                Some(route.component),
+                Cause::Rejected,
             );
         }
         // Admission last: a request refused for another reason takes no place.
         let ticket: Option<RequestTicket> = match public {
             Some(public) => match self.admission.admit_request(public.client, &path) {
                 Ok(ticket) => Some(ticket),
-                Err(refusal) => return (unavailable(refusal), Some(route.component)),
+                Err(refusal) => {
+                    self.runtime.metrics.refused(refusal.reason());
+                    return answer(unavailable(refusal), Cause::Admission);
+                }
             },
             None => None,
         };
@@ -347,8 +402,8 @@ impl HttpTrigger {
                 ticket,
             )
             .await;
-        let response = match result {
-            Ok(response) => response,
+        let (response, cause) = match result {
+            Ok(response) => (response, Cause::Component),
             Err(InvokeError::ClientTooSlow) => {
                 tracing::info!(request_id = %request_id, component = %component.id, "the client sent its request body too slowly");
                 let pace = self.body_pace;
@@ -368,23 +423,36 @@ impl HttpTrigger {
                 );
                 // The rest of the body is not worth waiting for.
                 headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-                response
+                (response, Cause::SlowBody)
             }
             Err(InvokeError::Timeout(limit)) => {
                 tracing::error!(request_id = %request_id, component = %component.id, "request timed out after {limit:?}");
-                text(StatusCode::GATEWAY_TIMEOUT, "request timed out\n")
+                (
+                    text(StatusCode::GATEWAY_TIMEOUT, "request timed out\n"),
+                    Cause::Timeout,
+                )
             }
             Err(e) => {
                 tracing::error!(request_id = %request_id, component = %component.id, error = %e, "component failed");
-                text(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new())
+                (
+                    text(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new()),
+                    Cause::Failed,
+                )
             }
         };
-        (response, Some(route.component))
+        Routed {
+            response,
+            route: Some(Cow::Owned(route.raw_route)),
+            component: Some(route.component),
+            cause,
+        }
     }
 
-    fn well_known(&self, name: &str) -> Response<HyperOutgoingBody> {
+    /// The host's answer under [`WELL_KNOWN_PREFIX`], and its route label: the two paths the
+    /// host serves, and one label for anything else under the prefix.
+    fn well_known(&self, name: &str) -> (Response<HyperOutgoingBody>, &'static str) {
         match name {
-            "health" => text(StatusCode::OK, "OK"),
+            "health" => (text(StatusCode::OK, "OK"), "/.well-known/spin/health"),
             "info" => {
                 let mut info = serde_json::json!({ "name": self.runtime.app_name });
                 if let Some(v) = &self.runtime.app_version {
@@ -396,9 +464,12 @@ impl HttpTrigger {
                     http::header::CONTENT_TYPE,
                     http::HeaderValue::from_static("application/json"),
                 );
-                response
+                (response, "/.well-known/spin/info")
             }
-            _ => text(StatusCode::NOT_FOUND, Bytes::new()),
+            _ => (
+                text(StatusCode::NOT_FOUND, Bytes::new()),
+                "/.well-known/spin/...",
+            ),
         }
     }
 }

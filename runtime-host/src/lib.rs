@@ -13,6 +13,8 @@ pub mod host;
 pub mod http_client;
 pub mod http_trigger;
 pub mod manifest;
+pub mod metrics;
+pub mod metrics_server;
 pub mod outbound_hosts;
 pub mod outbound_http;
 pub mod redis_trigger;

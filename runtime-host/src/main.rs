@@ -90,6 +90,10 @@ struct UpArgs {
     max_result_bytes: usize,
     #[command(flatten)]
     client_limits: ClientLimits,
+    /// Serve Prometheus metrics (GET /metrics) on this address, a listener of its own; port 0
+    /// picks a free port (printed). Off by default.
+    #[arg(long, value_name = "ADDR", env = "RUNTIME_HOST_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -143,6 +147,7 @@ fn main() -> anyhow::Result<()> {
                 max_request_body_bytes,
                 client_limits,
                 max_result_bytes,
+                metrics_listen,
             } = *args;
             let runtime = tokio::runtime::Runtime::new().context("cannot start tokio")?;
             runtime.block_on(async move {
@@ -160,10 +165,15 @@ fn main() -> anyhow::Result<()> {
                 options.max_request_body_bytes = max_request_body_bytes;
                 options.client_limits = client_limits;
                 options.max_result_bytes = max_result_bytes;
+                options.metrics_listen = metrics_listen;
                 let app = runtime_host::start(options).await?;
                 if let Some(addr) = app.http_addr {
                     // A line on stdout that scripts and e2e tests can wait for.
                     println!("Serving http://{addr}");
+                }
+                if let Some(addr) = app.metrics_addr {
+                    // After the Serving line, which tools read first.
+                    println!("Metrics http://{addr}/metrics");
                 }
                 wait_for_signal().await?;
                 tracing::info!("signal received; shutting down");

@@ -16,6 +16,7 @@ use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::http_client::PooledHttpClient;
+use crate::metrics::{OutboundKind, Outcome};
 use crate::outbound_hosts::{OutboundTarget, log_refusal};
 use crate::runtime::{LoadedComponent, Runtime};
 
@@ -57,38 +58,67 @@ impl WasiHttpHooks for OutboundHttp {
         let component = self.component.clone();
         let request_id = self.request_id.clone();
         Box::new(async move {
-            if is_self_request(request.uri()) {
-                // As Spin: a relative URL may be used with either scheme once `http://self`,
-                // `https://self` or a `*` host allows it.
-                if !(component.allowed_hosts.allows_relative("http")
-                    || component.allowed_hosts.allows_relative("https"))
-                {
-                    log_refusal(&component.id, &request_id, "http://self");
-                    return Err(HttpError::HttpRequestDenied);
-                }
-                let response = to_self(runtime, request, request_id).await?;
-                return Ok((response, Box::new(async { Ok(()) }) as IoFuture));
-            }
-            let Some(target) = target_of(request.uri()) else {
-                tracing::warn!(component = %component.id, request_id = %request_id, "outbound request without a host");
-                return Err(HttpError::HttpRequestUriInvalid);
+            let (kind, result) = send(&runtime, &component, request, options, request_id).await;
+            let outcome = match &result {
+                Ok(_) => Outcome::Ok,
+                Err(HttpError::HttpRequestDenied) => Outcome::Denied,
+                Err(_) => Outcome::Error,
             };
-            if !component.allowed_hosts.allows(&target) {
-                log_refusal(&component.id, &request_id, &target.authority());
-                return Err(HttpError::HttpRequestDenied);
-            }
-            if let Some(id) = target.chaining_target() {
-                let response = chain(runtime, id.to_owned(), request, request_id).await?;
-                return Ok((response, Box::new(async { Ok(()) }) as IoFuture));
-            }
-            if PooledHttpClient::handles(request.uri(), options.as_ref()) {
-                let response = runtime.services.http.send(request, options).await?;
-                return Ok((response, Box::new(async { Ok(()) }) as IoFuture));
-            }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((response.map(|b| b.boxed_unsync()), Box::new(io) as IoFuture))
+            runtime.metrics.outbound(&component.id, kind, outcome);
+            result
         })
     }
+}
+
+/// Sends one outbound request where it belongs; also says which kind it was, for the metrics.
+async fn send(
+    runtime: &Arc<Runtime>,
+    component: &Arc<LoadedComponent>,
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    request_id: Arc<str>,
+) -> (
+    OutboundKind,
+    Result<(http::Response<WasiBody>, IoFuture), HttpError>,
+) {
+    let done = |response| Ok((response, Box::new(async { Ok(()) }) as IoFuture));
+    if is_self_request(request.uri()) {
+        // As Spin: a relative URL may be used with either scheme once `http://self`,
+        // `https://self` or a `*` host allows it.
+        if !(component.allowed_hosts.allows_relative("http")
+            || component.allowed_hosts.allows_relative("https"))
+        {
+            log_refusal(&component.id, &request_id, "http://self");
+            return (OutboundKind::SelfRequest, Err(HttpError::HttpRequestDenied));
+        }
+        let result = to_self(runtime.clone(), request, request_id).await;
+        return (OutboundKind::SelfRequest, result.and_then(done));
+    }
+    let Some(target) = target_of(request.uri()) else {
+        tracing::warn!(component = %component.id, request_id = %request_id, "outbound request without a host");
+        return (OutboundKind::Http, Err(HttpError::HttpRequestUriInvalid));
+    };
+    let kind = if target.chaining_target().is_some() {
+        OutboundKind::SpinInternal
+    } else {
+        OutboundKind::Http
+    };
+    if !component.allowed_hosts.allows(&target) {
+        log_refusal(&component.id, &request_id, &target.authority());
+        return (kind, Err(HttpError::HttpRequestDenied));
+    }
+    if let Some(id) = target.chaining_target() {
+        let result = chain(runtime.clone(), id.to_owned(), request, request_id).await;
+        return (kind, result.and_then(done));
+    }
+    if PooledHttpClient::handles(request.uri(), options.as_ref()) {
+        let result = runtime.services.http.send(request, options).await;
+        return (kind, result.and_then(done));
+    }
+    let result = wasmtime_wasi_http::default_send_request(request, options)
+        .await
+        .map(|(response, io)| (response.map(|b| b.boxed_unsync()), Box::new(io) as IoFuture));
+    (kind, result)
 }
 
 /// Whether a request is meant for the app itself. wasi-http needs an authority, so SDKs fill one

@@ -9,8 +9,9 @@ use futures::StreamExt;
 use tokio::sync::watch;
 
 use crate::manifest::RedisTrigger;
+use crate::metrics::{Cause, Invocation, Trigger};
 use crate::outbound_hosts::OutboundTarget;
-use crate::runtime::Runtime;
+use crate::runtime::{InvokeError, Runtime};
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -122,7 +123,22 @@ fn dispatch(runtime: &Arc<Runtime>, routes: &[(String, String)], message: redis:
             let result = runtime
                 .handle_redis_message(&component, payload, message_id.clone())
                 .await;
-            let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+            let elapsed = started.elapsed();
+            let (status, cause) = match &result {
+                Ok(()) => ("ok", Cause::Component),
+                Err(InvokeError::Guest(_)) => ("error", Cause::Component),
+                Err(InvokeError::Timeout(_)) => ("error", Cause::Timeout),
+                Err(_) => ("error", Cause::Failed),
+            };
+            runtime.metrics.record(&Invocation {
+                trigger: Trigger::Redis,
+                route: &channel,
+                component: &component.id,
+                status,
+                cause,
+                elapsed,
+            });
+            let elapsed_ms = elapsed.as_secs_f64() * 1e3;
             match result {
                 Ok(()) => {
                     tracing::info!(message_id = %message_id, channel = %channel, component = %component.id, bytes, elapsed_ms, outcome = "ok", "redis message")

@@ -42,6 +42,7 @@ use crate::host::redis::RedisConnections;
 use crate::http_client::PooledHttpClient;
 use crate::http_trigger::HttpTrigger;
 use crate::manifest::{FileMount, Manifest};
+use crate::metrics::{Cause, Invocation, Metrics, Trigger, status_class};
 use crate::outbound_hosts::AllowedHosts;
 use crate::outbound_http::OutboundHttp;
 use crate::routing::RouteMatch;
@@ -87,6 +88,8 @@ pub enum LoadError {
     Files { component: String, reason: String },
     #[error("wasmtime engine: {0}")]
     Engine(String),
+    #[error("cannot register the metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// Why a component invocation produced no usable answer.
@@ -285,6 +288,7 @@ pub struct Runtime {
     http_trigger: OnceLock<Weak<HttpTrigger>>,
     /// One permit per slot of the pooling allocator.
     slots: Arc<Semaphore>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Drop for Runtime {
@@ -462,6 +466,7 @@ impl Runtime {
             staging: used_staging.then_some(staging),
             http_trigger: OnceLock::new(),
             slots: Arc::new(Semaphore::new(config.max_instances as usize)),
+            metrics: Metrics::new()?,
             config,
         }))
     }
@@ -495,6 +500,13 @@ impl Runtime {
     /// Slots of the instance pool not in use now.
     pub fn free_slots(&self) -> usize {
         self.slots.available_permits()
+    }
+
+    /// The Prometheus text exposition of this app's metrics ([`crate::metrics`]).
+    pub fn render_metrics(&self) -> Result<String, prometheus::Error> {
+        let capacity = self.config.max_instances as usize;
+        self.metrics
+            .render(capacity.saturating_sub(self.free_slots()), capacity)
     }
 
     fn new_store(
@@ -651,6 +663,7 @@ impl Runtime {
         let timeout = self.config.request_timeout;
         let this = self.clone();
         let task_activity = activity.clone();
+        let in_flight = self.metrics.in_flight(&component.id);
         // The instance runs inside the caller's task until it has set its response. Only if it
         // is still running then (a body still streaming) does it move to a task of its own, so
         // a small response costs no spawn and no wake-up of another thread.
@@ -669,6 +682,7 @@ impl Runtime {
             // The store first (its slot back to the pool), then the permit, then the admission.
             drop(held);
             drop(ticket);
+            drop(in_flight);
             outcome
         });
         let finish = |instance| run_to_end(instance, component.id.clone(), request_id.clone());
@@ -743,7 +757,7 @@ impl Runtime {
         let client = crate::http_trigger::IN_PROCESS_CLIENT;
         let started = Instant::now();
         let method = request.method().clone();
-        match self
+        let result = self
             .handle_http(
                 &component,
                 request,
@@ -753,8 +767,21 @@ impl Runtime {
                 Activity::new(),
                 None,
             )
-            .await
-        {
+            .await;
+        let (status, cause) = match &result {
+            Ok(response) => (status_class(response.status()), Cause::Component),
+            Err(InvokeError::Timeout(_)) => ("5xx", Cause::Timeout),
+            Err(_) => ("5xx", Cause::Failed),
+        };
+        self.metrics.record(&Invocation {
+            trigger: Trigger::Chained,
+            route: &route.raw_route,
+            component: id,
+            status,
+            cause,
+            elapsed: started.elapsed(),
+        });
+        match result {
             Ok(response) => {
                 tracing::info!(
                     request_id = %request_id,
@@ -790,6 +817,7 @@ impl Runtime {
         // A message has no body to stream, so its limit counts from the start.
         let activity = Activity::new();
         let slot = self.slot().await?;
+        let _in_flight = self.metrics.in_flight(&component.id);
         let store = self
             .new_store(component, request_id, activity.clone())
             .map_err(|e| InvokeError::Host(format!("{e:#}")))?;

@@ -16,6 +16,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::metrics::{OutboundKind, Outcome};
 use crate::outbound_http::OutboundHttp;
 use crate::runtime::{LoadedComponent, Runtime};
 
@@ -43,6 +44,20 @@ pub struct HostState {
     pub(crate) table: ResourceTable,
     pub(crate) hooks: OutboundHttp,
     pub(crate) limits: StoreLimits,
+}
+
+impl HostState {
+    /// Counts one MySQL or Redis call of this instance's component, and passes its result on.
+    pub(crate) fn counted<T, E>(&self, kind: OutboundKind, result: Result<T, E>) -> Result<T, E> {
+        self.count_outbound(kind, Outcome::of(&result));
+        result
+    }
+
+    pub(crate) fn count_outbound(&self, kind: OutboundKind, outcome: Outcome) {
+        self.runtime
+            .metrics
+            .outbound(&self.component.id, kind, outcome);
+    }
 }
 
 impl WasiView for HostState {

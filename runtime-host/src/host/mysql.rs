@@ -31,6 +31,7 @@ use super::bindings::fermyon::spin2_0_0::mysql::{Host, HostConnection};
 use super::bindings::fermyon::spin2_0_0::rdbms_types::{
     Column, DbDataType, DbValue, Error, ParameterValue, RowSet,
 };
+use crate::metrics::{OutboundKind, Outcome};
 use crate::outbound_hosts::{OutboundTarget, log_refusal, redact_password};
 
 /// How long opening or borrowing a connection may take before the call fails with
@@ -105,8 +106,12 @@ impl HostConnection for HostState {
         let target = OutboundTarget::parse_address(&address, "mysql");
         let target = match (self.component.allowed_hosts.check(target.as_ref()), target) {
             (Ok(true), Some(target)) => target,
-            (Err(reason), _) => return Ok(Err(Error::Other(reason))),
+            (Err(reason), _) => {
+                self.count_outbound(OutboundKind::Mysql, Outcome::Denied);
+                return Ok(Err(Error::Other(reason)));
+            }
             (_, target) => {
+                self.count_outbound(OutboundKind::Mysql, Outcome::Denied);
                 if let Some(target) = &target {
                     log_refusal(&self.component.id, &self.request_id, &target.authority());
                 }
@@ -119,13 +124,14 @@ impl HostConnection for HostState {
         };
         let pool = match self.runtime.services.mysql.get_or_create(&address) {
             Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(self.counted(OutboundKind::Mysql, Err(e))),
         };
         // Spin's open fails when the server is unreachable; so does ours, within CONNECT_TIMEOUT.
         let session = match borrow(&pool, &target.authority()).await {
             Ok(session) => session,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(self.counted(OutboundKind::Mysql, Err(e))),
         };
+        self.count_outbound(OutboundKind::Mysql, Outcome::Ok);
         Ok(Ok(self.table.push(MysqlConnection { session })?))
     }
 
@@ -137,7 +143,8 @@ impl HostConnection for HostState {
     ) -> wasmtime::Result<Result<RowSet, Error>> {
         let max_bytes = self.runtime.config.max_result_bytes;
         let connection = self.table.get_mut(&connection)?;
-        Ok(run_query(&mut connection.session, &statement, params, max_bytes).await)
+        let result = run_query(&mut connection.session, &statement, params, max_bytes).await;
+        Ok(self.counted(OutboundKind::Mysql, result))
     }
 
     async fn execute(
@@ -147,11 +154,12 @@ impl HostConnection for HostState {
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let connection = self.table.get_mut(&connection)?;
-        Ok(connection
+        let result = connection
             .session
             .exec_drop(statement.as_str(), to_params(params))
             .await
-            .map_err(|e| Error::QueryFailed(format!("{e:?}"))))
+            .map_err(|e| Error::QueryFailed(format!("{e:?}")));
+        Ok(self.counted(OutboundKind::Mysql, result))
     }
 
     async fn drop(&mut self, connection: Resource<MysqlConnection>) -> wasmtime::Result<()> {

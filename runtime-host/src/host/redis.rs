@@ -24,6 +24,7 @@ use super::bindings::fermyon::spin2_0_0::redis::{
 };
 use super::mysql::result_limit_message;
 use super::redis_reply_limit::{LIMIT_ERROR_CODE, ReplyLimit};
+use crate::metrics::{OutboundKind, Outcome};
 use crate::outbound_hosts::{OutboundTarget, log_refusal};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -132,6 +133,7 @@ impl HostState {
         let (address, shared) = (connection.address.clone(), connection.shared.clone());
         let mut conn = shared.conn.clone();
         let result = cmd.query_async::<T>(&mut conn).await;
+        self.count_outbound(OutboundKind::Redis, Outcome::of(&result));
         if let Err(e) = &result
             && e.is_unrecoverable_error()
         {
@@ -162,8 +164,12 @@ impl HostConnection for HostState {
         let target = OutboundTarget::parse_address(&address, "redis");
         match (self.component.allowed_hosts.check(target.as_ref()), &target) {
             (Ok(true), _) => {}
-            (Err(reason), _) => return Ok(Err(Error::Other(reason))),
+            (Err(reason), _) => {
+                self.count_outbound(OutboundKind::Redis, Outcome::Denied);
+                return Ok(Err(Error::Other(reason)));
+            }
             (Ok(false), target) => {
+                self.count_outbound(OutboundKind::Redis, Outcome::Denied);
                 if let Some(target) = target {
                     log_refusal(&self.component.id, &self.request_id, &target.authority());
                 }
@@ -171,18 +177,16 @@ impl HostConnection for HostState {
             }
         }
         let max_bytes = self.max_result_bytes();
-        Ok(
-            match self
-                .runtime
-                .services
-                .redis
-                .get_or_connect(&address, max_bytes)
-                .await
-            {
-                Ok(shared) => Ok(self.table.push(RedisConnection { address, shared })?),
-                Err(e) => Err(e),
-            },
-        )
+        let connected = self
+            .runtime
+            .services
+            .redis
+            .get_or_connect(&address, max_bytes)
+            .await;
+        Ok(match self.counted(OutboundKind::Redis, connected) {
+            Ok(shared) => Ok(self.table.push(RedisConnection { address, shared })?),
+            Err(e) => Err(e),
+        })
     }
 
     async fn publish(

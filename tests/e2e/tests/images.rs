@@ -402,6 +402,10 @@ async fn the_images_run_the_course_flow_with_runtime_host_as_the_spin_image_exec
             format!("{}:/runtime-config.toml:ro", runtime_config.display()),
             "-e".into(),
             "RUST_LOG=info".into(),
+            // The image serves metrics on 0.0.0.0:9464, each pod in its own network namespace;
+            // the two containers share the host's, so each takes a free port instead.
+            "-e".into(),
+            "RUNTIME_HOST_METRICS_LISTEN=127.0.0.1:0".into(),
         ]);
         for (name, value) in &variables {
             args.extend([
