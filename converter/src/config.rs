@@ -450,10 +450,10 @@ mod tests {
 
     #[test]
     fn tags_default_to_id3v24_with_a_frame_cover_and_v23_is_a_setting() {
-        let c = config(&[("VID2MP3_STORAGE_TOKEN", "t")]).unwrap();
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", TOKEN)]).unwrap();
         assert_eq!((c.id3_version, c.cover_from_video), (Id3Version::V24, true));
         let c = config(&[
-            ("VID2MP3_STORAGE_TOKEN", "t"),
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
             ("VID2MP3_ID3_VERSION", "2.3"),
             ("VID2MP3_COVER_FROM_VIDEO", "false"),
         ])
@@ -463,7 +463,7 @@ mod tests {
             (Id3Version::V23, false)
         );
         let error =
-            config(&[("VID2MP3_STORAGE_TOKEN", "t"), ("VID2MP3_ID3_VERSION", "1")]).unwrap_err();
+            config(&[("VID2MP3_STORAGE_TOKEN", TOKEN), ("VID2MP3_ID3_VERSION", "1")]).unwrap_err();
         assert!(error.to_string().contains("VID2MP3_ID3_VERSION"), "{error}");
     }
 
@@ -565,10 +565,10 @@ mod tests {
 
     #[test]
     fn quotas_come_from_the_environment_and_must_be_positive() {
-        let c = config(&[("VID2MP3_STORAGE_TOKEN", "t")]).unwrap();
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", TOKEN)]).unwrap();
         assert_eq!(c.quotas, Quotas::default());
         let c = config(&[
-            ("VID2MP3_STORAGE_TOKEN", "t"),
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
             ("VID2MP3_QUOTA_STORED_BYTES", "1000000"),
             ("VID2MP3_QUOTA_QUEUED_JOBS", "3"),
             ("VID2MP3_QUOTA_MEDIA_MINUTES_PER_DAY", "60"),
@@ -588,7 +588,7 @@ mod tests {
             ("VID2MP3_QUOTA_STORED_BYTES", "-1"),
             ("VID2MP3_QUOTA_MEDIA_MINUTES_PER_DAY", "lots"),
         ] {
-            let error = config(&[("VID2MP3_STORAGE_TOKEN", "t"), (name, value)]).unwrap_err();
+            let error = config(&[("VID2MP3_STORAGE_TOKEN", TOKEN), (name, value)]).unwrap_err();
             assert!(error.to_string().contains(name), "{error}");
         }
     }

@@ -143,6 +143,8 @@ mod tests {
                     "gateway_db_url" => "mysql://u:p@127.0.0.1:3306/g",
                     "redis_url" => "redis://u:p@127.0.0.1:6379",
                     "redis_key_prefix" => "vid2mp3:",
+                    "trusted_proxies" => "",
+                    "trusted_proxy_header" => "x-forwarded-for",
                     other => return Err(format!("{other} is not set in this test")),
                 };
                 Ok(value.to_owned())
