@@ -462,8 +462,11 @@ mod tests {
             (c.id3_version, c.cover_from_video),
             (Id3Version::V23, false)
         );
-        let error =
-            config(&[("VID2MP3_STORAGE_TOKEN", TOKEN), ("VID2MP3_ID3_VERSION", "1")]).unwrap_err();
+        let error = config(&[
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
+            ("VID2MP3_ID3_VERSION", "1"),
+        ])
+        .unwrap_err();
         assert!(error.to_string().contains("VID2MP3_ID3_VERSION"), "{error}");
     }
 

@@ -29,10 +29,11 @@ pub fn plan(source: &[SourceChapter], duration: Option<Duration>) -> Vec<Mp3Chap
     ordered.sort_by_key(|c| c.start_ms);
     ordered.dedup_by_key(|c| c.start_ms);
     let n = ordered.len();
-    // Where the source's chapters end: the last of a thinned table runs there, not to the stated
-    // length, which for some containers counts the codec's start-up delay (Opus in Matroska:
-    // 10.008 s stated for 10.000 s of sound) and would reach past the mp3's end.
-    let source_end = ordered.iter().filter_map(|c| c.end_ms).max();
+    // Where the source's last chapter says it ends: the last of a thinned table runs there, not
+    // to the stated length, which for some containers counts the codec's start-up delay (Opus in
+    // Matroska: 10.008 s stated for 10.000 s of sound) and would reach past the mp3's end. A
+    // last chapter without an end (MP4's chapter track) runs to the media's end.
+    let source_end = ordered.last().and_then(|c| c.end_ms);
     let kept: Vec<&SourceChapter> = if n > MAX_CHAPTERS {
         (0..MAX_CHAPTERS)
             .map(|j| ordered[j * n / MAX_CHAPTERS])
@@ -147,8 +148,10 @@ mod tests {
             .collect();
         let planned = plan(&source, Some(Duration::from_millis(10_008)));
         assert_eq!(planned.last().unwrap().end_ms, 10_000);
-        // A source whose chapters stop early: the last still runs to the media's end.
-        let open_ended: Vec<SourceChapter> = (0..500).map(|i| ch(i * 20, None, "")).collect();
+        // A last chapter without an end (MP4's chapter track): it runs to the media's end.
+        let open_ended: Vec<SourceChapter> = (0..500)
+            .map(|i| ch(i * 20, (i < 499).then_some(i * 20 + 20), ""))
+            .collect();
         let planned = plan(&open_ended, Some(Duration::from_millis(10_008)));
         assert_eq!(planned.last().unwrap().end_ms, 10_008);
     }
