@@ -7,6 +7,7 @@ use reqwest::{Client, RequestBuilder, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
+use vid2mp3_contracts::LoudnessTarget;
 
 use crate::errors::{CliError, ErrorChain};
 
@@ -129,6 +130,24 @@ impl ApiClient {
         self.json(r).await
     }
 
+    pub async fn confirm(&self, token: &str) -> Result<Value, CliError> {
+        let rb = self
+            .http
+            .post(self.url(&["api", "v1", "users", "confirmation"]))
+            .json(&json!({ "token": token }));
+        let r = self.send(rb).await?;
+        self.json(r).await
+    }
+
+    pub async fn send_link_again(&self, email: &str, password: &str) -> Result<Value, CliError> {
+        let rb = self
+            .http
+            .post(self.url(&["api", "v1", "users", "confirmation-email"]))
+            .json(&json!({"email": email, "password": password}));
+        let r = self.send(rb).await?;
+        self.json(r).await
+    }
+
     pub async fn log_in(&self, email: &str, password: &str) -> Result<Value, CliError> {
         let rb = self
             .http
@@ -168,11 +187,16 @@ impl ApiClient {
         name: &str,
         content_type: &str,
         profile: Option<&str>,
+        loudness: Option<LoudnessTarget>,
     ) -> Result<Value, CliError> {
         let mut url = self.url(&["api", "v1", "jobs"]);
         url.query_pairs_mut().append_pair("name", name);
         if let Some(p) = profile {
             url.query_pairs_mut().append_pair("profile", p);
+        }
+        if let Some(target) = loudness {
+            url.query_pairs_mut()
+                .append_pair("loudness", &target.lufs().to_string());
         }
         let rb = self
             .http

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use vid2mp3_contracts::LoudnessTarget;
+use vid2mp3_contracts::loudness::BadLoudness;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -63,10 +65,23 @@ impl Profile {
     }
 }
 
+/// The server checks it again; checking here names the mistake before any byte is sent.
+fn parse_loudness(text: &str) -> Result<LoudnessTarget, String> {
+    text.parse().map_err(|e: BadLoudness| e.to_string())
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create an account.
+    /// Create an account. The server emails a link to confirm the address; open it (or run
+    /// `vid2mp3 confirm LINK`), then log in. Until then the account cannot log in.
     Signup(CredentialArgs),
+    /// Confirm your email address with the link (or its token) from the confirmation email.
+    Confirm {
+        /// The link from the email (http.../confirm#token=...), or the token alone.
+        link: String,
+    },
+    /// Ask for another confirmation link (the email and password you signed up with).
+    ResendConfirmation(CredentialArgs),
     /// Log in and keep the session for this server (in your config dir, mode 0600).
     Login(CredentialArgs),
     /// Forget this server's session.
@@ -78,6 +93,10 @@ pub enum Command {
         /// The mp3's quality profile (the server's default is standard).
         #[arg(long, value_enum)]
         profile: Option<Profile>,
+        /// Level the audio to a target loudness (EBU R128): speech (-16 LUFS), music (-14),
+        /// broadcast (-23) or a whole number of LUFS from -30 to -10. Default: as recorded.
+        #[arg(long, value_name = "TARGET", value_parser = parse_loudness)]
+        loudness: Option<LoudnessTarget>,
         /// Follow each conversion to its end and download the mp3.
         #[arg(long)]
         wait: bool,
@@ -105,4 +124,36 @@ pub enum Command {
     },
     /// Delete a job, its video and its mp3.
     Delete { job: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload_loudness(args: &[&str]) -> Result<Option<LoudnessTarget>, String> {
+        let argv = ["vid2mp3", "upload", "talk.mp4"].iter().chain(args);
+        match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: Command::Upload { loudness, .. },
+                ..
+            }) => Ok(loudness),
+            Ok(_) => Err("not an upload".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn loudness_takes_a_preset_or_lufs_and_names_the_choices_otherwise() {
+        assert_eq!(upload_loudness(&[]), Ok(None));
+        assert_eq!(
+            upload_loudness(&["--loudness", "speech"]),
+            Ok(Some(LoudnessTarget::SPEECH))
+        );
+        assert_eq!(
+            upload_loudness(&["--loudness=-20"]).map(|t| t.map(LoudnessTarget::lufs)),
+            Ok(Some(-20))
+        );
+        let error = upload_loudness(&["--loudness", "loud"]).unwrap_err();
+        assert!(error.contains("speech (-16 LUFS)"), "{error}");
+    }
 }

@@ -49,6 +49,10 @@ pub enum CliError {
 
 fn api_error_text(status: u16, code: &str, message: &str) -> String {
     let hint = match status {
+        403 if code == "email_not_confirmed" => {
+            "\n  open the link in your confirmation email (or run: vid2mp3 confirm 'LINK'); \
+             no email? vid2mp3 resend-confirmation"
+        }
         401 => "\n  log in again: vid2mp3 login",
         404 => "\n  list your jobs with: vid2mp3 jobs",
         429 => "\n  wait a moment and try again",

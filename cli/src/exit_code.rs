@@ -26,7 +26,7 @@ pub const HELP_TABLE: &str = "\
 Exit codes:
   0  success
   1  usage error or other failure
-  2  not logged in, session expired, or token/password rejected (HTTP 401/403)
+  2  not logged in, session expired, token/password rejected, or address not confirmed (HTTP 401/403)
   3  job not found (HTTP 404), or it has no mp3 yet
   4  input refused by the server (HTTP 400/409/413/415/416/422)
   5  server or network unavailable (HTTP 5xx/429, no connection, transfer cut off)

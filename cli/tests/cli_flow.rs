@@ -20,7 +20,7 @@ async fn sign_up_upload_wait_list_and_delete() {
     let scratch = Scratch::new();
     let cli = Cli::new(&scratch.0, &p.url(""));
     let email = p.mailbox.address().to_owned();
-    cli.sign_up_and_log_in(&email).await;
+    cli.sign_up_and_log_in(&p, &email).await;
 
     #[cfg(unix)]
     {
@@ -40,6 +40,43 @@ async fn sign_up_upload_wait_list_and_delete() {
         .await;
     assert_eq!(wrong.code, 2, "{wrong:#?}");
     assert!(wrong.stderr.contains("error:"), "{wrong:#?}");
+
+    // An account not confirmed yet cannot log in, and is told how to go on; another link can
+    // be asked for, and a link that is cut off is a usage error that sends nothing.
+    let late = p.mailbox.address_for("late");
+    let stdin = format!("{PASSWORD}\n");
+    let creds = |command: &'static str| [command, "--email", late.as_str(), "--password-stdin"];
+    let signed = cli.run(&creds("signup"), Some(&stdin)).await.ok();
+    assert!(signed.stderr.contains("Check your inbox"), "{signed:#?}");
+    let early = cli.run(&creds("login"), Some(&stdin)).await;
+    assert_eq!(early.code, 2, "{early:#?}");
+    assert!(
+        early.stderr.contains("email_not_confirmed")
+            && early.stderr.contains("resend-confirmation"),
+        "{early:#?}"
+    );
+    cli.run(&creds("resend-confirmation"), Some(&stdin))
+        .await
+        .ok();
+    let cut = cli
+        .run(&["confirm", "http://127.0.0.1:3000/confirm"], None)
+        .await;
+    assert_eq!(cut.code, 1, "{cut:#?}");
+    cli.confirm(&p, &late, &[]).await;
+    let again = p.confirmation_link(&late).await.expect("the second link");
+    let used = cli.run(&["confirm", &again], None).await;
+    assert_eq!(
+        used.code, 4,
+        "a link made useless by the first one: {used:#?}"
+    );
+    cli.run(&creds("login"), Some(&stdin)).await.ok();
+    // Back to the first user's session for the rest.
+    cli.run(
+        &["login", "--email", &email, "--password-stdin"],
+        Some(&stdin),
+    )
+    .await
+    .ok();
 
     // Upload and wait: the mp3 lands in -o DIR named after the video, and decodes.
     let video = scratch.path("holiday clip.mkv");
@@ -148,7 +185,7 @@ async fn an_interrupted_download_resumes_with_a_range_request() {
     let proxy = RecordingProxy::start(&p.url("")).await;
     // Through the proxy, so the test sees the requests the CLI makes.
     let cli = Cli::new(&scratch.0, &proxy.url);
-    cli.sign_up_and_log_in(p.mailbox.address()).await;
+    cli.sign_up_and_log_in(&p, p.mailbox.address()).await;
     let video = scratch.path("talk.mkv");
     make_mkv(&video, 4);
     let job = cli
@@ -323,7 +360,7 @@ async fn a_part_file_of_another_download_is_discarded_not_extended() {
     let scratch = Scratch::new();
     let proxy = RecordingProxy::start(&p.url("")).await;
     let cli = Cli::new(&scratch.0, &proxy.url);
-    cli.sign_up_and_log_in(p.mailbox.address()).await;
+    cli.sign_up_and_log_in(&p, p.mailbox.address()).await;
 
     // Two different videos that are both called talk.mkv: both mp3s are talk.mp3.
     let mut ids = Vec::new();
@@ -436,7 +473,7 @@ async fn several_files_in_one_upload_and_where_downloads_land() {
     let cwd = scratch.path("work");
     std::fs::create_dir_all(&cwd).unwrap();
     cli.cwd = cwd.clone();
-    cli.sign_up_and_log_in(p.mailbox.address()).await;
+    cli.sign_up_and_log_in(&p, p.mailbox.address()).await;
     let video = |name: &str, seconds| {
         let path = scratch.path(name);
         make_mkv(&path, seconds);
@@ -588,21 +625,19 @@ async fn the_cli_over_https_with_a_private_ca() {
     assert!(bad.stderr.contains("no certificate"), "{bad:#?}");
 
     // Trusted with --ca-cert.
-    for command in ["signup", "login"] {
-        cli.run(
-            &[
-                "--ca-cert",
-                &ca,
-                command,
-                "--email",
-                &email,
-                "--password-stdin",
-            ],
-            Some(&stdin),
-        )
-        .await
-        .ok();
-    }
+    let credentials = |command: &'static str| {
+        [
+            "--ca-cert",
+            ca.as_str(),
+            command,
+            "--email",
+            email.as_str(),
+            "--password-stdin",
+        ]
+    };
+    cli.run(&credentials("signup"), Some(&stdin)).await.ok();
+    cli.confirm(&p, &email, &["--ca-cert", &ca]).await;
+    cli.run(&credentials("login"), Some(&stdin)).await.ok();
     assert_eq!(
         cli.token().split('.').count(),
         3,
@@ -645,13 +680,14 @@ async fn the_cli_over_https_with_a_private_ca() {
     assert_eq!(std::fs::read(&target).unwrap(), mp3);
 
     // Every one of those requests went through the TLS proxy, decrypted there: at least one
-    // handshake for each of the five runs that got through (signup, login, upload, jobs,
+    // handshake for each of the six runs that got through (signup, confirm, login, upload, jobs,
     // download), and none refused since the first.
-    assert!(tls.handshakes() >= 5, "{} handshakes", tls.handshakes());
+    assert!(tls.handshakes() >= 6, "{} handshakes", tls.handshakes());
     assert_eq!(tls.refused(), refused_before);
     let sent = tls.sent_text();
     for request in [
         "post /api/v1/users ",
+        "post /api/v1/users/confirmation ",
         "post /api/v1/sessions ",
         "post /api/v1/jobs?",
         &format!("get /api/v1/jobs/{id} "),

@@ -12,7 +12,8 @@
 # and event included; the upload and the queue wait excluded).
 # Then the deep-queue throughput: QUEUE_JOBS (default 20) one-minute clips stored back to back, so
 # the queue is deep before the worker can drain it, and the time until the last one is done, as
-# jobs per minute (and minutes of audio converted per minute).
+# jobs per minute (and minutes of audio converted per minute). The bench's one owner may have
+# QUEUE_JOBS + 1 jobs in flight (the default quota is 20).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -51,6 +52,7 @@ curl -fsS -u guest:guest -X PUT -H 'content-type: application/json' \
 VID2MP3_STORAGE_TOKEN=$token VID2MP3_MONGO_DB=$db VID2MP3_STORAGE_LISTEN=127.0.0.1:$port \
     VID2MP3_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/$vhost" \
     VID2MP3_JOB_EVENTS_CHANNEL="vid2mp3.bench.$id" RUST_LOG=warn \
+    VID2MP3_QUOTA_QUEUED_JOBS=$((queue_jobs + 1)) \
     "$bin" serve --roles storage,worker >"$work/serve.log" 2>&1 &
 serve_pid=$!
 cleanup() {

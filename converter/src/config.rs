@@ -9,7 +9,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL;
+use vid2mp3_contracts::progress::DEFAULT_REDIS_KEY_PREFIX;
+use vid2mp3_contracts::storage_api::{StorageTokenProblem, check_storage_token};
 
+use crate::quota::Quotas;
+use crate::transcode::Id3Version;
 use crate::worker::JobTimeouts;
 
 /// What one `serve` process runs.
@@ -79,6 +83,11 @@ pub enum ConfigError {
         "{name} is not set; it is required (the bearer token the gateway sends to the storage API)"
     )]
     MissingSecret { name: &'static str },
+    #[error("{name} is refused: it is {problem}")]
+    WeakSecret {
+        name: &'static str,
+        problem: StorageTokenProblem,
+    },
     #[error("{name}={value:?} is not valid: expected {expected}")]
     Invalid {
         name: &'static str,
@@ -116,6 +125,9 @@ pub struct Config {
     /// AMQP URL; `heartbeat` is added to it when it has none.
     pub amqp_url: String,
     pub redis_url: String,
+    /// Starts every Redis key the converter reads or writes (progress, delivery acks); the
+    /// components use the same prefix (Spin variable `redis_key_prefix`).
+    pub redis_key_prefix: String,
     pub storage_listen: SocketAddr,
     pub storage_token: Secret,
     pub job_events_channel: String,
@@ -143,6 +155,12 @@ pub struct Config {
     pub ffprobe: PathBuf,
     /// Delete `mp3s` chunks with no file document at start (left by a crash mid-write).
     pub sweep_orphans_at_start: bool,
+    /// The mp3s' ID3v2 version (2.4, or 2.3 for old players).
+    pub id3_version: Id3Version,
+    /// Take a cover from a video frame when the source has no picture.
+    pub cover_from_video: bool,
+    /// Per-account limits (`VID2MP3_QUOTA_*`).
+    pub quotas: Quotas,
 }
 
 impl Config {
@@ -159,6 +177,18 @@ impl Config {
             .ok_or(ConfigError::MissingSecret {
                 name: "VID2MP3_STORAGE_TOKEN",
             })?;
+        check_storage_token(&token).map_err(|problem| ConfigError::WeakSecret {
+            name: "VID2MP3_STORAGE_TOKEN",
+            problem,
+        })?;
+        let redis_key_prefix = text("VID2MP3_REDIS_KEY_PREFIX", DEFAULT_REDIS_KEY_PREFIX);
+        if redis_key_prefix.is_empty() || redis_key_prefix.contains(char::is_whitespace) {
+            return Err(ConfigError::Invalid {
+                name: "VID2MP3_REDIS_KEY_PREFIX",
+                value: redis_key_prefix,
+                expected: "a non-empty prefix without spaces, e.g. vid2mp3:",
+            });
+        }
         let roles = match lookup("VID2MP3_ROLES") {
             Some(s) => parse_roles(&s)?,
             None => Role::ALL.into_iter().collect(),
@@ -183,6 +213,7 @@ impl Config {
             mongo_db: text("VID2MP3_MONGO_DB", "vid2mp3"),
             amqp_url: text("VID2MP3_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             redis_url: text("VID2MP3_REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_key_prefix,
             storage_listen,
             storage_token: Secret(token),
             job_events_channel: text("VID2MP3_JOB_EVENTS_CHANNEL", JOB_EVENTS_CHANNEL),
@@ -219,6 +250,9 @@ impl Config {
                 "true",
                 "true or false",
             )?,
+            id3_version: parse(&lookup, "VID2MP3_ID3_VERSION", "2.4", "2.4 or 2.3")?,
+            cover_from_video: parse(&lookup, "VID2MP3_COVER_FROM_VIDEO", "true", "true or false")?,
+            quotas: quotas(&lookup)?,
         })
     }
 
@@ -322,6 +356,41 @@ fn job_timeouts(lookup: &impl Fn(&str) -> Option<String>) -> Result<JobTimeouts,
     Ok(timeouts)
 }
 
+fn quotas(lookup: &impl Fn(&str) -> Option<String>) -> Result<Quotas, ConfigError> {
+    let d = Quotas::default();
+    let positive = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+        let n: u64 = parse(
+            lookup,
+            name,
+            &default.to_string(),
+            "a whole number, at least 1",
+        )?;
+        if n == 0 {
+            return Err(ConfigError::Invalid {
+                name,
+                value: "0".into(),
+                expected: "a whole number, at least 1",
+            });
+        }
+        Ok(n)
+    };
+    let small = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+        u32::try_from(positive(name, u64::from(default))?).map_err(|_| ConfigError::Invalid {
+            name,
+            value: lookup(name).unwrap_or_default(),
+            expected: "a whole number from 1 to 4294967295",
+        })
+    };
+    Ok(Quotas {
+        stored_bytes: positive("VID2MP3_QUOTA_STORED_BYTES", d.stored_bytes)?,
+        queued_jobs: small("VID2MP3_QUOTA_QUEUED_JOBS", d.queued_jobs)?,
+        media_minutes_per_day: small(
+            "VID2MP3_QUOTA_MEDIA_MINUTES_PER_DAY",
+            d.media_minutes_per_day,
+        )?,
+    })
+}
+
 fn parse_delays(s: &str) -> Result<Vec<Duration>, ConfigError> {
     s.split(',')
         .filter(|p| !p.trim().is_empty())
@@ -344,6 +413,9 @@ mod tests {
 
     use super::*;
 
+    /// A token of the length and variety `openssl rand -base64 32` gives.
+    const TOKEN: &str = "u8Xq1rV0cJ7mN3bT5yW9zK2hL4pD6fG8sA0eR1iO3tY=";
+
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars
             .iter()
@@ -364,7 +436,7 @@ mod tests {
 
     #[test]
     fn defaults_are_loopback() {
-        let c = config(&[("VID2MP3_STORAGE_TOKEN", "s3cret")]).unwrap();
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", TOKEN)]).unwrap();
         assert_eq!(c.mongo_url, "mongodb://127.0.0.1:27017");
         assert_eq!(c.storage_listen.to_string(), "127.0.0.1:8081");
         assert_eq!(c.job_events_channel, JOB_EVENTS_CHANNEL);
@@ -377,29 +449,82 @@ mod tests {
     }
 
     #[test]
+    fn tags_default_to_id3v24_with_a_frame_cover_and_v23_is_a_setting() {
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", "t")]).unwrap();
+        assert_eq!((c.id3_version, c.cover_from_video), (Id3Version::V24, true));
+        let c = config(&[
+            ("VID2MP3_STORAGE_TOKEN", "t"),
+            ("VID2MP3_ID3_VERSION", "2.3"),
+            ("VID2MP3_COVER_FROM_VIDEO", "false"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.id3_version, c.cover_from_video),
+            (Id3Version::V23, false)
+        );
+        let error =
+            config(&[("VID2MP3_STORAGE_TOKEN", "t"), ("VID2MP3_ID3_VERSION", "1")]).unwrap_err();
+        assert!(error.to_string().contains("VID2MP3_ID3_VERSION"), "{error}");
+    }
+
+    #[test]
     fn the_token_never_shows_in_debug_output() {
-        let c = config(&[("VID2MP3_STORAGE_TOKEN", "s3cret-value")]).unwrap();
-        assert!(!format!("{c:?}").contains("s3cret-value"));
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", TOKEN)]).unwrap();
+        assert!(!format!("{c:?}").contains(TOKEN));
+    }
+
+    #[test]
+    fn a_short_or_placeholder_token_is_refused_saying_how_to_make_one() {
+        for token in [
+            "s3cret",
+            "CHANGE-ME",
+            "CHANGE-ME-CHANGE-ME-CHANGE-ME-CHANGE-ME",
+        ] {
+            let error = config(&[("VID2MP3_STORAGE_TOKEN", token)]).unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains("VID2MP3_STORAGE_TOKEN"), "{message}");
+            assert!(message.contains("openssl rand -base64 32"), "{message}");
+            // The refused value is never repeated back (it may be a real, if weak, secret).
+            assert!(!message.contains(token), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_redis_key_prefix_defaults_to_the_components_one() {
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", TOKEN)]).unwrap();
+        assert_eq!(c.redis_key_prefix, "vid2mp3:");
+        let c = config(&[
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
+            ("VID2MP3_REDIS_KEY_PREFIX", "vid2mp3:t:1:"),
+        ])
+        .unwrap();
+        assert_eq!(c.redis_key_prefix, "vid2mp3:t:1:");
+        let error = config(&[
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
+            ("VID2MP3_REDIS_KEY_PREFIX", ""),
+        ])
+        .unwrap_err();
+        assert!(error.to_string().contains("VID2MP3_REDIS_KEY_PREFIX"));
     }
 
     #[test]
     fn bad_values_are_named() {
         let error = config(&[
-            ("VID2MP3_STORAGE_TOKEN", "t"),
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
             ("VID2MP3_WORKER_PREFETCH", "many"),
         ])
         .unwrap_err();
         assert!(error.to_string().contains("VID2MP3_WORKER_PREFETCH"));
         assert!(
             config(&[
-                ("VID2MP3_STORAGE_TOKEN", "t"),
+                ("VID2MP3_STORAGE_TOKEN", TOKEN),
                 ("VID2MP3_WORKER_PREFETCH", "0")
             ])
             .is_err()
         );
         assert!(
             config(&[
-                ("VID2MP3_STORAGE_TOKEN", "t"),
+                ("VID2MP3_STORAGE_TOKEN", TOKEN),
                 ("VID2MP3_RETRY_DELAYS_MS", "1,x")
             ])
             .is_err()
@@ -408,10 +533,10 @@ mod tests {
 
     #[test]
     fn job_timeouts_come_from_the_environment() {
-        let c = config(&[("VID2MP3_STORAGE_TOKEN", "t")]).unwrap();
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", TOKEN)]).unwrap();
         assert_eq!(c.job_timeouts, JobTimeouts::default());
         let c = config(&[
-            ("VID2MP3_STORAGE_TOKEN", "t"),
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
             ("VID2MP3_JOB_TIMEOUT_BASE_SECS", "10"),
             ("VID2MP3_JOB_TIMEOUT_PER_MIB_MS", "500"),
             ("VID2MP3_JOB_TIMEOUT_PER_MEDIA_MINUTE_MS", "3000"),
@@ -428,7 +553,7 @@ mod tests {
             }
         );
         let error = config(&[
-            ("VID2MP3_STORAGE_TOKEN", "t"),
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
             ("VID2MP3_JOB_TIMEOUT_MAX_SECS", "5"),
         ])
         .unwrap_err();
@@ -436,6 +561,36 @@ mod tests {
             error.to_string().contains("VID2MP3_JOB_TIMEOUT_MAX_SECS"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn quotas_come_from_the_environment_and_must_be_positive() {
+        let c = config(&[("VID2MP3_STORAGE_TOKEN", "t")]).unwrap();
+        assert_eq!(c.quotas, Quotas::default());
+        let c = config(&[
+            ("VID2MP3_STORAGE_TOKEN", "t"),
+            ("VID2MP3_QUOTA_STORED_BYTES", "1000000"),
+            ("VID2MP3_QUOTA_QUEUED_JOBS", "3"),
+            ("VID2MP3_QUOTA_MEDIA_MINUTES_PER_DAY", "60"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.quotas,
+            Quotas {
+                stored_bytes: 1_000_000,
+                queued_jobs: 3,
+                media_minutes_per_day: 60,
+            }
+        );
+        for (name, value) in [
+            ("VID2MP3_QUOTA_QUEUED_JOBS", "0"),
+            ("VID2MP3_QUOTA_QUEUED_JOBS", "99999999999"),
+            ("VID2MP3_QUOTA_STORED_BYTES", "-1"),
+            ("VID2MP3_QUOTA_MEDIA_MINUTES_PER_DAY", "lots"),
+        ] {
+            let error = config(&[("VID2MP3_STORAGE_TOKEN", "t"), (name, value)]).unwrap_err();
+            assert!(error.to_string().contains(name), "{error}");
+        }
     }
 
     #[test]

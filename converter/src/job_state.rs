@@ -7,7 +7,7 @@ use mongodb::options::ReturnDocument;
 use mongodb::{Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 use vid2mp3_contracts::storage_api::{JobError, JobState, JobStatus};
-use vid2mp3_contracts::{ErrorCode, FileId, JobId, QualityProfile, UserId};
+use vid2mp3_contracts::{ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile, UserId};
 
 pub const JOBS_COLLECTION: &str = "jobs";
 
@@ -31,6 +31,9 @@ pub struct JobRecord {
     pub original_name: String,
     pub content_type: String,
     pub profile: QualityProfile,
+    /// Records written before loudness levelling existed have none.
+    #[serde(default)]
+    pub loudness_lufs: Option<LoudnessTarget>,
     pub status: JobStatus,
     pub attempts: i64,
     pub video_fid: String,
@@ -66,6 +69,7 @@ pub struct NewJob {
     pub original_name: String,
     pub content_type: String,
     pub profile: QualityProfile,
+    pub loudness_lufs: Option<LoudnessTarget>,
     pub video_fid: FileId,
     pub video_size_bytes: u64,
 }
@@ -112,6 +116,7 @@ impl JobRecord {
                 .map_err(|e: vid2mp3_contracts::IdError| damaged(e.to_string()))?,
             status: self.status,
             profile: self.profile,
+            loudness_lufs: self.loudness_lufs,
             attempts: u32::try_from(self.attempts).unwrap_or(0),
             progress_percent,
             video_fid: fid(&self.video_fid)?,
@@ -176,6 +181,7 @@ impl JobStore {
             original_name: job.original_name,
             content_type: job.content_type,
             profile: job.profile,
+            loudness_lufs: job.loudness_lufs,
             status: JobStatus::Queued,
             attempts: 0,
             video_fid: job.video_fid.to_string(),
@@ -291,7 +297,7 @@ impl JobStore {
     }
 }
 
-fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+pub(crate) fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     match &*error.kind {
         ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
@@ -316,6 +322,7 @@ mod tests {
             original_name: "talk.mkv".into(),
             content_type: "video/x-matroska".into(),
             profile: QualityProfile::Fast,
+            loudness_lufs: Some(LoudnessTarget::SPEECH),
             status: JobStatus::Converting,
             attempts: 1,
             video_fid: "65f0c0ffee65f0c0ffee65f0".into(),
@@ -360,6 +367,16 @@ mod tests {
         assert_eq!(doc.get_str("_id").unwrap(), r.job_id);
         assert_eq!(doc.get_str("status").unwrap(), "converting");
         assert_eq!(bson::from_document::<JobRecord>(doc).unwrap(), r);
+    }
+
+    #[test]
+    fn records_from_before_loudness_still_load_as_not_levelled() {
+        let mut doc = bson::to_document(&record()).unwrap();
+        assert_eq!(doc.get_i32("loudness_lufs").unwrap(), -16);
+        doc.remove("loudness_lufs");
+        let r = bson::from_document::<JobRecord>(doc).unwrap();
+        assert_eq!(r.loudness_lufs, None);
+        assert_eq!(r.to_state(None).unwrap().loudness_lufs, None);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use tracing_subscriber::EnvFilter;
 use vid2mp3_converter::config::{Config, parse_roles};
 use vid2mp3_converter::service;
 use vid2mp3_converter::transcode::{
-    DecodePath, FailureKind, MediaInput, Profile, TranscodeError, TranscodeOptions, transcode,
+    DecodePath, FailureKind, Id3Version, LoudnessTarget, MediaInput, Profile, TagOptions,
+    TranscodeError, TranscodeOptions, transcode,
 };
 
 #[derive(Parser)]
@@ -40,6 +41,16 @@ enum Command {
         /// LAME instances at once (default: one per core).
         #[arg(long)]
         workers: Option<usize>,
+        /// Level to a target loudness (EBU R128): speech (-16 LUFS), music (-14), broadcast
+        /// (-23) or whole LUFS from -30 to -10; true peak at most -1 dBTP.
+        #[arg(long, value_name = "TARGET")]
+        loudness: Option<LoudnessTarget>,
+        /// The ID3v2 version of the tag: 2.4, or 2.3 for players that read nothing newer.
+        #[arg(long, default_value = "2.4", value_name = "VERSION")]
+        id3_version: Id3Version,
+        /// No cover from a video frame (a picture the source carries is still used).
+        #[arg(long)]
+        no_frame_cover: bool,
     },
     /// Run the service: storage API, video worker and event relay (configured from VID2MP3_*).
     Serve {
@@ -75,10 +86,19 @@ fn main() -> ExitCode {
             profile,
             ffmpeg_timeout,
             workers,
+            loudness,
+            id3_version,
+            no_frame_cover,
         } => {
             let mut opts = TranscodeOptions {
                 profile,
                 workers,
+                loudness,
+                tags: TagOptions {
+                    version: id3_version,
+                    frame_cover: !no_frame_cover,
+                    file_name: input.file_name().map(|n| n.to_string_lossy().into_owned()),
+                },
                 ..TranscodeOptions::default()
             };
             opts.ffmpeg.timeout = Duration::from_secs(ffmpeg_timeout);
@@ -184,8 +204,22 @@ fn convert(input: &Path, output: &Path, opts: &TranscodeOptions) -> anyhow::Resu
         DecodePath::Ffmpeg { reason } => format!("ffmpeg ({reason})"),
     };
     let wall = started.elapsed().as_secs_f64();
+    let levelled = match &report.levelling {
+        Some(l) => format!(
+            "; loudness {:.1} LUFS, true peak {:.1} dBTP, gain {:+.1} dB{} (target {})",
+            l.measured.integrated_lufs,
+            l.measured.true_peak_dbtp,
+            l.gain_db,
+            match l.limited_by {
+                Some(limit) => format!(", limited by {limit:?}"),
+                None => String::new(),
+            },
+            l.target
+        ),
+        None => String::new(),
+    };
     println!(
-        "{}: {:?} via {decoder}; {} Hz{} × {} ch, {} samples ({:.3} s), {} frames, {} bytes, {} in {:.3} s ({:.0}× realtime)",
+        "{}: {:?} via {decoder}; {} Hz{} × {} ch, {} samples ({:.3} s), {} frames, {} bytes, {} in {:.3} s ({:.0}× realtime); {}{levelled}",
         output.display(),
         report.container,
         report.sample_rate,
@@ -202,6 +236,7 @@ fn convert(input: &Path, output: &Path, opts: &TranscodeOptions) -> anyhow::Resu
         opts.profile,
         wall,
         report.duration_secs() / wall.max(1e-9),
+        report.tag,
     );
     Ok(())
 }

@@ -27,6 +27,8 @@ pub struct Metrics {
     /// Relay outcomes: delivered, redelivered, unreadable.
     pub events: IntCounterVec,
     pub uploads_aborted: IntCounter,
+    /// Uploads and conversions refused by an account's quota, by limit.
+    pub quota_refusals: IntCounterVec,
 }
 
 impl Metrics {
@@ -77,6 +79,13 @@ impl Metrics {
             "uploads_aborted_total",
             "Video uploads that ended early and were removed",
         )?;
+        let quota_refusals = IntCounterVec::new(
+            Opts::new(
+                "quota_refusals_total",
+                "Uploads and conversions refused by an account's quota",
+            ),
+            &["limit"],
+        )?;
         registry.register(Box::new(jobs.clone()))?;
         registry.register(Box::new(job_seconds.clone()))?;
         registry.register(Box::new(realtime_factor.clone()))?;
@@ -86,6 +95,7 @@ impl Metrics {
         registry.register(Box::new(request_seconds.clone()))?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(uploads_aborted.clone()))?;
+        registry.register(Box::new(quota_refusals.clone()))?;
         Ok(Metrics {
             registry,
             jobs,
@@ -97,6 +107,7 @@ impl Metrics {
             request_seconds,
             events,
             uploads_aborted,
+            quota_refusals,
         })
     }
 

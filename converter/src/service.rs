@@ -20,12 +20,15 @@ use crate::gridfs::{Bucket, MP3S_BUCKET, VIDEOS_BUCKET};
 use crate::job_state::JobStore;
 use crate::metrics::Metrics;
 use crate::queue::Publisher;
+use crate::quota::QuotaStore;
 
 /// What every role shares: the configuration and the connections to the backing services.
 pub struct Services {
     pub config: Config,
     pub db: Database,
     pub jobs: JobStore,
+    /// The accounts' quotas, counted from the records above.
+    pub quotas: QuotaStore,
     pub videos: Bucket,
     pub mp3s: Bucket,
     pub redis: RedisConnection,
@@ -39,15 +42,18 @@ pub struct Services {
 pub struct RedisConnection {
     client: redis::Client,
     manager: Mutex<Option<ConnectionManager>>,
+    /// `VID2MP3_REDIS_KEY_PREFIX`: the progress keys read here start with it.
+    key_prefix: String,
 }
 
 const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl RedisConnection {
-    pub fn new(url: &str) -> Result<RedisConnection, redis::RedisError> {
+    pub fn new(url: &str, key_prefix: &str) -> Result<RedisConnection, redis::RedisError> {
         Ok(RedisConnection {
             client: redis::Client::open(url)?,
             manager: Mutex::new(None),
+            key_prefix: key_prefix.to_owned(),
         })
     }
 
@@ -72,7 +78,10 @@ impl RedisConnection {
         }
         let read = async {
             let mut conn = self.get().await?;
-            let keys: Vec<String> = jobs.iter().map(progress_key).collect();
+            let keys: Vec<String> = jobs
+                .iter()
+                .map(|job| progress_key(&self.key_prefix, job))
+                .collect();
             let values: Vec<Option<String>> =
                 redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
             Ok::<_, redis::RedisError>(values)
@@ -107,7 +116,7 @@ impl Services {
         options.connect_timeout = Some(Duration::from_secs(5));
         let client = mongodb::Client::with_options(options)?;
         let db = client.database(&config.mongo_db);
-        let redis = RedisConnection::new(&config.redis_url)
+        let redis = RedisConnection::new(&config.redis_url, &config.redis_key_prefix)
             .context("VID2MP3_REDIS_URL is not a Redis URL")?;
         let publisher = Publisher::new(
             config.amqp_url_with_heartbeat(),
@@ -116,6 +125,7 @@ impl Services {
         );
         Ok(Arc::new(Services {
             jobs: JobStore::new(&db),
+            quotas: QuotaStore::new(&db, config.quotas),
             videos: Bucket::new(&db, VIDEOS_BUCKET),
             mp3s: Bucket::new(&db, MP3S_BUCKET),
             redis,
@@ -136,6 +146,10 @@ impl Services {
                 .map_err(|e| e.to_string()),
             self.mp3s.ensure_indexes().await.map_err(|e| e.to_string()),
             self.jobs.ensure_indexes().await.map_err(|e| e.to_string()),
+            self.quotas
+                .ensure_indexes()
+                .await
+                .map_err(|e| e.to_string()),
         ];
         for error in results.into_iter().filter_map(Result::err) {
             warn!(%error, "cannot create a MongoDB index");

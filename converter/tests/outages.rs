@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use common::{Env, Owner, Service, corpus, long_mp3, wait_for};
 use mongodb::bson::doc;
+use vid2mp3_contracts::messages::VIDEO_QUEUE;
 use vid2mp3_contracts::storage_api::{JobStatus, job_path};
 use vid2mp3_contracts::{JobId, JobOutcome};
 use vid2mp3_test_support::PrivateServer;
@@ -131,7 +132,7 @@ async fn assert_done_once(env: &Env, service: &mut Service, jobs: &[JobId]) {
     extra.extend(env.drain("video.dead").await);
     assert!(extra.is_empty(), "nothing is dead-lettered");
     assert_eq!(
-        env.queue_depth("video").await,
+        env.queue_depth(VIDEO_QUEUE).await,
         Some(0),
         "no job left queued"
     );
@@ -230,7 +231,7 @@ async fn a_job_in_flight_when_mongodb_stops_completes_once_and_queued_jobs_survi
     let mut service = env.start("storage,worker", &[ONE_ENCODER]).await;
     let owner = Owner::new();
     let jobs = start_jobs(&env, &service, &owner, dir.path()).await;
-    assert_eq!(env.redeliveries("video").await, 0);
+    assert_eq!(env.redeliveries(VIDEO_QUEUE).await, 0);
 
     mongo.stop().await.expect("the server exits");
     upload_is_refused(&service, &owner, &jobs.during_outage).await;
@@ -240,7 +241,7 @@ async fn a_job_in_flight_when_mongodb_stops_completes_once_and_queued_jobs_survi
     wait_for(
         "the job in flight to be handed back while MongoDB is away",
         Duration::from_secs(90),
-        || async { (env.redeliveries("video").await > 0).then_some(()) },
+        || async { (env.redeliveries(VIDEO_QUEUE).await > 0).then_some(()) },
     )
     .await;
 

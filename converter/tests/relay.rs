@@ -92,7 +92,7 @@ async fn the_relay_redelivers_until_the_notifier_acks_and_acks_only_then() {
     let got: JobEvent = serde_json::from_slice(message.get_payload_bytes()).unwrap();
     let mut conn = env.redis.connection().await.unwrap();
     let _: () = redis::cmd("SET")
-        .arg(delivery_ack_key(&got.message_id))
+        .arg(delivery_ack_key(env.redis.prefix(), &got.message_id))
         .arg("1")
         .arg("EX")
         .arg(60)
@@ -117,7 +117,7 @@ async fn the_relay_redelivers_until_the_notifier_acks_and_acks_only_then() {
     relay.stop().await;
     assert!(env.drain("mp3").await.is_empty());
     let _: () = redis::cmd("DEL")
-        .arg(delivery_ack_key(&got.message_id))
+        .arg(delivery_ack_key(env.redis.prefix(), &got.message_id))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -148,7 +148,7 @@ async fn an_event_already_acked_is_acked_without_publishing_again() {
     let sent = event();
     let mut conn = env.redis.connection().await.unwrap();
     let _: () = redis::cmd("SET")
-        .arg(delivery_ack_key(&sent.message_id))
+        .arg(delivery_ack_key(env.redis.prefix(), &sent.message_id))
         .arg("1")
         .arg("EX")
         .arg(60)
@@ -167,7 +167,7 @@ async fn an_event_already_acked_is_acked_without_publishing_again() {
     relay.stop().await;
     assert!(env.drain("mp3").await.is_empty());
     let _: () = redis::cmd("DEL")
-        .arg(delivery_ack_key(&sent.message_id))
+        .arg(delivery_ack_key(env.redis.prefix(), &sent.message_id))
         .query_async(&mut conn)
         .await
         .unwrap();

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{Env, Owner, TOKEN, corpus, wait_for};
 use mongodb::bson::doc;
+use vid2mp3_contracts::messages::VIDEO_QUEUE;
 use vid2mp3_contracts::storage_api::{
     JobState, JobStatesResponse, JobStatus, StoredVideo, job_path, mp3_lookup_path, mp3_path,
     states_path, video_path,
@@ -275,6 +276,25 @@ async fn bad_upload_headers_are_400_and_store_nothing() {
             "{owner:?} {email:?} {name:?} {profile:?}"
         );
     }
+    // A loudness target out of range or not a number is refused the same way.
+    for loudness in ["-5", "loud"] {
+        let response = service
+            .http
+            .put(service.url(&video_path(&job)))
+            .bearer_auth(TOKEN)
+            .header("x-vid2mp3-owner-id", user.as_str())
+            .header("x-vid2mp3-owner-email", "a@b.c")
+            .header("x-vid2mp3-loudness", loudness)
+            .body(vec![1u8; 100])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            error_of(response).await,
+            (400, ErrorCode::BadRequest),
+            "loudness {loudness}"
+        );
+    }
     env.assert_nothing_stored().await;
     service.stop().await;
 }
@@ -318,7 +338,7 @@ async fn an_upload_cut_short_leaves_nothing() {
     // The storage API declares its queues on its first publish: none means nothing was queued.
     assert!(
         matches!(
-            env.vhost().queue_depth("video").await.unwrap(),
+            env.vhost().queue_depth(VIDEO_QUEUE).await.unwrap(),
             None | Some(0)
         ),
         "no job was queued"

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{Env, Owner, corpus, long_avi, long_wav, wait_for};
 use mongodb::bson::doc;
-use vid2mp3_contracts::messages::MESSAGE_VERSION;
+use vid2mp3_contracts::messages::{MESSAGE_VERSION, VIDEO_QUEUE};
 use vid2mp3_contracts::storage_api::JobStatus;
 use vid2mp3_contracts::{ErrorCode, JobId, JobOutcome, VideoJob};
 use vid2mp3_test_support::PrivateServer;
@@ -207,8 +207,9 @@ async fn a_job_past_its_duration_limit_times_out_and_leaves_no_mp3() {
 async fn unreadable_messages_go_to_the_dead_letter_queue() {
     let env = Env::new().await;
     let mut service = env.start("worker", &[]).await;
-    env.wait_for_queue("video", Duration::from_secs(30)).await;
-    env.publish_raw("video", b"{not json").await;
+    env.wait_for_queue(VIDEO_QUEUE, Duration::from_secs(30))
+        .await;
+    env.publish_raw(VIDEO_QUEUE, b"{not json").await;
     let dead = wait_for("the dead letter", Duration::from_secs(30), || async {
         let got = env.drain("video.dead").await;
         (!got.is_empty()).then_some(got)
@@ -243,9 +244,10 @@ async fn a_redelivered_job_is_not_converted_twice() {
         owner_id: owner.id,
         original_name: "wav_pcm_44k_stereo.wav".into(),
         profile: Default::default(),
+        loudness_lufs: None,
         attempt: 1,
     };
-    env.publish_raw("video", &serde_json::to_vec(&message).unwrap())
+    env.publish_raw(VIDEO_QUEUE, &serde_json::to_vec(&message).unwrap())
         .await;
     let again = env.events(1).await.remove(0);
     assert_eq!(again.job_id, job);
@@ -381,6 +383,44 @@ async fn the_service_recovers_when_mongodb_restarts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_short_or_placeholder_token_and_what_is_stored_stays() {
+    let env = Env::new().await;
+    let mut service = env.start("storage", &[]).await;
+    let job = JobId::new();
+    let stored = service
+        .put_file(&job, &Owner::new(), &corpus("wav_pcm_44k_stereo.wav"))
+        .await;
+    assert_eq!(stored.status().as_u16(), 201);
+    service.stop().await;
+
+    // The deploy examples' placeholder, a short one, and a long one that is only the placeholder.
+    for token in [
+        "CHANGE-ME",
+        "s3cret",
+        "CHANGE-ME-CHANGE-ME-CHANGE-ME-CHANGE-ME",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vid2mp3-converter"))
+            .arg("serve")
+            .envs(env.vars("storage,worker,relay", &[("VID2MP3_STORAGE_TOKEN", token)]))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{token}: {stderr}");
+        assert!(
+            stderr.contains("VID2MP3_STORAGE_TOKEN") && stderr.contains("openssl rand -base64 32"),
+            "{token}: {stderr}"
+        );
+    }
+
+    // Refused before it connected to anything: the stored video and its job are still there.
+    let mut service = env.start("storage", &[]).await;
+    let state = service.state(&job).await.expect("the job is still known");
+    assert_eq!(state.job_id, job);
+    assert_eq!(env.count("videos.files", doc! {}).await, 1);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_refuses_to_start_without_the_token_and_stops_on_sigterm() {
     let env = Env::new().await;
     let mut vars = env.vars("storage,worker,relay", &[]);
@@ -399,7 +439,8 @@ async fn serve_refuses_to_start_without_the_token_and_stops_on_sigterm() {
     );
 
     let mut child = env.spawn_serve("worker", &[]);
-    env.wait_for_queue("video", Duration::from_secs(60)).await;
+    env.wait_for_queue(VIDEO_QUEUE, Duration::from_secs(60))
+        .await;
     let status = child.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "{status:?}");
 }

@@ -1,6 +1,7 @@
-"""The container images, checked statically (no image is built here): the Spin app image holds
-spin.toml and every component at the path spin.toml names; the native image builds the binaries the
-manifests run; the Dockerfiles pass hadolint when it is installed."""
+"""The container images, checked statically (tests/e2e/tests/images.rs builds and runs them): the
+Spin app image holds spin.toml and every component at the path spin.toml names; the native image
+builds the binaries the manifests run; the `prebuilt` stages deploy/images/build uses take the same
+files; the Dockerfiles pass hadolint when it is installed."""
 
 from __future__ import annotations
 
@@ -77,25 +78,58 @@ def test_native_image_builds_the_binaries_the_manifests_run():
     dockerfile = stages(IMAGES / "native.Dockerfile")
     build = " ".join(dockerfile["build"])
     bins = {}
-    for crate in ("converter", "migrations"):
+    for crate in ("converter", "migrations", "runtime-host"):
         manifest = tomllib.loads((REPO / crate / "Cargo.toml").read_text())
         assert f"-p {manifest['package']['name']}" in build
         bins[crate] = {b["name"] for b in manifest.get("bin", [])}
     assert "vid2mp3-converter" in bins["converter"] and "vid2mp3-migrate" in bins["migrations"]
+    assert "runtime-host" in bins["runtime-host"]
     assert any("ENTRYPOINT" in l and "vid2mp3-converter" in l for l in dockerfile["converter"])
     assert any("ENTRYPOINT" in l and "vid2mp3-migrate" in l for l in dockerfile["migrate"])
-    for stage in ("converter", "migrate"):
+    assert any("ENTRYPOINT" in l and "/runtime-host" in l for l in dockerfile["runtime-host"])
+    for stage in ("converter", "migrate", "runtime-host"):
         users = [l for l in dockerfile[stage] if l.startswith("USER")]
         assert users and not users[-1].split()[1].startswith(("0", "root")), f"{stage} runs as root"
 
 
+def test_prebuilt_stages_take_what_the_build_stages_make():
+    """deploy/images/build skips the Rust stages (`--build-arg BINARIES=prebuilt`, `COMPONENTS=prebuilt`):
+    the `prebuilt` stages must put the same files where the final stages copy them from."""
+    native = stages(IMAGES / "native.Dockerfile")
+    built = " ".join(native["build"])
+    copied_out = set(re.findall(r"target/release/([\w-]+)", built.split("&& cp", 1)[1]))
+    assert copied_out == {"vid2mp3-converter", "vid2mp3-migrate", "runtime-host"}
+    assert native["prebuilt"][1:] == ["COPY bin/ /out/"]
+    assert native["binaries"][0] == "FROM ${BINARIES} AS binaries"
+    for stage in ("converter", "migrate", "runtime-host"):
+        for line in native[stage]:
+            if line.startswith("COPY"):
+                assert line.startswith("COPY --from=binaries /out/"), line
+    spin = stages(IMAGES / "spin-app.Dockerfile")
+    assert spin["prebuilt"][1:] == ["COPY spin.toml /src/spin.toml", "COPY wasm/ /out/target/wasm32-wasip2/component/"]
+    assert spin["components"][0] == "FROM ${COMPONENTS} AS components"
+    build_script = (IMAGES / "build").read_text()
+    for arg in ("COMPONENTS=prebuilt", "BINARIES=prebuilt", "CONVERTER_BASE=", "RUNTIME_BASE="):
+        assert arg in build_script, arg
+    for dockerfile, args in (("native.Dockerfile", ("BINARIES", "CONVERTER_BASE", "RUNTIME_BASE")),
+                             ("spin-app.Dockerfile", ("COMPONENTS",))):
+        text = (IMAGES / dockerfile).read_text()
+        for arg in args:
+            assert re.search(rf"^ARG {arg}=", text, re.M), f"{dockerfile} declares no ARG {arg}"
+
+
 def test_manifests_run_the_images_these_dockerfiles_make(rendered: Rendered):
     images = {app["spec"]["image"] for app in rendered.of_kind("SpinApp")}
+    images |= {e["spec"]["deploymentConfig"]["spinImage"] for e in rendered.of_kind("SpinAppExecutor")
+               if "spinImage" in e["spec"]["deploymentConfig"]}
     for d in rendered.docs:
         spec = pod_spec(d)
         if spec:
             images |= {c["image"] for c in spec["containers"]}
     ours = {i.rsplit(":", 1)[0].rsplit("/", 1)[-1] for i in images if "vid2mp3/" in i}
-    assert ours == {"spin-app", "converter", "migrate"}
+    want = {"spin-app", "converter", "migrate"}
+    if rendered.overlay == "spin-image":
+        want.add("runtime-host")
+    assert ours == want
     for image in images:
         assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), f"unpinned image {image}"

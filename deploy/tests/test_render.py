@@ -140,13 +140,14 @@ def test_selectors_of_pdbs_and_network_policies_select_pods(rendered: Rendered):
         assert any(_selects(selector, labels) for _, labels in _workloads(rendered)), (
             f"{d['kind']}/{d['metadata']['name']} selects no pods"
         )
-        for rule in d["spec"].get("ingress", []):
-            for peer in rule.get("from", []):
-                if "podSelector" in peer and "namespaceSelector" not in peer:
-                    sel = peer["podSelector"].get("matchLabels", {})
-                    assert any(_selects(sel, labels) for _, labels in _workloads(rendered)), (
-                        f"NetworkPolicy/{d['metadata']['name']} admits {sel}, which selects no pods"
-                    )
+        peers = [peer for rule in d["spec"].get("ingress", []) for peer in rule.get("from", [])]
+        peers += [peer for rule in d["spec"].get("egress", []) for peer in rule.get("to", [])]
+        for peer in peers:
+            if "podSelector" in peer and "namespaceSelector" not in peer:
+                sel = peer["podSelector"].get("matchLabels", {})
+                assert any(_selects(sel, labels) for _, labels in _workloads(rendered)), (
+                    f"NetworkPolicy/{d['metadata']['name']} names {sel}, which selects no pods"
+                )
 
 
 def test_only_the_spin_app_reaches_the_converter(rendered: Rendered):

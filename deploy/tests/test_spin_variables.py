@@ -1,7 +1,10 @@
 """The SpinApps and spin.toml agree. spin.toml is read now (tomllib), not remembered: when a variable
 is added to or removed from spin.toml, these fail until the SpinApps in deploy/k8s say the same.
 
-- each SpinApp sets exactly the variables spin.toml declares (no missing one, no stray one);
+- each SpinApp sets exactly the variables its own components read (their [component.*.variables],
+  allowed_outbound_hosts and Redis trigger addresses): none missing, and no other component's secret;
+- no variable is required (Spin refuses to start an app while any required variable of the whole app
+  has no value, whichever components it runs), unless every SpinApp sets it;
 - a variable spin.toml marks `secret = true` comes from a Secret, never a literal or a ConfigMap;
 - the SpinApps' `components` name spin.toml's components, and together run each exactly once;
 - addresses in spin.toml that the cluster must reach are variables, not loopback literals."""
@@ -28,15 +31,69 @@ def test_spin_toml_declares_variables(spin_manifest):
         assert re.fullmatch(r"[a-z][a-z0-9_]*", name), name
 
 
-def test_each_spinapp_sets_exactly_the_variables_spin_toml_declares(rendered: Rendered, spin_manifest):
-    want = set(declared(spin_manifest))
+REFERENCE = re.compile(r"\{\{\s*([a-z0-9_]+)\s*\}\}")
+
+
+def needed_by(spin_manifest: dict, components: list[str]) -> set[str]:
+    """The application variables `components` read: in their component variables, their allowed
+    outbound hosts, and the addresses and channels of their Redis triggers."""
+    names: set[str] = set()
+    for name in components:
+        component = spin_manifest["component"][name]
+        for template in component.get("variables", {}).values():
+            names |= set(REFERENCE.findall(template))
+        for host in component.get("allowed_outbound_hosts", []):
+            names |= set(REFERENCE.findall(host))
+    default_address = spin_manifest.get("application", {}).get("trigger", {}).get("redis", {}).get("address", "")
+    for trigger in spin_manifest.get("trigger", {}).get("redis", []):
+        if trigger["component"] in components:
+            names |= set(REFERENCE.findall(trigger.get("address", default_address)))
+            names |= set(REFERENCE.findall(trigger["channel"]))
+    return names
+
+
+def test_each_spinapp_sets_exactly_the_variables_its_components_read(rendered: Rendered, spin_manifest):
     for app in rendered.of_kind("SpinApp"):
         names = [v["name"] for v in app["spec"].get("variables", [])]
         assert len(names) == len(set(names)), f"{app['metadata']['name']}: a variable is set twice: {names}"
         have = set(names)
+        want = needed_by(spin_manifest, app["spec"]["components"])
+        assert want <= set(declared(spin_manifest)), f"spin.toml uses undeclared variables {want - set(declared(spin_manifest))}"
         assert have == want, (
-            f"SpinApp {app['metadata']['name']} ({rendered.overlay}): "
-            f"missing {sorted(want - have)}, not in spin.toml {sorted(have - want)}"
+            f"SpinApp {app['metadata']['name']} ({rendered.overlay}) runs {app['spec']['components']}: "
+            f"missing {sorted(want - have)}, read by none of its components {sorted(have - want)}"
+        )
+
+
+def test_no_spinapp_gets_another_components_secret(rendered: Rendered, spin_manifest):
+    """Said separately from the exact list above because it is the point of splitting them: a pod
+    holds only the credentials of the components it runs."""
+    secret = {n for n, spec in declared(spin_manifest).items() if spec.get("secret")}
+    for app in rendered.of_kind("SpinApp"):
+        mine = needed_by(spin_manifest, app["spec"]["components"])
+        given = {v["name"] for v in app["spec"].get("variables", [])}
+        assert (given & secret) <= mine, f"{app['metadata']['name']} gets {sorted((given & secret) - mine)}"
+
+
+def test_every_declared_variable_is_read_by_some_spinapp(rendered: Rendered, spin_manifest):
+    read = set()
+    for app in rendered.of_kind("SpinApp"):
+        read |= needed_by(spin_manifest, app["spec"]["components"])
+    unused = set(declared(spin_manifest)) - read
+    assert not unused, f"spin.toml declares variables no component reads: {sorted(unused)}"
+
+
+def test_required_variables_are_set_by_every_spinapp(rendered: Rendered, spin_manifest):
+    """Spin 3.6.3 checks at start-up that every required variable of the application resolves
+    (crates/trigger/src/cli/variable.rs, VariablesValidatorHook) and resolves them all again for each
+    outbound request (factor-outbound-networking: `resolver.prepare()`), whichever components the app
+    keeps (`retain_components` drops components and triggers, not variables)."""
+    required = {n for n, spec in declared(spin_manifest).items() if "default" not in spec}
+    for app in rendered.of_kind("SpinApp"):
+        given = {v["name"] for v in app["spec"].get("variables", [])}
+        assert required <= given, (
+            f"{app['metadata']['name']} does not set the required {sorted(required - given)}: give them "
+            "a default (an empty one for a secret the components check) or set them on every SpinApp"
         )
 
 
@@ -105,8 +162,23 @@ def test_redis_trigger_address_can_point_into_the_cluster(spin_manifest):
             literal.append(f"{trigger['component']}: {address}")
     assert not literal, (
         "spin.toml's Redis trigger address is a literal, so the notifier cannot subscribe inside "
-        f"Kubernetes: {literal}. Give it as a variable: address = \"{{{{ redis_url }}}}\"."
+        f"Kubernetes: {literal}. Give it as a variable: address = \"{{{{ notifier_redis_url }}}}\"."
     )
+
+
+def test_redis_and_mysql_addresses_name_each_components_own_account(spin_manifest):
+    """Least privilege: a component's Redis and MySQL URLs are variables of its own (each holds its own
+    account's password), secret, and never shared with another component."""
+    seen: dict[str, str] = {}
+    for name, component in spin_manifest["component"].items():
+        for key in ("redis_url", f"{name}_db_url"):
+            template = component.get("variables", {}).get(key)
+            if template is None:
+                continue
+            (var,) = REFERENCE.findall(template)
+            assert declared(spin_manifest)[var].get("secret"), f"{var} carries a password: mark it secret"
+            assert var not in seen, f"{name} and {seen.get(var)} share {var}: one account each"
+            seen[var] = name
 
 
 def test_outbound_hosts_are_not_loopback(spin_manifest):
@@ -163,6 +235,7 @@ def test_gateway_and_converter_agree_on_the_upload_limit(rendered: Rendered, spi
 
     (container,) = pod_spec(rendered.get("Deployment", "converter"))["containers"]
     (env,) = [e for e in container["env"] if e["name"] == "VID2MP3_MAX_UPLOAD_BYTES"]
-    for app in rendered.of_kind("SpinApp"):
-        (var,) = [v for v in app["spec"]["variables"] if v["name"] == "max_upload_bytes"]
+    setting = [v for app in rendered.of_kind("SpinApp") for v in app["spec"]["variables"] if v["name"] == "max_upload_bytes"]
+    assert setting, "no SpinApp sets max_upload_bytes (the gateway reads it)"
+    for var in setting:
         assert var["valueFrom"] == env["valueFrom"]

@@ -73,6 +73,17 @@ pub enum MigrateError {
         source: mysql_async::Error,
     },
     #[error(
+        "MySQL at {server} refused this account ({source}); migrations run as the migrations' \
+         account, the only one allowed DDL on the services' databases: vid2mp3_migrate (scripts/up \
+         passes its URL, with the password in .data/secrets/mysql-vid2mp3_migrate.password; \
+         Kubernetes the Secret's migrate-mysql-url)"
+    )]
+    Refused {
+        server: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+    #[error(
         "migration {applied} was changed after it was applied to database {database}; \
          applied migrations are history: put the change in a new migration with a higher version"
     )]
@@ -121,9 +132,16 @@ pub async fn apply_migrations(
     let server = redacted(server_url);
     let opts = mysql_async::Opts::from_url(server_url)
         .map_err(|_| MigrateError::InvalidUrl(server.clone()))?;
-    let unreachable = |source| MigrateError::Unreachable {
-        server: server.clone(),
-        source,
+    let unreachable = |source: mysql_async::Error| {
+        let server = server.clone();
+        match &source {
+            // Access denied: to log in (1045), to a database (1044), for a command on a table
+            // (1142), for a privilege (1227). Said as such, not as a server that is down.
+            mysql_async::Error::Server(e) if [1044, 1045, 1142, 1227].contains(&e.code) => {
+                MigrateError::Refused { server, source }
+            }
+            _ => MigrateError::Unreachable { server, source },
+        }
     };
 
     let admin = mysql_async::Pool::new(opts.clone());

@@ -8,11 +8,13 @@ use vid2mp3_migrations::{Service, apply, redacted};
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// The MySQL server, without a database name.
+    /// The MySQL server, without a database name, as the migrations' account (the one allowed
+    /// DDL on the services' databases: `vid2mp3_migrate`; scripts/up passes its URL, with the
+    /// password from .data/secrets/mysql-vid2mp3_migrate.password).
     #[arg(
         long,
         env = "VID2MP3_MYSQL_URL",
-        default_value = "mysql://vid2mp3:vid2mp3@127.0.0.1:3306",
+        default_value = "mysql://vid2mp3_migrate@127.0.0.1:3306",
         hide_env_values = true
     )]
     mysql_url: String,

@@ -10,10 +10,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::sync::watch;
 
+use crate::client_limits::ClientLimits;
 use crate::http_trigger::HttpTrigger;
 use crate::manifest::{Manifest, RedisTrigger};
 use crate::routing::Router;
 use crate::runtime::{Runtime, RuntimeConfig};
+use crate::runtime_config::RuntimeConfigFile;
 
 /// Looks up an environment variable (for `SPIN_VARIABLE_*`).
 pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -25,10 +27,16 @@ pub struct UpOptions {
     pub variables: Vec<(String, String)>,
     pub request_timeout: Duration,
     pub max_request_body_bytes: u64,
+    /// What clients may hold: slow headers and bodies, connections, requests.
+    pub client_limits: ClientLimits,
     /// Largest MySQL or Redis result a component may receive (Spin's 128 MiB by default).
     pub max_result_bytes: usize,
     /// Where `SPIN_VARIABLE_*` come from; the process environment unless a test says otherwise.
     pub variable_env: EnvLookup,
+    /// `--component-id`: run only these components and their triggers (all when empty).
+    pub components: Vec<String>,
+    /// `--runtime-config-file`: Spin's runtime config TOML ([`crate::runtime_config`]).
+    pub runtime_config: Option<PathBuf>,
 }
 
 impl UpOptions {
@@ -40,8 +48,11 @@ impl UpOptions {
             variables: Vec::new(),
             request_timeout: Duration::from_secs(60),
             max_request_body_bytes: 10 << 30,
+            client_limits: ClientLimits::default(),
             max_result_bytes: crate::runtime::DEFAULT_MAX_RESULT_BYTES,
             variable_env: Arc::new(|k| std::env::var(k).ok()),
+            components: Vec::new(),
+            runtime_config: None,
         }
     }
 }
@@ -56,12 +67,33 @@ pub struct RunningApp {
 
 pub async fn start(options: UpOptions) -> anyhow::Result<RunningApp> {
     let manifest = Manifest::load(&options.manifest)?;
-    let config = RuntimeConfig {
+    let manifest = crate::retain::retain_components(manifest, &options.components)?;
+    let runtime_config = match &options.runtime_config {
+        Some(path) => RuntimeConfigFile::load(path)?,
+        None => RuntimeConfigFile::default(),
+    };
+    for key in &runtime_config.ignored {
+        tracing::warn!(
+            key = %key,
+            "runtime config: [{key}] has no effect on runtime-host (it has no key-value stores, SQLite or LLMs, and logs to stderr); ignored"
+        );
+    }
+    let admission = options.client_limits.admission()?;
+    let mut config = RuntimeConfig {
         request_timeout: options.request_timeout,
+        max_instances: options.client_limits.max_instances,
         extra_env: options.env.clone(),
         variables: options.variables.clone(),
         max_result_bytes: options.max_result_bytes,
         ..RuntimeConfig::default()
+    };
+    if let Some(bytes) = runtime_config.max_instance_memory {
+        config.max_memory_bytes = bytes;
+    }
+    let variable_env = with_providers(options.variable_env.clone(), runtime_config);
+    let options = UpOptions {
+        variable_env,
+        ..options
     };
     let variable_env = options.variable_env.clone();
     let redis_triggers =
@@ -91,6 +123,8 @@ pub async fn start(options: UpOptions) -> anyhow::Result<RunningApp> {
             runtime.clone(),
             router,
             options.max_request_body_bytes,
+            &options.client_limits,
+            admission,
             addr,
         )?;
         let mut rx = stop_rx.clone();
@@ -126,6 +160,20 @@ impl RunningApp {
         }
         self.runtime.close().await;
     }
+}
+
+/// `SPIN_VARIABLE_<NAME>` lookups answered first by the runtime config's variable providers, then
+/// by the environment: Spin asks `--variable`, then the configured providers, then its default
+/// environment provider (which is always there), then the manifest's default.
+fn with_providers(env: EnvLookup, config: RuntimeConfigFile) -> EnvLookup {
+    if config.variables_providers.is_empty() {
+        return env;
+    }
+    Arc::new(move |key| {
+        key.strip_prefix("SPIN_VARIABLE_")
+            .and_then(|name| config.variable(&name.to_ascii_lowercase(), &|k| env(k)))
+            .or_else(|| env(key))
+    })
 }
 
 /// Redis trigger addresses may name application variables (`address = "{{ redis_url }}"`), as

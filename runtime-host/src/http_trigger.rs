@@ -2,9 +2,14 @@
 //!
 //! Runtime answers (never from a component): `/.well-known/spin/health` and `/info`; 404 with
 //! an empty body when no route matches; 413 when the declared body is over the limit; 400 when
-//! the request has no usable Host; 504 when the request went its time limit without progress
-//! (no body bytes read or written) before a response;
+//! the request has no usable Host; 503 with `Retry-After` when a connection or request is over
+//! the client limits ([`crate::admission`]); 408 when the client sent its body too slowly
+//! ([`crate::body_pace`]) before a response; 504 when the request went its time limit without
+//! progress (no body bytes read or written) before a response;
 //! 500 when the component trapped or failed, with the reason in the log, not in the body.
+//!
+//! A client that does not finish its headers within the header timeout (counted from the
+//! connection's start or its previous response) has its connection closed.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -19,16 +24,31 @@ use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::activity::Activity;
+use crate::admission::{Admission, RETRY_AFTER_SECS, Refusal, RequestTicket};
+use crate::body_pace::{BodyPace, PacedBody};
+use crate::client_limits::ClientLimits;
 use crate::routing::{Router, WELL_KNOWN_PREFIX};
 use crate::runtime::{InvokeError, Runtime};
 
 /// How long in-flight requests get to finish once shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// A refused connection's request is read (and dropped) for at most this long and this much
+/// after its 503 is written, so that closing it does not reset the connection before the
+/// client has read the answer.
+const REFUSAL_DRAIN_TIME: Duration = Duration::from_secs(1);
+const REFUSAL_DRAIN_BYTES: usize = 64 * 1024;
+
+/// A failing accept (out of file descriptors, most often) is retried after this pause rather
+/// than at once in a loop that would take a whole core.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// The client address a component sees on a request from its own app (chained or relative).
 pub(crate) const IN_PROCESS_CLIENT: SocketAddr =
@@ -40,6 +60,15 @@ pub struct HttpTrigger {
     max_body_bytes: u64,
     /// The listening address, which Spin uses as the origin of relative outbound URLs.
     origin: Authority,
+    admission: Arc<Admission>,
+    header_read_timeout: Duration,
+    body_pace: BodyPace,
+}
+
+/// Who a request is from, for a public request (admitted against the client limits); `None`
+/// for a request of the app's own (a relative URL), which belongs to one already admitted.
+struct Public {
+    client: IpAddr,
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<HyperOutgoingBody> {
@@ -59,6 +88,8 @@ impl HttpTrigger {
         runtime: Arc<Runtime>,
         router: Router,
         max_body_bytes: u64,
+        limits: &ClientLimits,
+        admission: crate::admission::AdmissionLimits,
         local_addr: SocketAddr,
     ) -> anyhow::Result<Arc<Self>> {
         if router.contains_reserved_route() {
@@ -73,6 +104,9 @@ impl HttpTrigger {
             router,
             max_body_bytes,
             origin,
+            admission: Admission::new(admission),
+            header_read_timeout: limits.header_read_timeout(),
+            body_pace: limits.body_pace(),
         });
         runtime.set_http_trigger(&trigger);
         Ok(trigger)
@@ -93,6 +127,15 @@ impl HttpTrigger {
                         Ok(a) => a,
                         Err(e) => {
                             tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                            continue;
+                        }
+                    };
+                    let ticket = match self.admission.admit_connection(client.ip()) {
+                        Ok(ticket) => ticket,
+                        Err(refusal) => {
+                            tracing::debug!(client = %client, reason = %refusal.message().trim_end(), "connection refused");
+                            tokio::spawn(refuse_connection(stream, refusal));
                             continue;
                         }
                     };
@@ -108,12 +151,15 @@ impl HttpTrigger {
                     });
                     let connection = hyper::server::conn::http1::Builder::new()
                         .keep_alive(true)
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(self.header_read_timeout)
                         .serve_connection(TokioIo::new(stream), service);
                     let connection = graceful.watch(connection);
                     tokio::spawn(async move {
                         if let Err(e) = connection.await {
                             tracing::debug!(client = %client, error = %e, "connection ended with an error");
                         }
+                        drop(ticket);
                     });
                 }
                 () = &mut shutdown => break,
@@ -161,6 +207,8 @@ impl HttpTrigger {
             request_id,
             started,
             "self request",
+            Activity::new(),
+            None,
         )
         .await
     }
@@ -172,11 +220,31 @@ impl HttpTrigger {
     ) -> Response<HyperOutgoingBody> {
         let started = Instant::now();
         let request_id: Arc<str> = Arc::from(uuid::Uuid::now_v7().simple().to_string());
-        self.route_and_log(request, client, request_id, started, "http request")
-            .await
+        let public = Public {
+            client: self
+                .admission
+                .limits()
+                .trusted_proxies
+                .client(client.ip(), request.headers()),
+        };
+        let activity = Activity::new();
+        let pace = self.body_pace;
+        let paced_activity = activity.clone();
+        let request = request.map(|body| PacedBody::new(body, pace, paced_activity));
+        self.route_and_log(
+            request,
+            client,
+            request_id,
+            started,
+            "http request",
+            activity,
+            Some(public),
+        )
+        .await
     }
 
     /// [`Self::route`], then the request's one log line.
+    #[allow(clippy::too_many_arguments)]
     async fn route_and_log<B>(
         &self,
         request: Request<B>,
@@ -184,6 +252,8 @@ impl HttpTrigger {
         request_id: Arc<str>,
         started: Instant,
         message: &'static str,
+        activity: Activity,
+        public: Option<Public>,
     ) -> Response<HyperOutgoingBody>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
@@ -191,7 +261,9 @@ impl HttpTrigger {
     {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let (response, component) = self.route(request, client, request_id.clone()).await;
+        let (response, component) = self
+            .route(request, client, request_id.clone(), activity, public)
+            .await;
         tracing::info!(
             request_id = %request_id,
             method = %method,
@@ -209,6 +281,8 @@ impl HttpTrigger {
         mut request: Request<B>,
         client: SocketAddr,
         request_id: Arc<str>,
+        activity: Activity,
+        public: Option<Public>,
     ) -> (Response<HyperOutgoingBody>, Option<String>)
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
@@ -251,14 +325,51 @@ impl HttpTrigger {
                 Some(route.component),
             );
         }
+        // Admission last: a request refused for another reason takes no place.
+        let ticket: Option<RequestTicket> = match public {
+            Some(public) => match self.admission.admit_request(public.client, &path) {
+                Ok(ticket) => Some(ticket),
+                Err(refusal) => return (unavailable(refusal), Some(route.component)),
+            },
+            None => None,
+        };
         request.headers_mut().remove(http::header::CONNECTION);
         let request = request.map(|body| LimitedBody::new(body, self.max_body_bytes));
         let result = self
             .runtime
-            .handle_http(&component, request, &route, client, request_id.clone())
+            .handle_http(
+                &component,
+                request,
+                &route,
+                client,
+                request_id.clone(),
+                activity,
+                ticket,
+            )
             .await;
         let response = match result {
             Ok(response) => response,
+            Err(InvokeError::ClientTooSlow) => {
+                tracing::info!(request_id = %request_id, component = %component.id, "the client sent its request body too slowly");
+                let pace = self.body_pace;
+                let mut response = text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body arrived too slowly: it may pause at most {} s and must \
+                         average {} bytes/s; send it again\n",
+                        pace.idle.as_secs(),
+                        pace.min_rate
+                    ),
+                );
+                let headers = response.headers_mut();
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                // The rest of the body is not worth waiting for.
+                headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                response
+            }
             Err(InvokeError::Timeout(limit)) => {
                 tracing::error!(request_id = %request_id, component = %component.id, "request timed out after {limit:?}");
                 text(StatusCode::GATEWAY_TIMEOUT, "request timed out\n")
@@ -290,6 +401,41 @@ impl HttpTrigger {
             _ => text(StatusCode::NOT_FOUND, Bytes::new()),
         }
     }
+}
+
+/// 503 for a request over the client limits: why, and when to retry.
+fn unavailable(refusal: Refusal) -> Response<HyperOutgoingBody> {
+    let mut response = text(StatusCode::SERVICE_UNAVAILABLE, refusal.message());
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::RETRY_AFTER,
+        HeaderValue::from(RETRY_AFTER_SECS),
+    );
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Answers a connection over the connection limits with 503 before reading its request, then
+/// closes it once the client has had a moment to read the answer.
+async fn refuse_connection(mut stream: TcpStream, refusal: Refusal) {
+    let answer = refusal.raw_response();
+    let drain = async {
+        stream.write_all(&answer).await?;
+        stream.shutdown().await?;
+        let mut buf = [0u8; 4096];
+        let mut read = 0;
+        while read < REFUSAL_DRAIN_BYTES {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => read += n,
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(REFUSAL_DRAIN_TIME, drain).await;
 }
 
 /// Gives the request an absolute URI (`http://<Host><path>`) as Spin does, refusing a request

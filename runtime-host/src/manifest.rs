@@ -492,7 +492,7 @@ mod tests {
                 .any(|t| t.component == "auth" && t.route.is_none())
         );
         // A template, rendered with the app's variables when the trigger starts (app.rs).
-        assert_eq!(m.redis_triggers[0].address, "{{ redis_url }}");
+        assert_eq!(m.redis_triggers[0].address, "{{ notifier_redis_url }}");
         assert!(
             m.components["gateway"].source.is_absolute()
                 || m.components["gateway"].source.starts_with("..")

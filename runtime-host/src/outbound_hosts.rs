@@ -301,6 +301,11 @@ pub struct OutboundTarget {
 
 impl OutboundTarget {
     /// Parses a URL such as `mysql://user:pw@db:3306/name`; the user info never leaves this function.
+    ///
+    /// The URL is parsed exactly as the Redis and MySQL clients parse it when they connect (the
+    /// `url` crate), so the host checked is the host connected to, whatever the password holds.
+    /// (Spin percent-encodes everything before the first `@` first; a password with a raw `@`,
+    /// `#` or `/` is not a valid URL for either: percent-encode it.)
     pub fn parse(url: &str) -> Option<Self> {
         Self::from_url(&url::Url::parse(url).ok()?)
     }
@@ -656,6 +661,22 @@ mod tests {
     }
 
     #[test]
+    fn credentials_in_an_allowed_host_are_refused_as_in_spin() {
+        // Spin parses `redis://user:pw@host:6379` as the host `user:pw@host`, which is not a
+        // host: a credentialed URL cannot be an allowed host, so spin.toml separates the two.
+        for pattern in [
+            "redis://vid2mp3-gateway:pw@127.0.0.1:6379",
+            "redis://vid2mp3-gateway@127.0.0.1:6379",
+            "mysql://vid2mp3_auth:pw@db:3306",
+        ] {
+            assert!(
+                AllowedPattern::parse(pattern).is_err(),
+                "{pattern:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
     fn addresses_parse_as_spin_reads_them() {
         let t =
             |a: &str, scheme: &str| OutboundTarget::parse_address(a, scheme).map(|t| t.authority());
@@ -696,6 +717,23 @@ mod tests {
         for (address, expected) in cases {
             assert_eq!(redact_password(address), expected, "{address}");
         }
+    }
+
+    #[test]
+    fn credentialed_urls_match_the_host_pattern() {
+        let hosts = AllowedHosts::parse(&["redis://127.0.0.1:6379"], &ids()).expect("parses");
+        for url in [
+            "redis://vid2mp3-gateway:0f3a9c@127.0.0.1:6379",
+            "redis://vid2mp3-gateway:p%23ss%3Fw%40rd@127.0.0.1:6379",
+            "redis://:only-a-password@127.0.0.1:6379",
+        ] {
+            assert!(hosts.allows_url(url), "{url}");
+        }
+        // A password cannot smuggle in another host: what is checked is where the client goes.
+        assert!(!hosts.allows_url("redis://u:x@evil.example:6379#@127.0.0.1:6379"));
+        assert!(!hosts.allows_url("redis://u:x@evil.example:6379/@127.0.0.1:6379"));
+        let t = OutboundTarget::parse("redis://u:p%23ss@10.0.0.7:6380/0").expect("parses");
+        assert_eq!(t.authority(), "redis://10.0.0.7:6380");
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! Time limits use epoch interruption: a ticker thread advances the epoch and each store's
 //! callback yields to tokio between ticks and traps once the request has gone its limit without
 //! progress ([`Activity`]); a request waiting on I/O is bounded the same way by tokio.
+//!
+//! The pooling allocator has a fixed number of slots and fails an instantiation that finds none
+//! free. Every instantiation therefore first takes a permit of [`Runtime`]'s slot semaphore (as
+//! many permits as slots) and gives it back once its store is gone: public requests are
+//! admitted well below the pool's size ([`crate::admission`]), and the chained, relative and
+//! Redis instances that work spawns wait for a slot instead of failing.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderName, HeaderValue};
 use http_body_util::BodyExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
@@ -26,7 +33,8 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpView};
 
-use crate::activity::{Activity, Idle};
+use crate::activity::{Activity, Cut};
+use crate::admission::RequestTicket;
 use crate::host::HostState;
 use crate::host::bindings::RedisTriggerPre;
 use crate::host::mysql::MysqlPools;
@@ -87,6 +95,9 @@ pub enum InvokeError {
     /// No progress (no body bytes in or out) for the request time limit.
     #[error("no progress for {0:?} (the request time limit)")]
     Timeout(Duration),
+    /// The client sent its request body too slowly ([`crate::body_pace`]).
+    #[error("the client sent its request body too slowly")]
+    ClientTooSlow,
     #[error("component trapped: {0}")]
     Trap(String),
     #[error("component returned an error: {0}")]
@@ -116,6 +127,19 @@ pub struct InstantiationTiming {
 #[derive(Debug, thiserror::Error)]
 #[error("deadline exceeded")]
 struct DeadlineExceeded;
+
+/// The trap raised by the epoch callback once a stalled client's grace is over (408).
+#[derive(Debug, thiserror::Error)]
+#[error("the client stalled")]
+struct ClientStalled;
+
+/// A store and the pool slot it was given; the slot's permit goes back only after the store
+/// (and with it the instance's slot) is gone, so a waiting instantiation never finds the pool
+/// full.
+struct SlottedStore {
+    store: Store<HostState>,
+    _slot: OwnedSemaphorePermit,
+}
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -261,6 +285,8 @@ pub struct Runtime {
     staging: Option<PathBuf>,
     /// Where relative outbound URLs go; weak because the trigger owns the runtime.
     http_trigger: OnceLock<Weak<HttpTrigger>>,
+    /// One permit per slot of the pooling allocator.
+    slots: Arc<Semaphore>,
 }
 
 impl Drop for Runtime {
@@ -433,11 +459,12 @@ impl Runtime {
             engine,
             components,
             services: Services::default(),
-            config,
             app_name: manifest.application.name.clone(),
             app_version: manifest.application.version.clone(),
             staging: used_staging.then_some(staging),
             http_trigger: OnceLock::new(),
+            slots: Arc::new(Semaphore::new(config.max_instances as usize)),
+            config,
         }))
     }
 
@@ -456,6 +483,20 @@ impl Runtime {
 
     pub(crate) fn http_trigger(&self) -> Option<Arc<HttpTrigger>> {
         self.http_trigger.get().and_then(Weak::upgrade)
+    }
+
+    /// Waits for a free slot of the instance pool.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, InvokeError> {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| InvokeError::Host("the instance pool is closed".into()))
+    }
+
+    /// Slots of the instance pool not in use now.
+    pub fn free_slots(&self) -> usize {
+        self.slots.available_permits()
     }
 
     fn new_store(
@@ -499,12 +540,10 @@ impl Runtime {
         store.limiter(|s| &mut s.limits);
         let limit = self.config.request_timeout;
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if activity.is_idle(limit) {
-                Err(wasmtime::Error::new(DeadlineExceeded))
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
+        store.epoch_deadline_callback(move |_| match activity.must_stop(limit) {
+            Some(Cut::Idle) => Err(wasmtime::Error::new(DeadlineExceeded)),
+            Some(Cut::ClientStalled) => Err(wasmtime::Error::new(ClientStalled)),
+            None => Ok(UpdateDeadline::Yield(1)),
         });
         Ok(store)
     }
@@ -519,6 +558,7 @@ impl Runtime {
             .http
             .as_ref()
             .ok_or_else(|| InvokeError::NotHttp(component.id.to_string()))?;
+        let slot = self.slot().await?;
         let started = Instant::now();
         let mut store = self
             .new_store(component, Arc::clone(&component.id), Activity::new())
@@ -532,6 +572,7 @@ impl Runtime {
         let instantiated = Instant::now();
         drop(store);
         let dropped = Instant::now();
+        drop(slot);
         Ok(InstantiationTiming {
             store: stored - started,
             instantiate: instantiated - stored,
@@ -542,6 +583,8 @@ impl Runtime {
     fn classify(&self, e: wasmtime::Error) -> InvokeError {
         if e.downcast_ref::<DeadlineExceeded>().is_some() {
             InvokeError::Timeout(self.config.request_timeout)
+        } else if e.downcast_ref::<ClientStalled>().is_some() {
+            InvokeError::ClientTooSlow
         } else {
             InvokeError::Trap(format!("{e:?}"))
         }
@@ -549,7 +592,10 @@ impl Runtime {
 
     /// Runs `component`'s HTTP handler for `request`, whose URI must be absolute. The response
     /// is returned as soon as the component sets it; its body streams while the instance runs on.
-    /// The request time limit counts from the last body frame read or written ([`Activity`]).
+    /// The request time limit counts from the last body frame read or written on `activity`;
+    /// a client that stalls on it ends the request with [`InvokeError::ClientTooSlow`]. `ticket`
+    /// (a public request's admission) is held until the instance has ended.
+    #[allow(clippy::too_many_arguments)]
     pub async fn handle_http<B>(
         self: &Arc<Self>,
         component: &Arc<LoadedComponent>,
@@ -557,6 +603,8 @@ impl Runtime {
         route: &RouteMatch,
         client: SocketAddr,
         request_id: Arc<str>,
+        activity: Activity,
+        ticket: Option<RequestTicket>,
     ) -> Result<http::Response<HyperOutgoingBody>, InvokeError>
     where
         B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
@@ -583,18 +631,21 @@ impl Runtime {
             Some("https") => Scheme::Https,
             _ => Scheme::Http,
         };
-        let activity = Activity::new();
         let request = request.map(|body| activity.watch(body));
-        let mut store = self
+        let slot = self.slot().await?;
+        let store = self
             .new_store(component, request_id.clone(), activity.clone())
             .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
+        let mut held = SlottedStore { store, _slot: slot };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let incoming = store
+        let incoming = held
+            .store
             .data_mut()
             .http()
             .new_incoming_request(scheme, request)
             .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
-        let outparam = store
+        let outparam = held
+            .store
             .data_mut()
             .http()
             .new_response_outparam(tx)
@@ -606,16 +657,23 @@ impl Runtime {
         // is still running then (a body still streaming) does it move to a task of its own, so
         // a small response costs no spawn and no wake-up of another thread.
         let mut instance = Box::pin(async move {
+            let mut held = held;
             let run = async {
-                let instance = proxy.instantiate(&mut store).await?;
-                instance.handle(&mut store, incoming, outparam).await
+                let instance = proxy.instantiate(&mut held.store).await?;
+                instance.handle(&mut held.store, incoming, outparam).await
             };
-            match task_activity.bound(timeout, run).await {
+            let outcome = match task_activity.bound(timeout, run).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(this.classify(e)),
-                Err(Idle) => Err(InvokeError::Timeout(timeout)),
-            }
+                Err(Cut::Idle) => Err(InvokeError::Timeout(timeout)),
+                Err(Cut::ClientStalled) => Err(InvokeError::ClientTooSlow),
+            };
+            // The store first (its slot back to the pool), then the permit, then the admission.
+            drop(held);
+            drop(ticket);
+            outcome
         });
+        let finish = |instance| run_to_end(instance, component.id.clone(), request_id.clone());
         let mut rx = rx;
         let set = tokio::select! {
             biased;
@@ -623,6 +681,7 @@ impl Runtime {
             finished = &mut instance => {
                 // It may have set its response and returned in the same poll.
                 return match rx.try_recv() {
+                    _ if activity.is_stalled() => Err(InvokeError::ClientTooSlow),
                     Ok(Ok(response)) => {
                         if let Err(e) = finished {
                             tracing::error!(component = %component.id, request_id = %request_id, error = %e, "component failed after sending its response");
@@ -633,9 +692,18 @@ impl Runtime {
                     Err(_) => Err(finished.err().unwrap_or(InvokeError::NoResponse)),
                 };
             }
+            // The client stalled before an answer: whatever the component answers to its
+            // failed read, the client gets 408. The instance may clean up until it is cut.
+            () = activity.stalled() => {
+                tokio::spawn(finish(instance));
+                return Err(InvokeError::ClientTooSlow);
+            }
         };
-        let finish = |instance| run_to_end(instance, component.id.clone(), request_id.clone());
         match set {
+            Ok(Ok(_)) if activity.is_stalled() => {
+                tokio::spawn(finish(instance));
+                Err(InvokeError::ClientTooSlow)
+            }
             Ok(Ok(response)) => {
                 let response = response.map(|body| activity.watch(body).boxed_unsync());
                 let mut finish = Box::pin(finish(instance));
@@ -678,7 +746,15 @@ impl Runtime {
         let started = Instant::now();
         let method = request.method().clone();
         match self
-            .handle_http(&component, request, &route, client, request_id.clone())
+            .handle_http(
+                &component,
+                request,
+                &route,
+                client,
+                request_id.clone(),
+                Activity::new(),
+                None,
+            )
             .await
         {
             Ok(response) => {
@@ -715,22 +791,26 @@ impl Runtime {
             .ok_or_else(|| InvokeError::NotRedis(component.id.to_string()))?;
         // A message has no body to stream, so its limit counts from the start.
         let activity = Activity::new();
-        let mut store = self
+        let slot = self.slot().await?;
+        let store = self
             .new_store(component, request_id, activity.clone())
             .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
+        let mut held = SlottedStore { store, _slot: slot };
         let timeout = self.config.request_timeout;
         let run = async {
-            let instance = pre.instantiate_async(&mut store).await?;
+            let instance = pre.instantiate_async(&mut held.store).await?;
             instance
                 .fermyon_spin_inbound_redis()
-                .call_handle_message(&mut store, &payload)
+                .call_handle_message(&mut held.store, &payload)
                 .await
         };
         match activity.bound(timeout, run).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => Err(InvokeError::Guest(format!("{e:?}"))),
             Ok(Err(e)) => Err(self.classify(e)),
-            Err(Idle) => Err(InvokeError::Timeout(timeout)),
+            Err(Cut::Idle) => Err(InvokeError::Timeout(timeout)),
+            // A message has no client to stall.
+            Err(Cut::ClientStalled) => Err(InvokeError::ClientTooSlow),
         }
     }
 

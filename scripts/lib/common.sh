@@ -29,16 +29,49 @@ export VID2MP3_MONGO_PORT="${VID2MP3_MONGO_PORT:-27017}"
 export VID2MP3_MAILPIT_SMTP_PORT="${VID2MP3_MAILPIT_SMTP_PORT:-1025}"
 export VID2MP3_MAILPIT_HTTP_PORT="${VID2MP3_MAILPIT_HTTP_PORT:-8025}"
 
-# Development credentials for loopback-only services. Real deployments take theirs from Secrets.
-export VID2MP3_MYSQL_USER="${VID2MP3_MYSQL_USER:-vid2mp3}"
-export VID2MP3_MYSQL_PASSWORD="${VID2MP3_MYSQL_PASSWORD:-vid2mp3}"
+# Development passwords for the loopback-only services: made once per checkout, random, in
+# .data/secrets/<name>.password (git-ignored, mode 0600), never committed. Real deployments take
+# theirs from Secrets (deploy/).
+VID2MP3_SECRETS="$VID2MP3_DATA/secrets"
 
-# What the programs and tests read. They default to the same values, so these only matter when a
-# port above was changed.
+# Prints the password named NAME, making it (40 hex digits) the first time it is asked for.
+dev_password() {
+  local file="$VID2MP3_SECRETS/$1.password"
+  if [ ! -s "$file" ]; then
+    mkdir -p "$VID2MP3_SECRETS"
+    chmod 700 "$VID2MP3_SECRETS"
+    (umask 077 && od -An -tx1 -N20 /dev/urandom | tr -d ' \n' >"$file")
+  fi
+  cat "$file"
+}
+
+# Least privilege (README "Accounts"): MySQL has one account per service, with rights on its own
+# database only (vid2mp3_<service>, same name as the database), one for the migrations, and the
+# tests' account, which may create throwaway databases vid2mp3_t_* and accounts confined to them.
+# Redis has one ACL user per service (deploy/k8s/base/data/redis-users.conf) and an admin.
+MYSQL_SERVICES=(auth gateway notifier)
+export VID2MP3_MYSQL_USER="${VID2MP3_MYSQL_USER:-vid2mp3_tests}"
+export VID2MP3_MYSQL_PASSWORD="${VID2MP3_MYSQL_PASSWORD:-$(dev_password "mysql-$VID2MP3_MYSQL_USER")}"
+REDIS_ACL_SCRIPT="$VID2MP3_ROOT/deploy/k8s/base/data/redis-acl.sh"
+REDIS_USERS_FILE="$VID2MP3_ROOT/deploy/k8s/base/data/redis-users.conf"
+
+# `mysql://USER:PASSWORD@127.0.0.1:PORT[/DATABASE]` of a development MySQL account.
+mysql_dev_url() {
+  echo "mysql://$1:$(dev_password "mysql-$1")@127.0.0.1:$VID2MP3_MYSQL_PORT${2:+/$2}"
+}
+
+# `redis://USER:PASSWORD@127.0.0.1:PORT` of a development Redis user (vid2mp3-gateway, ...).
+redis_dev_url() {
+  echo "redis://$1:$(dev_password "redis-$1")@127.0.0.1:$VID2MP3_REDIS_PORT"
+}
+
+# What the programs and tests read: the tests' MySQL account, the migrations' account and Redis's
+# admin (the test harness makes per-test service accounts and users with them).
 export VID2MP3_MYSQL_URL="${VID2MP3_MYSQL_URL:-mysql://$VID2MP3_MYSQL_USER:$VID2MP3_MYSQL_PASSWORD@127.0.0.1:$VID2MP3_MYSQL_PORT}"
+export VID2MP3_MYSQL_MIGRATE_URL="${VID2MP3_MYSQL_MIGRATE_URL:-$(mysql_dev_url vid2mp3_migrate)}"
 export VID2MP3_AMQP_URL="${VID2MP3_AMQP_URL:-amqp://guest:guest@127.0.0.1:$VID2MP3_RABBITMQ_PORT/%2f}"
 export VID2MP3_RABBITMQ_MANAGEMENT_URL="${VID2MP3_RABBITMQ_MANAGEMENT_URL:-http://guest:guest@127.0.0.1:$VID2MP3_RABBITMQ_MANAGEMENT_PORT}"
-export VID2MP3_REDIS_URL="${VID2MP3_REDIS_URL:-redis://127.0.0.1:$VID2MP3_REDIS_PORT}"
+export VID2MP3_REDIS_URL="${VID2MP3_REDIS_URL:-$(redis_dev_url vid2mp3-admin)}"
 export VID2MP3_MONGO_URL="${VID2MP3_MONGO_URL:-mongodb://127.0.0.1:$VID2MP3_MONGO_PORT}"
 export VID2MP3_MAILPIT_URL="${VID2MP3_MAILPIT_URL:-http://127.0.0.1:$VID2MP3_MAILPIT_HTTP_PORT}"
 
@@ -138,7 +171,9 @@ build_components() {
 
 # Secrets for a development install, made once per checkout under .data/secrets (git-ignored,
 # mode 0600) and exported where the platform reads them: auth's Ed25519 signing key, the public
-# key set the gateway checks tokens with, and the token of the converter's storage API.
+# key set the gateway checks tokens with, the token of the converter's storage API, and each
+# component's MySQL and Redis URL with its own account's password (VID2MP3_CONVERTER_REDIS_URL
+# for the converter). All of it is also written to .data/secrets/spin.env.
 ensure_dev_secrets() {
   local dir="$VID2MP3_DATA/secrets"
   mkdir -p "$dir"
@@ -164,6 +199,24 @@ ensure_dev_secrets() {
   VID2MP3_STORAGE_TOKEN="$SPIN_VARIABLE_STORAGE_TOKEN"
   export SPIN_VARIABLE_TOKEN_SIGNING_KEY SPIN_VARIABLE_TOKEN_KEY_ID SPIN_VARIABLE_TOKEN_PUBLIC_KEYS \
     SPIN_VARIABLE_STORAGE_TOKEN VID2MP3_STORAGE_TOKEN
+  # Each component's own MySQL account and Redis user; the converter's Redis user.
+  local service upper
+  for service in "${MYSQL_SERVICES[@]}"; do
+    upper="$(echo "$service" | tr '[:lower:]' '[:upper:]')"
+    export "SPIN_VARIABLE_${upper}_DB_URL=$(mysql_dev_url "vid2mp3_$service" "vid2mp3_$service")"
+    export "SPIN_VARIABLE_${upper}_REDIS_URL=$(redis_dev_url "vid2mp3-$service")"
+  done
+  export SPIN_VARIABLE_MYSQL_HOST="127.0.0.1:$VID2MP3_MYSQL_PORT"
+  export SPIN_VARIABLE_REDIS_HOST="127.0.0.1:$VID2MP3_REDIS_PORT"
+  VID2MP3_CONVERTER_REDIS_URL="$(redis_dev_url vid2mp3-converter)"
+  # The same, for `spin up` by hand: `set -a; . .data/secrets/spin.env; set +a` (README).
+  (
+    umask 077
+    for name in $(compgen -e | grep -E '^SPIN_VARIABLE_'); do
+      printf '%s=%q\n' "$name" "${!name}"
+    done
+    printf 'VID2MP3_STORAGE_TOKEN=%q\nVID2MP3_REDIS_URL=%q\n' "$VID2MP3_STORAGE_TOKEN" "$VID2MP3_CONVERTER_REDIS_URL"
+  ) >"$dir/spin.env"
 }
 
 # The web page's browser test (components/gateway/tests/web_page.rs): Debian's Chromium, Node.js
@@ -188,4 +241,34 @@ ensure_browser_test_tools() {
       die "npm ci failed in $dir"
     printf '%s\n' "$want" >"$stamp"
   fi
+}
+
+# sign_up_confirmed BASE_URL EMAIL PASSWORD: an account that can log in, made as a person makes one
+# (the benchmarks use it): POST /api/v1/users, then the token from the confirmation email (read
+# through Mailpit's API at $VID2MP3_MAILPIT_URL; the platform's mail must go there) posted to
+# /api/v1/users/confirmation.
+sign_up_confirmed() {
+  local base="$1" email="$2" password="$3" token="" i
+  curl -fsS -X POST "$base/api/v1/users" -H 'content-type: application/json' \
+    -d "{\"email\":\"$email\",\"password\":\"$password\"}" >/dev/null ||
+    die "signing up $email at $base failed"
+  for i in $(seq 1 150); do
+    token="$(curl -fsS --get "$VID2MP3_MAILPIT_URL/api/v1/search" --data-urlencode "query=to:\"$email\"" |
+      python3 -c '
+import json, re, sys, urllib.request
+base = sys.argv[1]
+for m in json.load(sys.stdin).get("messages") or []:
+    if m["Subject"].startswith("Confirm your email"):
+        text = json.load(urllib.request.urlopen(base + "/api/v1/message/" + m["ID"]))["Text"]
+        found = re.search(r"/confirm#token=([A-Za-z0-9_-]+)", text)
+        if found:
+            print(found.group(1))
+            break
+' "$VID2MP3_MAILPIT_URL")"
+    [ -n "$token" ] && break
+    [ "$i" -eq 150 ] && die "no confirmation email reached $email within 30 s (is the notifier running? Mailpit: $VID2MP3_MAILPIT_URL)"
+    sleep 0.2
+  done
+  curl -fsS -X POST "$base/api/v1/users/confirmation" -H 'content-type: application/json' \
+    -d "{\"token\":\"$token\"}" >/dev/null || die "confirming $email failed"
 }

@@ -54,7 +54,8 @@ def amqp(args):
 def redis(args):
     import redis as redis_client
 
-    client = redis_client.Redis(host="127.0.0.1", port=args.port, socket_timeout=TIMEOUT)
+    # The URL carries the admin user and password: Redis's default user is disabled.
+    client = redis_client.Redis.from_url(args.url, socket_timeout=TIMEOUT)
     if not client.ping():
         raise RuntimeError("PING did not return PONG")
 
@@ -90,10 +91,13 @@ def main():
     p.add_argument("--user", required=True)
     p.add_argument("--password", required=True)
     p.set_defaults(run=mysql)
-    for name, run in (("amqp", amqp), ("redis", redis), ("mongo", mongo)):
+    for name, run in (("amqp", amqp), ("mongo", mongo)):
         p = sub.add_parser(name)
         p.add_argument("--port", type=int, required=True)
         p.set_defaults(run=run)
+    p = sub.add_parser("redis")
+    p.add_argument("--url", required=True)
+    p.set_defaults(run=redis)
     p = sub.add_parser("http")
     p.add_argument("url")
     p.set_defaults(run=http)

@@ -1,4 +1,4 @@
-//! signup, login, logout.
+//! signup, confirm, resend-confirmation, login, logout.
 
 use std::io::BufRead;
 
@@ -58,14 +58,74 @@ fn read_password(args: &CredentialArgs, confirm: bool) -> anyhow::Result<String>
 pub async fn sign_up(ctx: &Context, args: &CredentialArgs) -> anyhow::Result<()> {
     let email = read_email(args)?;
     let password = read_password(args, true)?;
-    let account = ctx.anonymous()?.sign_up(&email, &password).await?;
+    let accepted = ctx.anonymous()?.sign_up(&email, &password).await?;
+    if ctx.out.is_json() {
+        ctx.out.json_value(&accepted);
+    } else {
+        let email = accepted["email"].as_str().unwrap_or(&email);
+        ctx.out.note(&format!(
+            "Check your inbox at {email}: open the link in the email we sent (or run \
+             `vid2mp3 confirm 'LINK'`), then log in: vid2mp3 login --email {email}\n\
+             No email after a few minutes? vid2mp3 resend-confirmation --email {email}"
+        ));
+    }
+    Ok(())
+}
+
+/// The token of a confirmation link (`.../confirm#token=TOKEN`), or the argument itself when it
+/// is a bare token.
+pub fn token_of(link: &str) -> Result<String, CliError> {
+    let link = link.trim().trim_matches(['\'', '"']);
+    let token = match link.split_once("#token=") {
+        Some((_, token)) => token,
+        None if !link.contains(['/', ':', '#', '?']) => link,
+        None => {
+            return Err(CliError::Usage(
+                "that is not a confirmation link: copy the whole link from the email \
+                 (it ends in #token=...)"
+                    .into(),
+            ));
+        }
+    };
+    let token = token.split(['&', ' ']).next().unwrap_or_default();
+    if token.is_empty()
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(CliError::Usage(
+            "the link's token is cut off or changed: copy the whole link from the email".into(),
+        ));
+    }
+    Ok(token.to_owned())
+}
+
+pub async fn confirm(ctx: &Context, link: &str) -> anyhow::Result<()> {
+    let token = token_of(link)?;
+    let account = ctx.anonymous()?.confirm(&token).await?;
     if ctx.out.is_json() {
         ctx.out.json_value(&account);
     } else {
+        let email = account["email"].as_str().unwrap_or("your address");
         ctx.out.note(&format!(
-            "Account {} created; now log in: vid2mp3 login --email {email}",
-            account["email"].as_str().unwrap_or(&email)
+            "Confirmed {email}; now log in: vid2mp3 login --email {email}"
         ));
+    }
+    Ok(())
+}
+
+pub async fn send_link_again(ctx: &Context, args: &CredentialArgs) -> anyhow::Result<()> {
+    let email = read_email(args)?;
+    let password = read_password(args, false)?;
+    let accepted = ctx.anonymous()?.send_link_again(&email, &password).await?;
+    if ctx.out.is_json() {
+        ctx.out.json_value(&accepted);
+    } else {
+        ctx.out.note(
+            accepted["message"]
+                .as_str()
+                .unwrap_or("if the account waits for confirmation, a new link is on its way"),
+        );
     }
     Ok(())
 }
@@ -121,4 +181,29 @@ pub fn log_out(ctx: &Context) -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_or_a_bare_token_gives_the_token() {
+        let token = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde";
+        for given in [
+            format!("http://127.0.0.1:3000/confirm#token={token}"),
+            format!("'https://vid2mp3.example/confirm#token={token}'"),
+            format!("  {token}  "),
+        ] {
+            assert_eq!(token_of(&given).unwrap(), token, "{given}");
+        }
+        for bad in [
+            "http://127.0.0.1:3000/confirm",
+            "http://127.0.0.1:3000/confirm#token=",
+            "http://127.0.0.1:3000/confirm#token=abc<def",
+        ] {
+            let e = token_of(bad).unwrap_err().to_string();
+            assert!(e.contains("link"), "{bad}: {e}");
+        }
+    }
 }

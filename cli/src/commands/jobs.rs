@@ -51,6 +51,9 @@ pub fn describe(job: &Value) -> String {
         format!("mp3:       {}", human_bytes(job["mp3_size_bytes"].as_u64())),
         format!("created:   {}", short_time(&s("created_at"))),
     ];
+    if let Some(lufs) = job["loudness_lufs"].as_i64() {
+        lines.push(format!("loudness:  levelled to {lufs} LUFS"));
+    }
     if let Some(ms) = job["duration_ms"].as_u64() {
         lines.push(format!("duration:  {:.1} s", ms as f64 / 1000.0));
     }

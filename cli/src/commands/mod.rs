@@ -114,14 +114,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Signup(args) => account::sign_up(&ctx, &args).await,
+        Command::Confirm { link } => account::confirm(&ctx, &link).await,
+        Command::ResendConfirmation(args) => account::send_link_again(&ctx, &args).await,
         Command::Login(args) => account::log_in(&ctx, &args).await,
         Command::Logout => account::log_out(&ctx),
         Command::Upload {
             files,
             profile,
+            loudness,
             wait,
             output_dir,
-        } => upload::upload(&ctx, &files, profile, wait, output_dir.as_deref()).await,
+        } => {
+            let settings = upload::JobSettings { profile, loudness };
+            upload::upload(&ctx, &files, settings, wait, output_dir.as_deref()).await
+        }
         Command::Jobs { limit, all } => jobs::list(&ctx, limit, all).await,
         Command::Status { job } => jobs::status(&ctx, &job).await,
         Command::Delete { job } => jobs::delete(&ctx, &job).await,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_util::io::ReaderStream;
+use vid2mp3_contracts::LoudnessTarget;
 
 use super::Context;
 use super::download::{download_to, mp3_name, require_done};
@@ -20,10 +21,17 @@ use crate::progress::{conversion_bar, transfer_bar};
 const READ_CHUNK: usize = 256 * 1024;
 const POLL_EVERY: Duration = Duration::from_millis(500);
 
+/// What the job is asked to do besides converting; `None` leaves each to the server's default.
+#[derive(Debug, Clone, Copy)]
+pub struct JobSettings {
+    pub profile: Option<Profile>,
+    pub loudness: Option<LoudnessTarget>,
+}
+
 pub async fn upload(
     ctx: &Context,
     files: &[std::path::PathBuf],
-    profile: Option<Profile>,
+    settings: JobSettings,
     wait: bool,
     output_dir: Option<&Path>,
 ) -> anyhow::Result<()> {
@@ -37,7 +45,7 @@ pub async fn upload(
     // the rest too (no session, no server) stop early.
     let mut first_error: Option<anyhow::Error> = None;
     for file in files {
-        match upload_one(ctx, &api, file, profile, wait, output_dir).await {
+        match upload_one(ctx, &api, file, settings, wait, output_dir).await {
             Ok(()) => {}
             Err(e) => {
                 let fatal = matches!(
@@ -63,7 +71,7 @@ async fn upload_one(
     ctx: &Context,
     api: &ApiClient,
     path: &Path,
-    profile: Option<Profile>,
+    settings: JobSettings,
     wait: bool,
     output_dir: Option<&Path>,
 ) -> anyhow::Result<()> {
@@ -99,7 +107,8 @@ async fn upload_one(
             len,
             &name,
             &content_type,
-            profile.map(Profile::as_str),
+            settings.profile.map(Profile::as_str),
+            settings.loudness,
         )
         .await;
     bar.finish_and_clear();

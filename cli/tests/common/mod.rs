@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+pub use vid2mp3_test_support::Platform;
 pub use vid2mp3_test_support::test_media::{ScratchDir as Scratch, decoded_samples, make_mkv};
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -105,8 +106,9 @@ impl Cli {
         }
     }
 
-    /// signup + login with the test password.
-    pub async fn sign_up_and_log_in(&self, email: &str) {
+    /// signup, confirm (the link from the email, read through Mailpit's API) and login with
+    /// the test password.
+    pub async fn sign_up_and_log_in(&self, p: &Platform, email: &str) {
         let stdin = format!("{PASSWORD}\n");
         self.run(
             &["signup", "--email", email, "--password-stdin"],
@@ -114,12 +116,24 @@ impl Cli {
         )
         .await
         .ok();
+        self.confirm(p, email, &[]).await;
         self.run(
             &["login", "--email", email, "--password-stdin"],
             Some(&stdin),
         )
         .await
         .ok();
+    }
+
+    /// `vid2mp3 [extra...] confirm LINK` with the link from `email`'s confirmation email.
+    pub async fn confirm(&self, p: &Platform, email: &str, extra: &[&str]) {
+        let link = p
+            .confirmation_link(email)
+            .await
+            .expect("the confirmation email");
+        let mut args = extra.to_vec();
+        args.extend(["confirm", link.as_str()]);
+        self.run(&args, None).await.ok();
     }
 
     /// Polls `status JOB` until the job is done; its last status document.

@@ -22,19 +22,46 @@ pub struct AuthConfig {
     pub token_lifetime_secs: u64,
     pub hash_cost: HashCost,
     pub throttle: ThrottleLimits,
+    /// How long a confirmation link works.
+    pub confirmation_lifetime_secs: u64,
+    /// The Redis channel account emails go out on (the notifier's second trigger).
+    pub account_emails_channel: String,
 }
 
-/// Failed logins allowed per window before answering 429.
+/// What auth counts in Redis, each per fixed window from the first attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottleLimits {
+    /// Log-in attempts (and requests for another confirmation link) per typed email.
     pub per_account: u64,
+    /// The same, per client address.
     pub per_client: u64,
     pub window_secs: u64,
+    /// Sign-ups per client address.
+    pub signups_per_client: u64,
+    pub signup_window_secs: u64,
+    /// Account emails (confirmation links, "already registered") per recipient address.
+    pub emails_per_address: u64,
+    pub email_window_secs: u64,
 }
 
 /// Reads one variable through `get` (the Spin host in the component, a map in tests).
+/// What a secret left at its empty default is told: spin.toml gives secrets no value, so that
+/// each app runs with only its own components' secrets.
+const EMPTY_SECRET: &str = "empty: it holds a secret, so it has no default; scripts/up sets it \
+     from .data/secrets/, Kubernetes from the Secret vid2mp3-secrets";
+
 pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<AuthConfig, ConfigError> {
     let text = |name: &'static str| get(name).map_err(|e| ConfigError::Missing(name, e));
+    let secret = |name: &'static str| {
+        let value = text(name)?;
+        if value.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                name,
+                problem: EMPTY_SECRET.into(),
+            });
+        }
+        Ok(value)
+    };
     let number = |name: &'static str, min: u64| -> Result<u64, ConfigError> {
         let raw = text(name)?;
         let value: u64 = raw.trim().parse().map_err(|_| ConfigError::Invalid {
@@ -49,7 +76,7 @@ pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<AuthConfig, 
         }
         Ok(value)
     };
-    let signer = TokenSigner::new(&text("token_key_id")?, &text("token_signing_key")?)?;
+    let signer = TokenSigner::new(&text("token_key_id")?, &secret("token_signing_key")?)?;
     let memory_kib =
         u32::try_from(number("password_hash_memory_kib", 8 * 1024)?).map_err(|_| {
             ConfigError::Invalid {
@@ -63,8 +90,8 @@ pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<AuthConfig, 
             problem: "too large".into(),
         })?;
     Ok(AuthConfig {
-        db_url: text("auth_db_url")?,
-        redis_url: text("redis_url")?,
+        db_url: secret("auth_db_url")?,
+        redis_url: secret("redis_url")?,
         redis_key_prefix: text("redis_key_prefix")?,
         signer,
         token_lifetime_secs: number("token_lifetime_secs", 60)?,
@@ -73,8 +100,29 @@ pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<AuthConfig, 
             per_account: number("login_failures_per_account", 1)?,
             per_client: number("login_failures_per_client", 1)?,
             window_secs: number("login_failure_window_secs", 1)?,
+            signups_per_client: number("signups_per_client", 1)?,
+            signup_window_secs: number("signup_window_secs", 1)?,
+            emails_per_address: number("account_emails_per_address", 1)?,
+            email_window_secs: number("account_email_window_secs", 1)?,
         },
+        confirmation_lifetime_secs: number("email_confirmation_lifetime_secs", 60)?,
+        account_emails_channel: channel(text("account_emails_channel")?)?,
     })
+}
+
+/// A Redis channel name: printable, no spaces, bounded.
+fn channel(raw: String) -> Result<String, ConfigError> {
+    let name = raw.trim();
+    if name.is_empty() || name.len() > 200 || !name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::Invalid {
+            name: "account_emails_channel",
+            problem: format!(
+                "'{}', not a Redis channel name (printable, no spaces, at most 200 characters)",
+                name.chars().take(80).collect::<String>()
+            ),
+        });
+    }
+    Ok(name.to_owned())
 }
 
 #[cfg(test)]
@@ -104,6 +152,15 @@ mod tests {
             ("login_failures_per_account", "10".to_owned()),
             ("login_failures_per_client", "50".to_owned()),
             ("login_failure_window_secs", "900".to_owned()),
+            ("signups_per_client", "20".to_owned()),
+            ("signup_window_secs", "3600".to_owned()),
+            ("account_emails_per_address", "5".to_owned()),
+            ("account_email_window_secs", "3600".to_owned()),
+            ("email_confirmation_lifetime_secs", "86400".to_owned()),
+            (
+                "account_emails_channel",
+                "vid2mp3.account-emails".to_owned(),
+            ),
         ])
     }
 
@@ -116,6 +173,25 @@ mod tests {
         let config = load_from(&vars()).unwrap();
         assert_eq!(config.hash_cost.memory_kib, 19456);
         assert_eq!(config.throttle.per_client, 50);
+        assert_eq!(config.throttle.signups_per_client, 20);
+        assert_eq!(config.confirmation_lifetime_secs, 86400);
+        assert_eq!(config.account_emails_channel, "vid2mp3.account-emails");
+    }
+
+    #[test]
+    fn limits_and_the_channel_are_checked() {
+        for (name, value) in [
+            ("signups_per_client", "0"),
+            ("account_emails_per_address", "many"),
+            ("email_confirmation_lifetime_secs", "5"),
+            ("account_emails_channel", "two words"),
+            ("account_emails_channel", ""),
+        ] {
+            let mut map = vars();
+            map.insert(name, value.into());
+            let e = load_from(&map).err().unwrap().to_string();
+            assert!(e.contains(name), "{name}={value}: {e}");
+        }
     }
 
     #[test]
@@ -132,6 +208,17 @@ mod tests {
             e.contains("token_lifetime_secs") && e.contains("soon"),
             "{e}"
         );
+
+        // spin.toml leaves secrets empty by default: each says it is empty and where it comes from.
+        for name in ["auth_db_url", "redis_url", "token_signing_key"] {
+            let mut map = vars();
+            map.insert(name, String::new());
+            let e = load_from(&map).err().unwrap().to_string();
+            assert!(
+                e.contains(name) && e.contains("empty") && e.contains(".data/secrets"),
+                "{e}"
+            );
+        }
 
         let mut map = vars();
         map.insert("token_signing_key", "not a key".into());

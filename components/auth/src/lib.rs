@@ -3,12 +3,15 @@
 //!
 //! [`email`] validates and normalizes addresses, [`password`] holds the policy and argon2id,
 //! [`tokens`] signs EdDSA JWTs and publishes the JWKS, [`accounts`] is the `users` table,
-//! [`throttle`] counts failed logins in Redis, [`api`] answers requests, [`config`] reads the
+//! [`confirmations`] the email confirmation tokens, [`account_mail`] asks the notifier to email an
+//! address, [`throttle`] counts attempts in Redis, [`api`] answers requests, [`config`] reads the
 //! Spin variables.
 
+pub mod account_mail;
 pub mod accounts;
 pub mod api;
 pub mod config;
+pub mod confirmations;
 pub mod email;
 pub mod password;
 pub mod throttle;

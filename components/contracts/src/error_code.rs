@@ -10,11 +10,16 @@ pub enum ErrorCode {
     BadRequest,
     Unauthorized,
     Forbidden,
+    /// Log-in with the right password for an account whose email address is not confirmed yet.
+    EmailNotConfirmed,
     NotFound,
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
     TooManyRequests,
+    /// One of an account's quotas (stored bytes, queued jobs, media minutes per day) would be
+    /// exceeded; also why a conversion was refused once its length was known.
+    QuotaExceeded,
     Internal,
     Unavailable,
     // Why a conversion failed (permanent: retrying cannot help).
@@ -32,11 +37,13 @@ impl ErrorCode {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::EmailNotConfirmed => "email_not_confirmed",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::TooManyRequests => "too_many_requests",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::NotMedia => "not_media",
@@ -52,13 +59,14 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => 400,
             ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden => 403,
+            ErrorCode::Forbidden | ErrorCode::EmailNotConfirmed => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType | ErrorCode::NotMedia => 415,
             ErrorCode::NoAudio | ErrorCode::Undecodable => 422,
-            ErrorCode::TooManyRequests => 429,
+            // The stored-bytes quota answers 413 instead: waiting does not free it.
+            ErrorCode::TooManyRequests | ErrorCode::QuotaExceeded => 429,
             ErrorCode::Internal | ErrorCode::RetriesExhausted => 500,
             ErrorCode::Unavailable => 503,
             ErrorCode::TimedOut => 504,
@@ -98,7 +106,9 @@ mod tests {
     fn serde_and_as_str_agree() {
         for code in [
             ErrorCode::BadRequest,
+            ErrorCode::EmailNotConfirmed,
             ErrorCode::PayloadTooLarge,
+            ErrorCode::QuotaExceeded,
             ErrorCode::NoAudio,
             ErrorCode::RetriesExhausted,
         ] {

@@ -1,16 +1,23 @@
 //! The messages on the queues, and where they travel.
 //!
 //! The course this system comes from put `{"video_fid", "mp3_fid", "username"}` on its `video` and
-//! `mp3` queues. Ours keep those names and fields (a consumer written for the course still finds
-//! what it reads) and add what correctness needs: a version, a message id (for idempotence), the
-//! job id, the attempt number and, on events, the outcome with a failure reason.
+//! `mp3` queues. Ours keep those fields (a consumer written for the course still finds what it
+//! reads) and add what correctness needs: a version, a message id (for idempotence), the job id,
+//! the attempt number and, on events, the outcome with a failure reason. Videos wait in
+//! `video.fair`, a priority queue (fair scheduling between accounts), since an existing queue's
+//! arguments cannot be changed; [`LEGACY_VIDEO_QUEUE`] is the course's `video`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorCode, FileId, JobId, QualityProfile, UserId};
+use crate::{ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile, UserId};
 
-/// The durable queue of videos waiting to be converted.
-pub const VIDEO_QUEUE: &str = "video";
+/// The durable queue of videos waiting to be converted: a priority queue, so that an account
+/// with a short backlog goes ahead of one with a long backlog (the converter sets each message's
+/// priority from its owner's backlog when it is stored).
+pub const VIDEO_QUEUE: &str = "video.fair";
+/// Where videos waited before `video.fair` (first-come, first-served). A converter drains what an
+/// older one left there into [`VIDEO_QUEUE`]; nothing publishes to it any more.
+pub const LEGACY_VIDEO_QUEUE: &str = "video";
 /// The durable queue of finished jobs (done or failed) waiting to be told to their owner.
 pub const MP3_QUEUE: &str = "mp3";
 /// The Redis channel the converter's relay publishes job events on, for the notifier.
@@ -19,9 +26,11 @@ pub const JOB_EVENTS_CHANNEL: &str = "vid2mp3.job-events";
 pub const MESSAGE_VERSION: u32 = 1;
 
 /// The Redis key the notifier sets once it has handled an event; the relay acks the AMQP
-/// message only after it appears.
-pub fn delivery_ack_key(message_id: &uuid::Uuid) -> String {
-    format!("vid2mp3:delivered:{message_id}")
+/// message only after it appears. `prefix` is the install's Redis key prefix
+/// ([`crate::progress::DEFAULT_REDIS_KEY_PREFIX`] unless configured): Redis ACLs give each
+/// service its keys by prefix, so every key a service touches starts with it.
+pub fn delivery_ack_key(prefix: &str, message_id: &uuid::Uuid) -> String {
+    format!("{prefix}delivered:{message_id}")
 }
 
 /// "Convert this video": published by the converter's storage API once the video is stored.
@@ -40,6 +49,9 @@ pub struct VideoJob {
     pub original_name: String,
     #[serde(default)]
     pub profile: QualityProfile,
+    /// Level the audio to this integrated loudness; absent (the default) leaves it as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness_lufs: Option<LoudnessTarget>,
     /// 1 for the first try; incremented by each retry.
     pub attempt: u32,
 }
@@ -104,6 +116,7 @@ mod tests {
             owner_id: UserId::new(),
             original_name: "talk.mkv".into(),
             profile: QualityProfile::Standard,
+            loudness_lufs: None,
             attempt: 1,
         }
     }
@@ -165,5 +178,21 @@ mod tests {
             serde_json::from_value::<VideoJob>(value).unwrap().profile,
             QualityProfile::Standard
         );
+    }
+
+    #[test]
+    fn loudness_is_optional_and_a_number_when_set() {
+        let plain = serde_json::to_value(job()).unwrap();
+        assert!(
+            plain.get("loudness_lufs").is_none(),
+            "absent when off: {plain}"
+        );
+        let levelled = VideoJob {
+            loudness_lufs: Some(LoudnessTarget::SPEECH),
+            ..job()
+        };
+        let value = serde_json::to_value(&levelled).unwrap();
+        assert_eq!(value["loudness_lufs"], -16);
+        assert_eq!(serde_json::from_value::<VideoJob>(value).unwrap(), levelled);
     }
 }

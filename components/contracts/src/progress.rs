@@ -10,9 +10,14 @@ use crate::JobId;
 /// died) stops showing a stale figure after this long.
 pub const PROGRESS_TTL_SECS: u64 = 600;
 
-/// The Redis key holding a converting job's [`JobProgress`] as JSON.
-pub fn progress_key(job: &JobId) -> String {
-    format!("vid2mp3:progress:{job}")
+/// The Redis key prefix of an install that sets none: every key the services share (progress,
+/// delivery acks) and each service's own keys start with the configured prefix, which is what
+/// lets Redis ACLs confine each service to its keys and lets tests share one Redis.
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "vid2mp3:";
+
+/// The Redis key holding a converting job's [`JobProgress`] as JSON, under `prefix`.
+pub fn progress_key(prefix: &str, job: &JobId) -> String {
+    format!("{prefix}progress:{job}")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,7 +36,7 @@ mod tests {
     fn key_names_the_job() {
         let job: JobId = "0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11".parse().unwrap();
         assert_eq!(
-            progress_key(&job),
+            progress_key(DEFAULT_REDIS_KEY_PREFIX, &job),
             "vid2mp3:progress:0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11"
         );
     }

@@ -17,9 +17,18 @@
 //! the broker did not confirm (the stored video is removed again). A body that ends early leaves
 //! nothing stored.
 //!
+//! Quotas are the owner's (`x-vid2mp3-owner-id`), checked by `PUT .../video` with the code
+//! `quota_exceeded` and a message that names the limit, its value and what frees it: `429` when
+//! the owner already has the most jobs waiting or converting (an upload under way counts as one)
+//! or has used the day's media minutes (with `Retry-After`, seconds until 00:00 UTC); `413` when
+//! the video would take the owner's stored bytes (videos, mp3s and uploads under way) over the
+//! quota: at once for a declared `Content-Length`, or where the body crosses it. Either way
+//! nothing of the upload is kept. A job whose media turn out longer than the minutes left fails
+//! with the same code.
+//!
 //! Other answers, as the converter gives them: `400` for an id that does not parse or a
 //! missing/invalid `PUT` header (`x-vid2mp3-owner-id`, `x-vid2mp3-owner-email`; a name that is
-//! not percent-encoded UTF-8; an unknown profile); `401` without the right token; `404` for an
+//! not percent-encoded UTF-8; an unknown profile or loudness target); `401` without the right token; `404` for an
 //! unknown job or mp3; `413` for a video over the converter's size limit. `GET .../mp3` answers
 //! `200` (whole file) or `206` (one `Range`, with `Content-Range`) with `Content-Length` and
 //! `Accept-Ranges: bytes`, `416` with `Content-Range: bytes */<len>` for a range past the end,
@@ -28,7 +37,67 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorCode, FileId, JobId, QualityProfile, UserId};
+use crate::{ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile, UserId};
+
+/// The fewest characters a storage token may have: 32 random characters are well beyond
+/// guessing, and `openssl rand -base64 32` (44 characters) clears it.
+pub const MIN_STORAGE_TOKEN_CHARS: usize = 32;
+
+/// How to make a token, for every message that refuses one.
+pub const MAKE_STORAGE_TOKEN: &str = "make one with `openssl rand -base64 32`";
+
+/// Words that mark a value copied from an example rather than generated (compared in lowercase
+/// with everything but letters and digits removed, so `CHANGE-ME` and `change_me` are caught).
+/// Each is long enough that a random token contains it by chance with negligible probability.
+const PLACEHOLDER_WORDS: &[&str] = &[
+    "changeme",
+    "replaceme",
+    "placeholder",
+    "example",
+    "storagetoken",
+    "yourtoken",
+];
+
+/// Why a storage token is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageTokenProblem {
+    #[error("empty; {MAKE_STORAGE_TOKEN}")]
+    Empty,
+    #[error(
+        "too short ({chars} characters; at least {MIN_STORAGE_TOKEN_CHARS} are required); {MAKE_STORAGE_TOKEN}"
+    )]
+    TooShort { chars: usize },
+    #[error("a placeholder copied from an example, not a secret; {MAKE_STORAGE_TOKEN}")]
+    Placeholder,
+}
+
+/// Checks the bearer token of the storage API, on both sides of it (the converter refuses to
+/// start, the gateway to call it): anyone who can reach the storage API with the token can read
+/// and delete every user's files, so a short or example token is a configuration error.
+pub fn check_storage_token(token: &str) -> Result<(), StorageTokenProblem> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(StorageTokenProblem::Empty);
+    }
+    let chars = token.chars().count();
+    if chars < MIN_STORAGE_TOKEN_CHARS {
+        return Err(StorageTokenProblem::TooShort { chars });
+    }
+    let normalized: String = token
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let distinct = token
+        .chars()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    // A generated token of this length uses many symbols; `xxxx…` or `0000…` was typed.
+    if distinct < 8 || PLACEHOLDER_WORDS.iter().any(|w| normalized.contains(w)) {
+        return Err(StorageTokenProblem::Placeholder);
+    }
+    Ok(())
+}
 
 pub const JOBS_PATH: &str = "/internal/v1/jobs";
 pub const MP3S_PATH: &str = "/internal/v1/mp3s";
@@ -40,6 +109,8 @@ pub const HEADER_OWNER_EMAIL: &str = "x-vid2mp3-owner-email";
 /// The file's name as uploaded, percent-encoded (UTF-8).
 pub const HEADER_ORIGINAL_NAME: &str = "x-vid2mp3-original-name";
 pub const HEADER_PROFILE: &str = "x-vid2mp3-profile";
+/// The loudness target in whole LUFS (`-16`); absent: not levelled.
+pub const HEADER_LOUDNESS: &str = "x-vid2mp3-loudness";
 
 pub fn video_path(job: &JobId) -> String {
     format!("{JOBS_PATH}/{job}/video")
@@ -86,6 +157,9 @@ pub struct JobState {
     pub owner_id: UserId,
     pub status: JobStatus,
     pub profile: QualityProfile,
+    /// The loudness the mp3 is levelled to; absent when the job does not level it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness_lufs: Option<LoudnessTarget>,
     pub attempts: u32,
     /// 0–100 while converting; 100 when done.
     pub progress_percent: u8,
@@ -132,5 +206,48 @@ mod tests {
             mp3_path(&job),
             "/internal/v1/jobs/0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11/mp3"
         );
+    }
+
+    #[test]
+    fn generated_tokens_pass() {
+        // `openssl rand -base64 32` and scripts/lib/common.sh's base64url form.
+        for token in [
+            "q3Vx0m8cU1yJq7o2w9d8Yk3n4Qe6b5Rr+Tz1Lp0aHs4=",
+            "Vb0h4WkQ1mP9xT3zR7yN2cL5sD8fG6jA1qE0uI4oKtM",
+            &"a1b2c3d4".repeat(4),
+        ] {
+            assert_eq!(check_storage_token(token), Ok(()), "{token}");
+        }
+    }
+
+    #[test]
+    fn short_tokens_are_refused_saying_how_to_make_one() {
+        for token in ["s3cret", "t", &"x1y2".repeat(7)] {
+            let problem = check_storage_token(token).unwrap_err();
+            assert!(
+                matches!(problem, StorageTokenProblem::TooShort { .. }),
+                "{token}"
+            );
+            let message = problem.to_string();
+            assert!(message.contains("at least 32"), "{message}");
+            assert!(message.contains("openssl rand -base64 32"), "{message}");
+        }
+        assert_eq!(check_storage_token("   "), Err(StorageTokenProblem::Empty));
+    }
+
+    #[test]
+    fn placeholders_are_refused_even_when_long() {
+        for token in [
+            "CHANGE-ME-CHANGE-ME-CHANGE-ME-CHANGE-ME",
+            "changeme_changeme_changeme_changeme",
+            "replace-me-with-a-real-storage-token-please",
+            "your-token-goes-here-0123456789abcdef",
+            "00000000000000000000000000000000000000",
+            "abababababababababababababababababab",
+        ] {
+            let problem = check_storage_token(token).unwrap_err();
+            assert_eq!(problem, StorageTokenProblem::Placeholder, "{token}");
+            assert!(problem.to_string().contains("openssl rand -base64 32"));
+        }
     }
 }

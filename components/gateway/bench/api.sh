@@ -41,8 +41,7 @@ trap 'rm -rf "$WORK"' EXIT
 want() { [[ " $PHASES " == *" $1 "* ]]; }
 EMAIL="bench-$(date +%s%N)@example.com"
 PASSWORD="a bench password, long enough"
-curl -fsS -X POST "$BASE/api/v1/users" -H 'content-type: application/json' \
-  -d "{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" >/dev/null
+sign_up_confirmed "$BASE" "$EMAIL" "$PASSWORD"
 TOKEN="$(curl -fsS -X POST "$BASE/login" -u "$EMAIL:$PASSWORD")"
 
 mib() { awk -v kb="$1" 'BEGIN {printf "%.0f MiB", kb/1024}'; }

@@ -63,8 +63,7 @@ for set in "${SETS[@]}"; do
   bench_restart_runtime_host SPIN_VARIABLE_PASSWORD_HASH_MEMORY_KIB="$memory" SPIN_VARIABLE_PASSWORD_HASH_PASSES="$passes"
   email="argon2-bench-$memory-$passes-$(date +%s%N)@example.com"
   password="a bench password, long enough"
-  curl -fsS -X POST "$BASE/api/v1/users" -H 'content-type: application/json' \
-    -d "{\"email\":\"$email\",\"password\":\"$password\"}" >/dev/null
+  sign_up_confirmed "$BASE" "$email" "$password"
   # The PHC string's parameter field (m=...,t=...,p=...), not the hash.
   stored="$(mariadb -h 127.0.0.1 -P "$VID2MP3_MYSQL_PORT" -u "$VID2MP3_MYSQL_USER" -p"$VID2MP3_MYSQL_PASSWORD" \
     -N -B vid2mp3_auth -e "SELECT password_hash FROM users WHERE email = '$email'" | cut -d'$' -f4)"

@@ -15,7 +15,8 @@ bench_capture_runtime_host() {
     mapfile -d '' -t RH_CMD <"/proc/$RH_PID/cmdline"
   else
     warn "runtime-host is not running; starting the release build as scripts/up does"
-    RH_CMD=("$CARGO_TARGET_DIR/release/runtime-host" up -f "$VID2MP3_ROOT/spin.toml" --listen "127.0.0.1:$BENCH_HTTP_PORT")
+    RH_CMD=("$CARGO_TARGET_DIR/release/runtime-host" up -f "$VID2MP3_ROOT/spin.toml" --listen "127.0.0.1:$BENCH_HTTP_PORT"
+      --priority-route /healthz --priority-route /readyz)
   fi
   # What scripts/up exports for runtime-host.
   ensure_dev_secrets

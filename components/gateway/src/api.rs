@@ -4,7 +4,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use spin_sdk::http::{IncomingRequest, IncomingResponse, ResponseOutparam};
-use vid2mp3_contracts::auth_api::Credentials;
+use vid2mp3_contracts::auth_api::{Confirmation, Credentials};
+use vid2mp3_contracts::client_addr::{client_address, parse_node};
 use vid2mp3_contracts::storage_api::JobStatus;
 use vid2mp3_contracts::{Claims, ErrorCode, FileId, JobId};
 
@@ -112,17 +113,38 @@ fn answer(
         Route::Ready => reply(readiness(&config()?)),
         Route::SignUp => {
             let credentials = json_credentials(req)?;
-            let _ = config()?;
-            reply(Reply::json(201, &auth_client::sign_up(&credentials)?))
+            let client = client_addr(head, &config()?);
+            // 202 whatever the address's state: accepted, and the rest happens by email.
+            reply(Reply::json(
+                202,
+                &auth_client::sign_up(&credentials, &client)?,
+            ))
+        }
+        Route::ConfirmEmail => {
+            let confirmation: Confirmation = json_body(req, "{\"token\": \"...\"}")?;
+            let client = client_addr(head, &config()?);
+            reply(Reply::json(
+                200,
+                &auth_client::confirm(&confirmation, &client)?,
+            ))
+        }
+        Route::ConfirmationEmail => {
+            let credentials = json_credentials(req)?;
+            let client = client_addr(head, &config()?);
+            reply(Reply::json(
+                202,
+                &auth_client::send_link_again(&credentials, &client)?,
+            ))
         }
         Route::LogIn => {
             let credentials = match head.header("authorization").and_then(basic_auth::parse) {
                 Some((email, password)) => Credentials { email, password },
                 None => json_credentials(req)?,
             };
+            let client = client_addr(head, &config()?);
             reply(Reply::json(
                 200,
-                &auth_client::log_in(&credentials, &client_addr(head))?,
+                &auth_client::log_in(&credentials, &client)?,
             ))
         }
         Route::CourseLogin => {
@@ -138,7 +160,8 @@ fn answer(
                 })?;
             // A Basic challenge only where the client spoke Basic: a browser's fetch to /api/v1
             // must never get the native password dialog.
-            let session = auth_client::log_in(&Credentials { email, password }, &client_addr(head))
+            let client = client_addr(head, &config()?);
+            let session = auth_client::log_in(&Credentials { email, password }, &client)
                 .map_err(basic_challenge)?;
             reply(Reply::text(200, "text/plain; charset=utf-8", session.token))
         }
@@ -171,7 +194,9 @@ fn answer(
             // Only a converting job has a progress figure worth a trip to Redis.
             let progress = match &state {
                 Some(s) if s.status == JobStatus::Converting => {
-                    progress::read(&config.redis_url, &[job.id]).pop().flatten()
+                    progress::read(&config.redis_url, &config.redis_key_prefix, &[job.id])
+                        .pop()
+                        .flatten()
                 }
                 _ => None,
             };
@@ -237,6 +262,14 @@ fn basic_challenge(e: ApiError) -> ApiError {
 }
 
 fn json_credentials(req: IncomingRequest) -> Result<Credentials, ApiError> {
+    json_body(req, "{\"email\": \"...\", \"password\": \"...\"}")
+}
+
+/// A small JSON body (`shape` says what it should look like).
+fn json_body<T: serde::de::DeserializeOwned>(
+    req: IncomingRequest,
+    shape: &str,
+) -> Result<T, ApiError> {
     let body = BodyReader::of_request(req)
         .map_err(|e| ApiError::internal("reading the body", e))?
         .read_to_end(MAX_JSON_BODY)
@@ -247,22 +280,26 @@ fn json_credentials(req: IncomingRequest) -> Result<Credentials, ApiError> {
                 format!("the body must be a JSON object under {MAX_JSON_BODY} bytes"),
             )
         })?;
-    serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the body must be JSON {{\"email\": \"...\", \"password\": \"...\"}}: {e}"
-        ))
-    })
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the body must be JSON {shape}: {e}")))
 }
 
-fn client_addr(head: &RequestHead) -> String {
-    // Spin's `spin-client-addr` is "ip:port"; throttling is per address, not per connection.
-    let raw = head.header("spin-client-addr").unwrap_or("unknown");
-    match raw.rsplit_once(':') {
-        Some((ip, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
-            ip.trim_start_matches('[').trim_end_matches(']').to_owned()
-        }
-        _ => raw.to_owned(),
-    }
+/// The client's address for auth's per-address counters: the direct peer (Spin's
+/// `spin-client-addr`, "ip:port"), or, when that peer is a trusted proxy, the rightmost untrusted
+/// hop of the header the proxy writes (`contracts::client_addr`). A spoofed header from anyone
+/// else changes nothing.
+fn client_addr(head: &RequestHead, config: &GatewayConfig) -> String {
+    let Some(peer) = head.header("spin-client-addr").and_then(parse_node) else {
+        return "unknown".to_owned();
+    };
+    let header = config.forwarded_header;
+    client_address(
+        peer,
+        &head.header_all(header.name()),
+        header,
+        &config.trusted_proxies,
+    )
+    .to_string()
 }
 
 fn now_secs() -> u64 {
@@ -323,7 +360,7 @@ fn list_jobs(
     let progress = if converting.is_empty() {
         Vec::new()
     } else {
-        progress::read(&config.redis_url, &converting)
+        progress::read(&config.redis_url, &config.redis_key_prefix, &converting)
     };
     let jobs = owned
         .iter()
@@ -352,7 +389,7 @@ fn readiness(config: &GatewayConfig) -> Reply {
     let mysql = JobsStore::open(&config.db_url)
         .map_err(|e| e.message)
         .and_then(|s| s.ping());
-    let redis = progress::ping(&config.redis_url);
+    let redis = progress::ping(&config.redis_url, &config.redis_key_prefix);
     let storage = config.storage.ready();
     let word = |r: &Result<(), String>| if r.is_ok() { "ok" } else { "unavailable" };
     for (name, r) in [("mysql", &mysql), ("redis", &redis), ("storage", &storage)] {
@@ -449,7 +486,10 @@ fn stream_mp3(
     let status = response.status();
     match status {
         200 | 206 => {}
-        404 => {
+        // Storage answers 409 for a job that has no mp3 (converting, failed) and 404 for one
+        // whose mp3 is gone; to the owner both are "no mp3", as the API documents (a 503 here
+        // told clients to retry a request that can never succeed: found by schemathesis).
+        404 | 409 => {
             return fail(
                 out,
                 ApiError::new(

@@ -2,7 +2,8 @@
 
 use spin_sdk::wit::wasi::http0_2_0::types as wt;
 use vid2mp3_contracts::auth_api::{
-    Account, Credentials, HEADER_CLIENT_ADDR, SESSIONS_PATH, Session, USERS_PATH,
+    Account, CONFIRMATION_EMAIL_PATH, CONFIRMATION_PATH, CheckInbox, Confirmation, Credentials,
+    HEADER_CLIENT_ADDR, SESSIONS_PATH, Session, USERS_PATH,
 };
 use vid2mp3_contracts::{ErrorBody, ErrorCode};
 
@@ -12,25 +13,35 @@ use crate::http_io::{Target, fetch};
 const AUTH_AUTHORITY: &str = "auth.spin.internal";
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-pub fn sign_up(credentials: &Credentials) -> Result<Account, ApiError> {
-    call(USERS_PATH, credentials, None)
+pub fn sign_up(credentials: &Credentials, client_addr: &str) -> Result<CheckInbox, ApiError> {
+    call(USERS_PATH, credentials, client_addr)
+}
+
+pub fn confirm(confirmation: &Confirmation, client_addr: &str) -> Result<Account, ApiError> {
+    call(CONFIRMATION_PATH, confirmation, client_addr)
+}
+
+pub fn send_link_again(
+    credentials: &Credentials,
+    client_addr: &str,
+) -> Result<CheckInbox, ApiError> {
+    call(CONFIRMATION_EMAIL_PATH, credentials, client_addr)
 }
 
 pub fn log_in(credentials: &Credentials, client_addr: &str) -> Result<Session, ApiError> {
-    call(SESSIONS_PATH, credentials, Some(client_addr))
+    call(SESSIONS_PATH, credentials, client_addr)
 }
 
 fn call<T: serde::de::DeserializeOwned>(
     path: &str,
-    credentials: &Credentials,
-    client_addr: Option<&str>,
+    body: &impl serde::Serialize,
+    client_addr: &str,
 ) -> Result<T, ApiError> {
-    let body =
-        serde_json::to_vec(credentials).map_err(|e| ApiError::internal("auth request", e))?;
-    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-    if let Some(addr) = client_addr {
-        headers.push((HEADER_CLIENT_ADDR.to_owned(), addr.to_owned()));
-    }
+    let body = serde_json::to_vec(body).map_err(|e| ApiError::internal("auth request", e))?;
+    let headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        (HEADER_CLIENT_ADDR.to_owned(), client_addr.to_owned()),
+    ];
     let answer = fetch(
         &Target {
             method: wt::Method::Post,

@@ -1,7 +1,10 @@
 //! The gateway's settings, from Spin variables (see spin.toml's `[component.gateway.variables]`).
 
+use vid2mp3_contracts::client_addr::{ForwardedHeader, TrustedProxies};
+
 use crate::storage_client::StorageEndpoint;
 use crate::token_check::{KeySetError, TokenVerifier};
+use vid2mp3_contracts::storage_api::check_storage_token;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -20,18 +23,43 @@ pub struct GatewayConfig {
     pub storage: StorageEndpoint,
     pub verifier: TokenVerifier,
     pub max_upload_bytes: u64,
+    /// The proxies (the ingress) whose forwarding header says who the client is; none by default.
+    pub trusted_proxies: TrustedProxies,
+    /// The header those proxies write the client's address into.
+    pub forwarded_header: ForwardedHeader,
 }
+
+/// What a variable left at its empty default is told: spin.toml gives secrets (and the key set)
+/// no value, so that each app runs with only its own components' secrets.
+const EMPTY: &str = "empty: it has no default; scripts/up sets it from .data/secrets/, \
+     Kubernetes from the Secret vid2mp3-secrets";
 
 pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<GatewayConfig, ConfigError> {
     let text = |name: &'static str| get(name).map_err(|e| ConfigError::Missing(name, e));
+    let required = |name: &'static str| {
+        let value = text(name)?;
+        if value.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                name,
+                problem: EMPTY.into(),
+            });
+        }
+        Ok(value)
+    };
     let storage_url = text("storage_url")?;
-    let storage =
-        StorageEndpoint::parse(&storage_url, text("storage_token")?).map_err(|problem| {
-            ConfigError::Invalid {
-                name: "storage_url",
-                problem,
-            }
-        })?;
+    let storage_token = text("storage_token")?;
+    // The converter refuses the same tokens at start-up; refusing them here too names the
+    // variable on this side instead of answering every upload with the storage API's 401.
+    check_storage_token(&storage_token).map_err(|problem| ConfigError::Invalid {
+        name: "storage_token",
+        problem: problem.to_string(),
+    })?;
+    let storage = StorageEndpoint::parse(&storage_url, storage_token).map_err(|problem| {
+        ConfigError::Invalid {
+            name: "storage_url",
+            problem,
+        }
+    })?;
     let raw_max = text("max_upload_bytes")?;
     let max_upload_bytes = raw_max
         .trim()
@@ -42,12 +70,93 @@ pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<GatewayConfi
             name: "max_upload_bytes",
             problem: format!("'{raw_max}', not a positive whole number of bytes"),
         })?;
+    let trusted_proxies =
+        TrustedProxies::parse(&text("trusted_proxies")?).map_err(|e| ConfigError::Invalid {
+            name: "trusted_proxies",
+            problem: e.to_string(),
+        })?;
+    let forwarded_header = text("trusted_proxy_header")?
+        .parse::<ForwardedHeader>()
+        .map_err(|e| ConfigError::Invalid {
+            name: "trusted_proxy_header",
+            problem: e.to_string(),
+        })?;
     Ok(GatewayConfig {
-        db_url: text("gateway_db_url")?,
-        redis_url: text("redis_url")?,
+        db_url: required("gateway_db_url")?,
+        redis_url: required("redis_url")?,
         redis_key_prefix: text("redis_key_prefix")?,
         storage,
-        verifier: TokenVerifier::from_jwks(&text("token_public_keys")?)?,
+        verifier: TokenVerifier::from_jwks(&required("token_public_keys")?)?,
         max_upload_bytes,
+        trusted_proxies,
+        forwarded_header,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_with(token: &str) -> Result<GatewayConfig, ConfigError> {
+        load(|name| match name {
+            "storage_url" => Ok("http://127.0.0.1:8081".to_owned()),
+            "storage_token" => Ok(token.to_owned()),
+            other => Err(format!("{other} is not set in this test")),
+        })
+    }
+
+    #[test]
+    fn a_short_or_placeholder_storage_token_is_refused_saying_how_to_make_one() {
+        for token in [
+            "",
+            "s3cret",
+            "CHANGE-ME",
+            "CHANGE-ME-CHANGE-ME-CHANGE-ME-CHANGE-ME",
+        ] {
+            let Err(error) = load_with(token) else {
+                panic!("{token:?} was accepted");
+            };
+            let message = error.to_string();
+            assert!(message.contains("`storage_token`"), "{message}");
+            assert!(message.contains("openssl rand -base64 32"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_generated_storage_token_is_accepted() {
+        let Err(error) = load_with("u8Xq1rV0cJ7mN3bT5yW9zK2hL4pD6fG8sA0eR1iO3tY=") else {
+            panic!("the test sets too few variables to load a whole config");
+        };
+        // It got past the token to the next variable.
+        assert!(!error.to_string().contains("storage_token"), "{error}");
+    }
+
+    #[test]
+    fn empty_secrets_say_where_they_come_from() {
+        for empty in ["gateway_db_url", "redis_url", "token_public_keys"] {
+            let result = load(|name| {
+                let value = match name {
+                    _ if name == empty => "",
+                    "storage_url" => "http://127.0.0.1:8081",
+                    "storage_token" => "u8Xq1rV0cJ7mN3bT5yW9zK2hL4pD6fG8sA0eR1iO3tY=",
+                    "max_upload_bytes" => "1000",
+                    "gateway_db_url" => "mysql://u:p@127.0.0.1:3306/g",
+                    "redis_url" => "redis://u:p@127.0.0.1:6379",
+                    "redis_key_prefix" => "vid2mp3:",
+                    other => return Err(format!("{other} is not set in this test")),
+                };
+                Ok(value.to_owned())
+            });
+            let Err(error) = result else {
+                panic!("an empty {empty} was accepted");
+            };
+            let message = error.to_string();
+            assert!(
+                message.contains(empty)
+                    && message.contains("empty")
+                    && message.contains(".data/secrets"),
+                "{message}"
+            );
+        }
+    }
 }

@@ -69,6 +69,15 @@ impl RequestHead {
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
+    /// Every value of a header, in the order received (repeated headers form one list).
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .collect()
+    }
+
     pub fn query_param(&self, name: &str) -> Option<String> {
         url_query_param(&self.query, name)
     }
@@ -299,6 +308,8 @@ pub struct StreamedRequest {
     stream: Option<OutputStream>,
     body: Option<OutgoingBody>,
     response: Option<wt::FutureIncomingResponse>,
+    /// An answer that came before the body ended (WASI hands a response out only once).
+    early: Option<Result<IncomingResponse, IoError>>,
 }
 
 pub struct Target<'a> {
@@ -340,6 +351,7 @@ impl StreamedRequest {
             stream: Some(stream),
             body: Some(body),
             response: Some(response),
+            early: None,
         })
     }
 
@@ -350,9 +362,15 @@ impl StreamedRequest {
         }
     }
 
-    /// Whether the server already answered (e.g. refused the body early).
-    pub fn answered_early(&self) -> bool {
-        self.response.as_ref().is_some_and(|r| r.get().is_some())
+    /// Whether the server already answered (e.g. refused the body early). The answer is kept
+    /// for [`StreamedRequest::response`].
+    pub fn answered_early(&mut self) -> bool {
+        if self.early.is_none()
+            && let Some(answer) = self.response.as_ref().and_then(|r| r.get())
+        {
+            self.early = Some(incoming(Some(answer)));
+        }
+        self.early.is_some()
     }
 
     /// Ends the body and waits for the answer.
@@ -369,16 +387,25 @@ impl StreamedRequest {
 
     /// Waits for the answer without finishing the body (when the server answered early).
     pub fn response(mut self) -> Result<IncomingResponse, IoError> {
+        if let Some(early) = self.early.take() {
+            return early;
+        }
         let future = self
             .response
             .take()
             .ok_or_else(|| IoError::Wasi("no response".into()))?;
         future.subscribe().block();
-        match future.get() {
-            Some(Ok(Ok(resp))) => Ok(resp),
-            Some(Ok(Err(e))) => Err(IoError::Wasi(format!("{e:?}"))),
-            Some(Err(())) | None => Err(IoError::Wasi("the response was lost".into())),
-        }
+        incoming(future.get())
+    }
+}
+
+type FutureAnswer = Option<Result<Result<IncomingResponse, wt::ErrorCode>, ()>>;
+
+fn incoming(answer: FutureAnswer) -> Result<IncomingResponse, IoError> {
+    match answer {
+        Some(Ok(Ok(resp))) => Ok(resp),
+        Some(Ok(Err(e))) => Err(IoError::Wasi(format!("{e:?}"))),
+        Some(Err(())) | None => Err(IoError::Wasi("the response was lost".into())),
     }
 }
 
@@ -389,6 +416,7 @@ impl Drop for StreamedRequest {
         drop(self.stream.take());
         drop(self.body.take());
         drop(self.response.take());
+        drop(self.early.take());
     }
 }
 

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use vid2mp3_contracts::progress::JobProgress;
 use vid2mp3_contracts::storage_api::{JobError, JobState, JobStatus};
-use vid2mp3_contracts::{ErrorCode, FileId, JobId, QualityProfile};
+use vid2mp3_contracts::{ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile};
 
 use crate::jobs_store::{OwnedJob, PageStart};
 
@@ -20,6 +20,9 @@ pub struct JobView {
     pub original_name: String,
     pub content_type: String,
     pub profile: Option<QualityProfile>,
+    /// The integrated loudness (LUFS) the mp3 is levelled to; absent when not levelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loudness_lufs: Option<LoudnessTarget>,
     pub attempts: u32,
     pub video_size_bytes: Option<u64>,
     /// The mp3's id: the `fid` of the course's `GET /download?fid=`.
@@ -59,6 +62,7 @@ pub fn view(job: &OwnedJob, state: Option<&JobState>, progress: Option<JobProgre
             original_name: job.original_name.clone(),
             content_type: job.content_type.clone(),
             profile: None,
+            loudness_lufs: None,
             attempts: 0,
             video_size_bytes: None,
             mp3_fid: None,
@@ -89,6 +93,7 @@ pub fn view(job: &OwnedJob, state: Option<&JobState>, progress: Option<JobProgre
         original_name: job.original_name.clone(),
         content_type: job.content_type.clone(),
         profile: Some(state.profile),
+        loudness_lufs: state.loudness_lufs,
         attempts: state.attempts,
         video_size_bytes: Some(state.video_size_bytes),
         mp3_fid: state.mp3_fid.clone(),
@@ -149,6 +154,7 @@ mod tests {
             owner_id: UserId::new(),
             status,
             profile: QualityProfile::Standard,
+            loudness_lufs: None,
             attempts: 1,
             progress_percent: 0,
             video_fid: "65f0c0ffee65f0c0ffee65f0".parse().unwrap(),

@@ -103,6 +103,9 @@ mod tests {
         assert!(!is_media(b"<html>"));
         assert!(!is_media(b""));
         assert!(!is_media(b"RIFF\x24\0\0\0WEBPVP8 ")); // a WebP image is RIFF too
+        // Playlists and scripts that would make ffmpeg open other files by name.
+        assert!(!is_media(b"#EXTM3U\n#EXTINF:1,\n/var/lib/secret.ts\n"));
+        assert!(!is_media(b"ffconcat version 1.0\nfile secret.wav\n"));
         let mut not_ts = vec![0u8; 376];
         not_ts[0] = 0x47; // 'G', as in "GIF89a" — but no second sync byte
         not_ts[1..6].copy_from_slice(b"IF89a");

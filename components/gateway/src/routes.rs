@@ -6,6 +6,10 @@ pub enum Route {
     Ready,
     OpenApi,
     SignUp,
+    /// Redeem the token of a confirmation email.
+    ConfirmEmail,
+    /// Send the confirmation link again.
+    ConfirmationEmail,
     LogIn,
     ListJobs,
     Upload,
@@ -38,7 +42,9 @@ pub fn route(method: &str, path: &str) -> Route {
         }
     };
     match path {
-        "/" | "/index.html" => allow("GET", Route::WebPage, get),
+        // `/confirm` is where confirmation links land: the page, which confirms only when the
+        // person presses its button (mail scanners fetch links; a GET never confirms anything).
+        "/" | "/index.html" | "/confirm" => allow("GET", Route::WebPage, get),
         "/app.css" | "/app.js" => match crate::web::Asset::at(path) {
             Some(asset) => allow("GET", Route::WebAsset(asset), get),
             None => Route::NotFound,
@@ -47,6 +53,8 @@ pub fn route(method: &str, path: &str) -> Route {
         "/readyz" => allow("GET", Route::Ready, get),
         "/api/v1/openapi.json" => allow("GET", Route::OpenApi, get),
         "/api/v1/users" => allow("POST", Route::SignUp, is("POST")),
+        "/api/v1/users/confirmation" => allow("POST", Route::ConfirmEmail, is("POST")),
+        "/api/v1/users/confirmation-email" => allow("POST", Route::ConfirmationEmail, is("POST")),
         "/api/v1/sessions" => allow("POST", Route::LogIn, is("POST")),
         "/api/v1/jobs" => {
             if get {
@@ -93,6 +101,19 @@ mod tests {
             ("GET", "/readyz", Route::Ready),
             ("GET", "/api/v1/openapi.json", Route::OpenApi),
             ("POST", "/api/v1/users", Route::SignUp),
+            ("POST", "/api/v1/users/confirmation", Route::ConfirmEmail),
+            (
+                "POST",
+                "/api/v1/users/confirmation-email",
+                Route::ConfirmationEmail,
+            ),
+            (
+                "GET",
+                "/api/v1/users/confirmation",
+                Route::MethodNotAllowed("POST"),
+            ),
+            ("GET", "/confirm", Route::WebPage),
+            ("POST", "/confirm", Route::MethodNotAllowed("GET")),
             ("POST", "/api/v1/sessions", Route::LogIn),
             ("GET", "/api/v1/jobs", Route::ListJobs),
             ("POST", "/api/v1/jobs", Route::Upload),

@@ -2,10 +2,12 @@
 
 use spin_sdk::wit::wasi::http0_2_0::types as wt;
 use vid2mp3_contracts::storage_api::{
-    self, HEADER_ORIGINAL_NAME, HEADER_OWNER_EMAIL, HEADER_OWNER_ID, HEADER_PROFILE, JobState,
-    JobStatesRequest, JobStatesResponse, StoredVideo,
+    self, HEADER_LOUDNESS, HEADER_ORIGINAL_NAME, HEADER_OWNER_EMAIL, HEADER_OWNER_ID,
+    HEADER_PROFILE, JobState, JobStatesRequest, JobStatesResponse, StoredVideo,
 };
-use vid2mp3_contracts::{ErrorBody, FileId, JobId, QualityProfile, UserId};
+use vid2mp3_contracts::{
+    ErrorBody, ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile, UserId,
+};
 
 use crate::errors::ApiError;
 use crate::http_io::{Fetched, IoError, StreamedRequest, Target, fetch};
@@ -158,6 +160,9 @@ impl StorageEndpoint {
                 upload.profile.as_str().to_owned(),
             ),
         ];
+        if let Some(target) = upload.loudness_lufs {
+            headers.push((HEADER_LOUDNESS.to_owned(), target.lufs().to_string()));
+        }
         if let Some(length) = upload.content_length {
             headers.push(("content-length".to_owned(), length.to_string()));
         }
@@ -187,17 +192,43 @@ pub struct VideoUpload {
     pub original_name: String,
     pub content_type: String,
     pub profile: QualityProfile,
+    pub loudness_lufs: Option<LoudnessTarget>,
     /// Known for raw uploads; a multipart upload's file length is not known in advance.
     pub content_length: Option<u64>,
 }
 
-/// The storage API's answer to a finished upload.
-pub fn stored_video(status: u16, body: &[u8]) -> Result<StoredVideo, ApiError> {
+/// The storage API's answer to an upload (`retry_after`: its `Retry-After` header).
+pub fn stored_video(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+) -> Result<StoredVideo, ApiError> {
     match status {
         200 | 201 => {
             serde_json::from_slice(body).map_err(|e| ApiError::internal("the storage answer", e))
         }
-        _ => Err(error_from(status, body)),
+        _ => {
+            Err(quota_refusal(status, retry_after, body)
+                .unwrap_or_else(|| error_from(status, body)))
+        }
+    }
+}
+
+/// A refusal by one of the account's quotas, which the storage API enforces: passed on as it
+/// came (its status, its words naming the limit, `Retry-After`), since the user can act on it.
+/// Every other storage error stays an internal matter (`503`).
+fn quota_refusal(status: u16, retry_after: Option<&str>, body: &[u8]) -> Option<ApiError> {
+    let body = serde_json::from_slice::<ErrorBody>(body).ok()?;
+    if body.error.code != ErrorCode::QuotaExceeded || !(400..500).contains(&status) {
+        return None;
+    }
+    let mut e = ApiError::new(ErrorCode::QuotaExceeded, body.error.message);
+    e.status = Some(status);
+    match retry_after.map(str::trim) {
+        Some(secs) if !secs.is_empty() && secs.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(e.with_header("retry-after", secs))
+        }
+        _ => Some(e),
     }
 }
 
@@ -217,4 +248,50 @@ fn error_from(status: u16, body: &[u8]) -> ApiError {
         "the storage service",
         format!("answered {status}: {detail}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(code: ErrorCode, message: &str) -> Vec<u8> {
+        serde_json::to_vec(&ErrorBody::new(code, message)).unwrap()
+    }
+
+    #[test]
+    fn quota_refusals_pass_through_as_they_came() {
+        let words = "quota exceeded: queued jobs. You have 20 jobs waiting";
+        let e = stored_video(429, None, &body(ErrorCode::QuotaExceeded, words)).unwrap_err();
+        assert_eq!((e.status(), e.code), (429, ErrorCode::QuotaExceeded));
+        assert_eq!(e.message, words);
+        assert!(e.headers.is_empty());
+        let e = stored_video(
+            429,
+            Some(" 3600 "),
+            &body(ErrorCode::QuotaExceeded, "minutes"),
+        )
+        .unwrap_err();
+        assert_eq!(e.headers, vec![("retry-after".into(), "3600".into())]);
+        let e =
+            stored_video(413, Some("soon"), &body(ErrorCode::QuotaExceeded, "bytes")).unwrap_err();
+        assert_eq!(e.status(), 413);
+        assert!(e.headers.is_empty(), "only whole seconds are passed on");
+    }
+
+    #[test]
+    fn other_storage_errors_stay_internal() {
+        for (status, code) in [
+            (400, ErrorCode::BadRequest),
+            (413, ErrorCode::PayloadTooLarge),
+            (503, ErrorCode::Unavailable),
+            // A quota code on a 5xx is not a refusal the user can act on.
+            (500, ErrorCode::QuotaExceeded),
+        ] {
+            let e = stored_video(status, None, &body(code, "details for the log")).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Unavailable, "{status}");
+            assert!(!e.message.contains("details"), "{status}");
+        }
+        let e = stored_video(429, None, b"not json").unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unavailable);
+    }
 }

@@ -29,7 +29,7 @@ impl Asset {
     /// The file at a path, if the path is one of the page's.
     pub fn at(path: &str) -> Option<Asset> {
         match path {
-            "/" | "/index.html" => Some(Asset::Page),
+            "/" | "/index.html" | "/confirm" => Some(Asset::Page),
             "/app.css" => Some(Asset::Styles),
             "/app.js" => Some(Asset::Script),
             _ => None,
@@ -151,6 +151,7 @@ mod tests {
     fn paths_name_the_files() {
         assert_eq!(Asset::at("/"), Some(Asset::Page));
         assert_eq!(Asset::at("/index.html"), Some(Asset::Page));
+        assert_eq!(Asset::at("/confirm"), Some(Asset::Page));
         assert_eq!(Asset::at("/app.css"), Some(Asset::Styles));
         assert_eq!(Asset::at("/app.js"), Some(Asset::Script));
         assert_eq!(Asset::at("/app.js.map"), None);
@@ -207,7 +208,7 @@ mod tests {
 
     #[test]
     fn every_form_field_has_a_label() {
-        for id in ["email", "password", "file-input", "profile"] {
+        for id in ["email", "password", "file-input", "profile", "loudness"] {
             assert!(
                 INDEX_HTML.contains(&format!("<label for=\"{id}\"")),
                 "a <label for=\"{id}\">"

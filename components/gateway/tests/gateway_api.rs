@@ -31,6 +31,8 @@ async fn health_and_the_openapi_document() {
     assert_eq!(doc["openapi"], "3.1.0");
     for path in [
         "/api/v1/users",
+        "/api/v1/users/confirmation",
+        "/api/v1/users/confirmation-email",
         "/api/v1/sessions",
         "/api/v1/jobs",
         "/api/v1/jobs/{id}",
@@ -54,26 +56,69 @@ async fn health_and_the_openapi_document() {
 #[tokio::test]
 async fn sign_up_log_in_and_the_course_login() {
     let p = platform().await;
-    let email = email("Ada");
+    let email = email(&p, "Ada");
     let r = client()
         .post(p.url("/api/v1/users"))
         .json(&json!({"email": format!("  {}  ", email.to_uppercase()), "password": PASSWORD}))
         .send()
         .await
         .unwrap();
-    let (status, account) = json_checked(r, "Account").await;
-    assert_eq!(status, 201);
-    assert_eq!(account["email"], email.to_lowercase(), "normalized");
+    let (status, accepted) = json_checked(r, "CheckInbox").await;
+    assert_eq!(status, 202);
+    assert_eq!(accepted["email"], email.to_lowercase(), "normalized");
 
-    // The same address again, in any case: 409, and still one row.
+    // Not confirmed yet: the right password is refused with what to do.
+    let r = client()
+        .post(p.url("/api/v1/sessions"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_checked(r, "Error").await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "email_not_confirmed");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("confirm"),
+        "{body}"
+    );
+    let token = p
+        .confirmation_token(&email)
+        .await
+        .expect("the link arrives");
+    let r = client()
+        .post(p.url("/api/v1/users/confirmation"))
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+    let (status, account) = json_checked(r, "Account").await;
+    assert_eq!(status, 200);
+    assert_eq!(account["email"], email.to_lowercase());
+
+    // The same address again, in any case: the same 202 answer, still one row, and the
+    // confirmed password unchanged (its owner gets an "already registered" email instead).
     let r = client()
         .post(p.url("/api/v1/users"))
         .json(&json!({"email": email, "password": "another long password"}))
         .send()
         .await
         .unwrap();
-    assert_eq!(error_code(r).await, (409, "conflict".into()));
+    let (status, again) = json_checked(r, "CheckInbox").await;
+    assert_eq!((status, &again), (202, &accepted));
     assert_eq!(count_rows(&p.auth_db, "users").await, 1);
+    let notice = p
+        .mailbox
+        .take_message(
+            &email,
+            "You already have a vid2mp3 account",
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .expect("the owner is told");
+    assert!(!notice.text.contains("confirm#token="), "{}", notice.text);
 
     // JSON log-in.
     let r = client()
@@ -139,7 +184,7 @@ async fn sign_up_log_in_and_the_course_login() {
 #[tokio::test]
 async fn wrong_passwords_and_unknown_emails_look_the_same() {
     let p = platform().await;
-    let email = email("grace");
+    let email = email(&p, "grace");
     sign_up(&p, &email).await;
     let wrong = client()
         .post(p.url("/api/v1/sessions"))
@@ -170,7 +215,7 @@ async fn failed_logins_are_throttled_per_account_with_retry_after() {
         .start()
         .await
         .unwrap();
-    let email = email("throttled");
+    let email = email(&p, "throttled");
     sign_up(&p, &email).await;
     let attempt = |password: &'static str| {
         client()
@@ -201,7 +246,7 @@ async fn failed_logins_are_throttled_per_account_with_retry_after() {
 }
 
 async fn email_for_other(p: &Platform) -> String {
-    let e = email("other");
+    let e = email(p, "other");
     sign_up(p, &e).await;
     e
 }
@@ -276,7 +321,8 @@ async fn bad_sign_ups_are_clear_and_store_nothing() {
         0,
         "nothing was stored"
     );
-    // SQL metacharacters that are part of a valid address are stored as text, not run.
+    // SQL metacharacters that are part of a valid address are stored as text, not run (and
+    // the address gets its link).
     let tricky = format!("o'brien+{}@example.com", uuid::Uuid::new_v4().simple());
     sign_up(&p, &tricky).await;
     assert_eq!(count_rows(&p.auth_db, "users").await, 1);

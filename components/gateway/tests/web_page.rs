@@ -1,6 +1,6 @@
 //! The web page at `/`: its files and headers over HTTP, then the page itself driven in headless
 //! Debian Chromium (playwright-core, `tests/web/page-flow.mjs`) against the whole platform:
-//! sign up, log in, upload (throttled, so the progress bars must move through values between 0
+//! sign up, confirm the address from the emailed link (Mailpit), log in, upload (throttled, so the progress bars must move through values between 0
 //! and 100), watch each job converting and then done, download the mp3, delete, log out.
 //!
 //! The browser test needs node, `/usr/bin/chromium` and `npm ci` in `tests/web/`; scripts/test
@@ -173,6 +173,8 @@ async fn the_page_in_headless_chromium_from_sign_up_to_download() {
     let artifacts = artifacts.canonicalize().unwrap();
 
     let base_url = p.url("").trim_end_matches('/').to_owned();
+    let email = p.mailbox.address().to_owned();
+    let mailpit = p.mailbox.mailpit_url().to_owned();
     // Blocking is fine: the platform serves from its own runtime threads meanwhile.
     let out = tokio::task::spawn_blocking({
         let (node, video, artifacts) = (node.clone(), video.clone(), artifacts.clone());
@@ -183,6 +185,8 @@ async fn the_page_in_headless_chromium_from_sign_up_to_download() {
                 .arg(&video)
                 .arg(&artifacts)
                 .env("VID2MP3_CHROMIUM", &chromium)
+                .env("VID2MP3_TEST_EMAIL", &email)
+                .env("VID2MP3_MAILPIT_URL", &mailpit)
                 .current_dir(web_test_dir())
                 .output()
                 .expect("node starts")

@@ -15,6 +15,11 @@ pub enum ConfigError {
     Invalid { name: &'static str, problem: String },
 }
 
+/// What a secret variable left at its empty default is told: spin.toml gives secrets no value,
+/// so that an app runs with only the secrets of its own components.
+pub const EMPTY_SECRET: &str = "empty: it holds a password, so it has no default; scripts/up sets it \
+     from .data/secrets/, Kubernetes from the Secret vid2mp3-secrets";
+
 /// A value that must never reach a log: `Debug` prints a placeholder.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
@@ -43,7 +48,10 @@ impl fmt::Debug for Secret {
 pub struct NotifierConfig {
     /// `mysql://user:password@host:port/database`: holds a password, so it is a [`Secret`].
     pub db_url: Secret,
-    pub redis_url: String,
+    /// `redis://user:password@host:port`: the notifier's own Redis account, so a [`Secret`].
+    pub redis_url: Secret,
+    /// Starts the delivery-ack keys (the converter's `VID2MP3_REDIS_KEY_PREFIX` is the same).
+    pub redis_key_prefix: String,
     pub mail: MailApi,
     /// Where users reach the gateway, without a trailing slash: the links in emails start here.
     pub public_base_url: String,
@@ -54,15 +62,30 @@ pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<NotifierConf
     let text = |name: &'static str| get(name).map_err(|e| ConfigError::Missing(name, e));
     let invalid = |name: &'static str, problem: String| ConfigError::Invalid { name, problem };
 
-    let db_url = Secret::new(text("notifier_db_url")?.trim());
+    let secret = |name: &'static str| -> Result<Secret, ConfigError> {
+        let value = text(name)?.trim().to_owned();
+        if value.is_empty() {
+            return Err(invalid(name, EMPTY_SECRET.into()));
+        }
+        Ok(Secret::new(value))
+    };
+    let db_url = secret("notifier_db_url")?;
     let db_host = text("mysql_host")?.trim().to_owned();
     check_db_host(db_url.expose(), &db_host)?;
 
-    let redis_url = text("redis_url")?.trim().to_owned();
-    if !redis_url.starts_with("redis://") && !redis_url.starts_with("rediss://") {
+    let redis_url = secret("redis_url")?;
+    if !redis_url.expose().starts_with("redis://") && !redis_url.expose().starts_with("rediss://") {
+        // Not the value: it may hold a password.
         return Err(invalid(
             "redis_url",
-            format!("'{redis_url}', not a redis:// URL"),
+            "not a redis:// URL (redis://USER:PASSWORD@HOST:PORT)".into(),
+        ));
+    }
+    let redis_key_prefix = text("redis_key_prefix")?.trim().to_owned();
+    if redis_key_prefix.is_empty() {
+        return Err(invalid(
+            "redis_key_prefix",
+            "empty; the default is vid2mp3:".into(),
         ));
     }
 
@@ -108,6 +131,7 @@ pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<NotifierConf
     Ok(NotifierConfig {
         db_url,
         redis_url,
+        redis_key_prefix,
         mail: MailApi {
             kind,
             endpoint,
@@ -174,7 +198,11 @@ mod tests {
                 "mysql://vid2mp3:pw@127.0.0.1:3306/vid2mp3_notifier".to_owned(),
             ),
             ("mysql_host", "127.0.0.1:3306".to_owned()),
-            ("redis_url", "redis://127.0.0.1:6379".to_owned()),
+            (
+                "redis_url",
+                "redis://vid2mp3-notifier:pw@127.0.0.1:6379".to_owned(),
+            ),
+            ("redis_key_prefix", "vid2mp3:".to_owned()),
             ("mail_api", "mailpit".to_owned()),
             ("mail_api_url", "http://127.0.0.1:8025".to_owned()),
             ("mail_api_key", String::new()),
@@ -205,6 +233,7 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("very-secret"), "{shown}");
         assert!(!shown.contains(":pw@"), "{shown}");
+        assert!(!shown.contains("vid2mp3-notifier:pw"), "{shown}");
     }
 
     #[test]
@@ -216,6 +245,9 @@ mod tests {
             ("public_base_url", "example.com"),
             ("mail_from", "not an address"),
             ("redis_url", "127.0.0.1:6379"),
+            ("redis_url", ""),
+            ("redis_key_prefix", ""),
+            ("notifier_db_url", ""),
             ("notifier_db_url", "postgres://x@127.0.0.1/db"),
         ];
         for (name, value) in cases {

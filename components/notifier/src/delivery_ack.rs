@@ -44,10 +44,14 @@ pub trait DeliveryAcks {
 }
 
 /// The `SET key value EX ttl` arguments, apart from the command.
-pub fn set_arguments(message_id: &uuid::Uuid, value: AckValue) -> Vec<RedisParameter> {
+pub fn set_arguments(
+    key_prefix: &str,
+    message_id: &uuid::Uuid,
+    value: AckValue,
+) -> Vec<RedisParameter> {
     vec![
         RedisParameter::Binary(
-            vid2mp3_contracts::messages::delivery_ack_key(message_id).into_bytes(),
+            vid2mp3_contracts::messages::delivery_ack_key(key_prefix, message_id).into_bytes(),
         ),
         RedisParameter::Binary(value.as_str().as_bytes().to_vec()),
         RedisParameter::Binary(b"EX".to_vec()),
@@ -58,13 +62,15 @@ pub fn set_arguments(message_id: &uuid::Uuid, value: AckValue) -> Vec<RedisParam
 /// Acks through Spin's Redis interface, connected on first use.
 pub struct RedisAcks {
     url: String,
+    key_prefix: String,
     connection: std::cell::OnceCell<Connection>,
 }
 
 impl RedisAcks {
-    pub fn new(url: &str) -> Self {
+    pub fn new(url: &str, key_prefix: &str) -> Self {
         RedisAcks {
             url: url.to_owned(),
+            key_prefix: key_prefix.to_owned(),
             connection: std::cell::OnceCell::new(),
         }
     }
@@ -82,7 +88,7 @@ impl RedisAcks {
 impl DeliveryAcks for RedisAcks {
     fn ack(&self, message_id: &uuid::Uuid, value: AckValue) -> Result<(), AckError> {
         self.connection()?
-            .execute("SET", &set_arguments(message_id, value))
+            .execute("SET", &set_arguments(&self.key_prefix, message_id, value))
             .map(|_| ())
             .map_err(|e| AckError::Write(format!("{e:?}")))
     }
@@ -95,7 +101,7 @@ mod tests {
     #[test]
     fn the_ack_is_the_contract_key_with_a_ttl() {
         let id: uuid::Uuid = "0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11".parse().unwrap();
-        let args = set_arguments(&id, AckValue::Poison);
+        let args = set_arguments("vid2mp3:", &id, AckValue::Poison);
         assert!(matches!(
             args.as_slice(),
             [

@@ -160,6 +160,11 @@ pub fn explain_failure(code: ErrorCode, message: &str) -> Explained<'_> {
             "Converting the video took longer than we allow.",
             "Try a shorter video, or split it into parts and upload them one by one.",
         ),
+        // The converter's message names the limit and when it renews.
+        ErrorCode::QuotaExceeded => ours(
+            "Converting the video would have gone over your account's daily allowance of media minutes.",
+            "Upload it again once your allowance has renewed (at 00:00 UTC); the details below say how much is left.",
+        ),
         ErrorCode::RetriesExhausted | ErrorCode::Internal | ErrorCode::Unavailable => ours(
             "Something went wrong on our side while converting, and trying again did not help.",
             TRY_AGAIN,
@@ -169,6 +174,7 @@ pub fn explain_failure(code: ErrorCode, message: &str) -> Explained<'_> {
         ErrorCode::BadRequest
         | ErrorCode::Unauthorized
         | ErrorCode::Forbidden
+        | ErrorCode::EmailNotConfirmed
         | ErrorCode::NotFound
         | ErrorCode::Conflict
         | ErrorCode::TooManyRequests => Explained {
@@ -372,6 +378,7 @@ mod tests {
             ErrorCode::Undecodable,
             ErrorCode::RetriesExhausted,
             ErrorCode::TimedOut,
+            ErrorCode::QuotaExceeded,
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnsupportedMediaType,
             ErrorCode::Internal,

@@ -6,7 +6,13 @@
 //! at most once per job and outcome: [`event`] reads it, [`email`] writes the email,
 //! [`sent_log`] claims and records it in MySQL, [`mail_api`] sends it, [`delivery_ack`] tells
 //! the relay. [`config`] reads the Spin variables.
+//!
+//! Account emails from auth (confirmation links) arrive on a second channel, told apart by their
+//! `account_email` field: [`account_mail`] writes and sends them, [`account_sent_log`] makes sure
+//! each goes out once.
 
+pub mod account_mail;
+pub mod account_sent_log;
 pub mod config;
 pub mod delivery_ack;
 pub mod email;
@@ -20,6 +26,27 @@ pub mod sent_log;
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::redis_component]
 fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
+    if account_mail::is_account_email(&message) {
+        let report = account_mail::handle(
+            &message,
+            || {
+                let config =
+                    config::load(|name| spin_sdk::variables::get(name).map_err(|e| e.to_string()))
+                        .map_err(|e| e.to_string())?;
+                Ok(account_mail::AccountEnv {
+                    log: account_sent_log::MySqlAccountLog::new(config.db_url.expose()),
+                    mailer: mail_api::HttpMailer { api: config.mail },
+                    public_base_url: config.public_base_url,
+                })
+            },
+            uuid::Uuid::new_v4,
+        );
+        if report.outcome.is_failure() {
+            anyhow::bail!(report.log_line())
+        }
+        println!("{}", report.log_line());
+        return Ok(());
+    }
     let report = handle::handle(
         &message,
         || {
@@ -29,7 +56,10 @@ fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
             Ok(handle::Env {
                 sent_log: sent_log::MySqlSentLog::new(config.db_url.expose()),
                 mailer: mail_api::HttpMailer { api: config.mail },
-                acks: delivery_ack::RedisAcks::new(&config.redis_url),
+                acks: delivery_ack::RedisAcks::new(
+                    config.redis_url.expose(),
+                    &config.redis_key_prefix,
+                ),
                 public_base_url: config.public_base_url,
             })
         },

@@ -14,11 +14,14 @@ use anyhow::Context;
 use mysql_async::prelude::Queryable;
 use redis::AsyncCommands;
 use tokio::net::{TcpListener, TcpStream};
+use vid2mp3_contracts::account_email::{
+    ACCOUNT_EMAIL_VERSION, ACCOUNT_EMAILS_CHANNEL, AccountEmail, AccountEmailKind,
+};
 use vid2mp3_contracts::messages::{JOB_EVENTS_CHANNEL, MESSAGE_VERSION, delivery_ack_key};
 use vid2mp3_contracts::{ErrorCode, FileId, JobEvent, JobId, JobOutcome, UserId};
 use vid2mp3_migrations::Service;
 use vid2mp3_test_support::{
-    Mailbox, MySqlDatabase, RedisNamespace, SpinApp, SpinAppBuilder, workspace_root,
+    Mailbox, MySqlDatabase, RedisNamespace, RedisUsers, SpinApp, SpinAppBuilder,
 };
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -31,9 +34,11 @@ struct Notifier {
     mailbox: Mailbox,
     redis: RedisNamespace,
     channel: String,
+    /// The test's own account-emails channel (auth's messages; here the test publishes them).
+    account_channel: String,
     conn: redis::aio::MultiplexedConnection,
-    /// Ack keys written for this test's events (outside the namespace: the relay's key is fixed).
-    ack_keys: Vec<String>,
+    /// The notifier logs in as the test's notifier user, confined to the namespace and channel.
+    users: RedisUsers,
 }
 
 impl Notifier {
@@ -53,6 +58,13 @@ impl Notifier {
         let db = MySqlDatabase::migrated(Service::Notifier).await?;
         let redis = RedisNamespace::create().await?;
         let channel = redis.key("job-events");
+        let account_channel = redis.key("account-emails");
+        let users = redis
+            .service_users(&[
+                (JOB_EVENTS_CHANNEL, channel.as_str()),
+                (ACCOUNT_EMAILS_CHANNEL, account_channel.as_str()),
+            ])
+            .await?;
         let conn = redis.connection().await?;
         let mut notifier = Notifier {
             app: None,
@@ -60,8 +72,9 @@ impl Notifier {
             mailbox,
             redis,
             channel,
+            account_channel,
             conn,
-            ack_keys: Vec::new(),
+            users,
         };
         notifier.app = Some(notifier.app_builder(mail_api_url)?.start().await?);
         notifier.wait_until_subscribed(1).await?;
@@ -69,18 +82,19 @@ impl Notifier {
     }
 
     fn app_builder(&self, mail_api_url: &str) -> anyhow::Result<SpinAppBuilder> {
-        let mut builder = SpinAppBuilder::from_workspace_manifest()?
-            .redis_channel(self.redis.url(), JOB_EVENTS_CHANNEL, &self.channel)
-            .variable("notifier_db_url", self.db.url())
-            .variable("redis_url", self.redis.url())
+        // Only the notifier's own settings: the other components' secrets stay empty, as in the
+        // notifier's own SpinApp (deploy/), and the app must start without them.
+        let builder = SpinAppBuilder::from_workspace_manifest()?
+            .rename_redis_channel(JOB_EVENTS_CHANNEL, &self.channel)
+            .rename_redis_channel(ACCOUNT_EMAILS_CHANNEL, &self.account_channel)
+            .variable("notifier_db_url", self.db.service_url())
+            .variable("mysql_host", self.db.server_host()?)
+            .variable("redis_host", self.redis.server_host()?)
+            .variable("notifier_redis_url", self.users.url("notifier"))
+            .variable("redis_key_prefix", self.redis.prefix())
             .variable("mail_api", "mailpit")
             .variable("mail_api_url", mail_api_url)
             .variable("public_base_url", PUBLIC_BASE_URL);
-        // The other components' required settings do not matter to the notifier, but the app
-        // does not start without them.
-        for name in required_variables()? {
-            builder = builder.variable(&name, "unused-by-the-notifier-tests");
-        }
         Ok(builder)
     }
 
@@ -120,12 +134,15 @@ impl Notifier {
     }
 
     async fn publish_event(&mut self, event: &JobEvent) -> anyhow::Result<()> {
-        self.ack_keys.push(delivery_ack_key(&event.message_id));
         self.publish(&serde_json::to_vec(event)?).await
     }
 
     async fn ack(&self, message_id: &uuid::Uuid) -> anyhow::Result<Option<String>> {
-        Ok(self.conn.clone().get(delivery_ack_key(message_id)).await?)
+        Ok(self
+            .conn
+            .clone()
+            .get(delivery_ack_key(self.redis.prefix(), message_id))
+            .await?)
     }
 
     async fn wait_for_ack(&self, message_id: &uuid::Uuid) -> anyhow::Result<String> {
@@ -136,12 +153,20 @@ impl Notifier {
     }
 
     async fn clear_ack(&self, message_id: &uuid::Uuid) -> anyhow::Result<()> {
-        let _: u64 = self.conn.clone().del(delivery_ack_key(message_id)).await?;
+        let _: u64 = self
+            .conn
+            .clone()
+            .del(delivery_ack_key(self.redis.prefix(), message_id))
+            .await?;
         Ok(())
     }
 
     async fn ack_ttl(&self, message_id: &uuid::Uuid) -> anyhow::Result<i64> {
-        Ok(self.conn.clone().ttl(delivery_ack_key(message_id)).await?)
+        Ok(self
+            .conn
+            .clone()
+            .ttl(delivery_ack_key(self.redis.prefix(), message_id))
+            .await?)
     }
 
     /// `(kind, state)` of this job's rows in emails_sent.
@@ -163,26 +188,9 @@ impl Notifier {
         if let Some(app) = self.app.take() {
             app.stop().await;
         }
-        for key in &self.ack_keys {
-            let _: u64 = self.conn.del(key).await?;
-        }
+        // The acks are under the namespace, which removes them.
         Ok(())
     }
-}
-
-/// Every variable spin.toml marks required, read now: colleagues add them as their components grow.
-fn required_variables() -> anyhow::Result<Vec<String>> {
-    let path = workspace_root().join("spin.toml");
-    let manifest: toml::Table = toml::from_str(&std::fs::read_to_string(&path)?)
-        .with_context(|| format!("parsing {}", path.display()))?;
-    let Some(variables) = manifest.get("variables").and_then(toml::Value::as_table) else {
-        return Ok(Vec::new());
-    };
-    Ok(variables
-        .iter()
-        .filter(|(_, decl)| decl.get("required").and_then(toml::Value::as_bool) == Some(true))
-        .map(|(name, _)| name.clone())
-        .collect())
 }
 
 /// Polls `probe` until it yields a value, or fails after [`DEADLINE`] naming what it waited for.
@@ -199,6 +207,62 @@ where
         anyhow::ensure!(Instant::now() < deadline, "waited {DEADLINE:?} for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// An account email (what auth publishes) delivered twice, as two notifier replicas would each
+/// get it: one email with the link; a malformed one is dropped and sends nothing.
+#[tokio::test]
+async fn an_account_email_is_sent_once_however_often_it_arrives() -> anyhow::Result<()> {
+    let notifier = Notifier::start().await?;
+    let token = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde";
+    let message = AccountEmail {
+        version: ACCOUNT_EMAIL_VERSION,
+        message_id: uuid::Uuid::now_v7(),
+        to: notifier.mailbox.address().to_owned(),
+        kind: AccountEmailKind::Confirm {
+            token: token.to_owned(),
+            expires_at: 4_000_000_000,
+        },
+    };
+    let bytes = serde_json::to_vec(&message)?;
+    let mut broken = serde_json::to_value(&message)?;
+    broken["message_id"] = serde_json::json!(uuid::Uuid::now_v7());
+    broken["token"] = serde_json::json!("<not a token>");
+    for payload in [bytes.clone(), bytes, serde_json::to_vec(&broken)?] {
+        let receivers: u64 = notifier
+            .conn
+            .clone()
+            .publish(&notifier.account_channel, payload)
+            .await?;
+        anyhow::ensure!(receivers > 0, "nobody subscribes to the account channel");
+    }
+    let mail = notifier.mailbox.wait_for(1, DEADLINE).await?;
+    assert_eq!(mail[0].subject, "Confirm your email address for vid2mp3");
+    assert!(
+        mail[0]
+            .text
+            .contains(&format!("{PUBLIC_BASE_URL}/confirm#token={token}")),
+        "{}",
+        mail[0].text
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(notifier.mailbox.messages().await?.len(), 1);
+    let pool = notifier.db.pool()?;
+    let mut conn = pool.get_conn().await?;
+    let rows: Vec<(String, String, String)> = conn
+        .query("SELECT message_id, kind, state FROM account_emails_sent")
+        .await?;
+    drop(conn);
+    pool.disconnect().await?;
+    assert_eq!(
+        rows,
+        vec![(
+            message.message_id.to_string(),
+            "confirm".to_owned(),
+            "sent".to_owned()
+        )]
+    );
+    notifier.stop().await
 }
 
 fn done() -> JobOutcome {
@@ -373,7 +437,6 @@ async fn a_malformed_event_is_acked_as_poison_and_emails_no_one() -> anyhow::Res
     let event = notifier.event(job_id, done(), "talk.mkv");
     let mut value = serde_json::to_value(&event)?;
     value["status"] = "exploded".into();
-    notifier.ack_keys.push(delivery_ack_key(&event.message_id));
     notifier.publish(value.to_string().as_bytes()).await?;
     assert_eq!(notifier.wait_for_ack(&event.message_id).await?, "poison");
 

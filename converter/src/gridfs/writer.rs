@@ -1,7 +1,7 @@
 //! Writing a GridFS file chunk by chunk. A full chunk is inserted in the background while the
 //! next one fills, so the writer's caller (an upload's body, the encoder) does not wait for each
 //! round trip to MongoDB: at most two chunks in memory, three when the first is held back for
-//! the mp3's Xing tag. An insert's error surfaces at the next write or at close.
+//! the mp3's Xing frame (which follows the ID3 tag, bounded to fit that chunk with it). An insert's error surfaces at the next write or at close.
 
 use std::io;
 use std::mem;
@@ -97,6 +97,12 @@ impl GridFsWriter {
 
     /// Replaces the first `header.len()` bytes (only while chunk 0 is still in memory).
     pub fn patch_start(&mut self, header: &[u8]) -> Result<(), GridFsError> {
+        self.patch(0, header)
+    }
+
+    /// Replaces `bytes.len()` bytes at `at`, which must lie in chunk 0 (only while it is still in
+    /// memory).
+    pub fn patch(&mut self, at: u64, bytes: &[u8]) -> Result<(), GridFsError> {
         let first = match self.held_first.as_mut() {
             Some(chunk) => chunk,
             None if self.next_n == 0 => &mut self.buf,
@@ -106,10 +112,15 @@ impl GridFsWriter {
                 ));
             }
         };
-        let Some(head) = first.get_mut(..header.len()) else {
-            return Err(GridFsError::Misuse("the header is longer than the file"));
+        let place = usize::try_from(at)
+            .ok()
+            .and_then(|at| first.get_mut(at..at.checked_add(bytes.len())?));
+        let Some(place) = place else {
+            return Err(GridFsError::Misuse(
+                "the bytes to patch lie beyond the first chunk or the file",
+            ));
         };
-        head.copy_from_slice(header);
+        place.copy_from_slice(bytes);
         Ok(())
     }
 
@@ -269,7 +280,7 @@ impl Mp3Sink for GridFsMp3Sink {
         handle.block_on(writer.restart()).map_err(io_error)
     }
 
-    fn finish(&mut self, header: &[u8]) -> io::Result<()> {
-        self.writer()?.patch_start(header).map_err(io_error)
+    fn finish(&mut self, at: u64, frame: &[u8]) -> io::Result<()> {
+        self.writer()?.patch(at, frame).map_err(io_error)
     }
 }

@@ -5,8 +5,8 @@
 //!
 //! | queue | what |
 //! |---|---|
-//! | `video` | jobs to convert; rejected messages dead-letter to `video.dead` |
-//! | `video.retry.<ms>` | one per retry delay: messages wait `<ms>` (queue TTL), then dead-letter back to `video` |
+//! | `video.fair` | jobs to convert, a priority queue (`x-max-priority` 10); rejected messages dead-letter to `video.dead` |
+//! | `video.fair.retry.<ms>` | one per retry delay: messages wait `<ms>` (queue TTL), then dead-letter back to `video.fair` |
 //! | `video.dead` | jobs that failed after every retry, or could not be read at all |
 //! | `mp3` | job events for the relay; rejected (unreadable) events dead-letter to `mp3.dead` |
 //! | `mp3.dead` | events that could not be read |
@@ -14,8 +14,21 @@
 //! A retry queue per delay (rather than a per-message TTL on one queue) keeps delays exact: a
 //! queue only expires messages at its head, so one queue with mixed TTLs would hold a short
 //! delay behind a long one.
+//!
+//! **Fair scheduling.** A job's priority comes from its owner's backlog when it is stored
+//! ([`video_priority`]: 10 for an account with nothing else waiting or converting, one less per
+//! job it has in flight, 0 from ten on); a retry keeps its job's priority. With the worker's
+//! small prefetch, the broker hands out the highest priority first, so one account's fifty jobs
+//! hold another account's first job back by about the one job converting when it arrives (and
+//! the one or two the first account published before its backlog grew). The priority lives in
+//! the persistent message, so the order survives a restart of the converter or the broker.
+//!
+//! **The queues before.** `video` and `video.retry.<ms>` were a first-come, first-served queue;
+//! RabbitMQ refuses to declare an existing queue with other arguments, so the priority queue has a
+//! new name and the old ones are drained into it ([`legacy`]).
 
 pub mod consume;
+pub mod legacy;
 
 use std::time::Duration;
 
@@ -24,10 +37,19 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
-use vid2mp3_contracts::messages::{MP3_QUEUE, VIDEO_QUEUE};
+use vid2mp3_contracts::messages::{LEGACY_VIDEO_QUEUE, MP3_QUEUE, VIDEO_QUEUE};
 
 pub const VIDEO_DEAD_QUEUE: &str = "video.dead";
 pub const MP3_DEAD_QUEUE: &str = "mp3.dead";
+
+/// The highest priority of a `video.fair` message. RabbitMQ keeps a sub-queue per level and
+/// recommends at most 10; more levels would separate backlogs longer than anyone has.
+pub const VIDEO_MAX_PRIORITY: u8 = 10;
+
+/// The priority of a job whose owner has `backlog` other jobs waiting or converting.
+pub fn video_priority(backlog: u64) -> u8 {
+    VIDEO_MAX_PRIORITY - u8::try_from(backlog.min(u64::from(VIDEO_MAX_PRIORITY))).unwrap_or(0)
+}
 
 /// How long a publish waits for the broker's confirm.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
@@ -53,6 +75,11 @@ pub enum QueueError {
 /// The retry queue for one delay.
 pub fn retry_queue_name(delay: Duration) -> String {
     format!("{VIDEO_QUEUE}.retry.{}", delay.as_millis())
+}
+
+/// The retry queue an older converter declared for one delay (it dead-letters to `video`).
+pub fn legacy_retry_queue_name(delay: Duration) -> String {
+    format!("{LEGACY_VIDEO_QUEUE}.retry.{}", delay.as_millis())
 }
 
 fn dead_letter_to(queue: &str) -> FieldTable {
@@ -82,12 +109,13 @@ pub async fn declare_topology(
             .queue_declare(dead.into(), durable, FieldTable::default())
             .await?;
     }
+    let mut video = dead_letter_to(VIDEO_DEAD_QUEUE);
+    video.insert(
+        ShortString::from("x-max-priority"),
+        AMQPValue::LongInt(i32::from(VIDEO_MAX_PRIORITY)),
+    );
     channel
-        .queue_declare(
-            VIDEO_QUEUE.into(),
-            durable,
-            dead_letter_to(VIDEO_DEAD_QUEUE),
-        )
+        .queue_declare(VIDEO_QUEUE.into(), durable, video)
         .await?;
     channel
         .queue_declare(MP3_QUEUE.into(), durable, dead_letter_to(MP3_DEAD_QUEUE))
@@ -199,13 +227,19 @@ impl Publisher {
         Ok(channel)
     }
 
-    /// Publishes and waits for the confirm; one reconnect is tried if the connection was lost.
+    /// Publishes (with `priority`, if given) and waits for the confirm; one reconnect is tried
+    /// if the connection was lost.
     pub async fn publish(
         &self,
         queue: &str,
         payload: &[u8],
         message_id: &str,
+        priority: Option<u8>,
     ) -> Result<(), QueueError> {
+        let mut properties = message_properties(message_id);
+        if let Some(priority) = priority {
+            properties = properties.with_priority(priority);
+        }
         let mut last = None;
         for _ in 0..2 {
             let channel = match self.channel().await {
@@ -215,8 +249,7 @@ impl Publisher {
                     continue;
                 }
             };
-            match publish_confirmed(&channel, queue, payload, message_properties(message_id)).await
-            {
+            match publish_confirmed(&channel, queue, payload, properties.clone()).await {
                 Ok(()) => return Ok(()),
                 // Not a connection problem: retrying on a new one cannot help.
                 Err(e @ (QueueError::Unroutable(_) | QueueError::Nacked(_))) => return Err(e),
@@ -285,6 +318,22 @@ mod tests {
 
     #[test]
     fn retry_queues_are_named_by_their_delay() {
-        assert_eq!(retry_queue_name(Duration::from_secs(5)), "video.retry.5000");
+        assert_eq!(
+            retry_queue_name(Duration::from_secs(5)),
+            "video.fair.retry.5000"
+        );
+        assert_eq!(
+            legacy_retry_queue_name(Duration::from_secs(5)),
+            "video.retry.5000"
+        );
+    }
+
+    #[test]
+    fn a_longer_backlog_means_a_lower_priority() {
+        let priorities: Vec<u8> = [0, 1, 2, 9, 10, 11, 1000, u64::MAX]
+            .into_iter()
+            .map(video_priority)
+            .collect();
+        assert_eq!(priorities, vec![10, 9, 8, 1, 0, 0, 0, 0]);
     }
 }

@@ -167,7 +167,7 @@ async fn deliver(
     payload: &[u8],
     stop: &CancellationToken,
 ) -> Outcome {
-    let key = delivery_ack_key(&event.message_id);
+    let key = delivery_ack_key(&services.config.redis_key_prefix, &event.message_id);
     let mut conn = match services.redis.get().await {
         Ok(c) => c,
         Err(e) => return Outcome::NotDelivered(format!("Redis: {e}")),

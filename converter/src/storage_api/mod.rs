@@ -25,24 +25,36 @@ use tracing::{Instrument, info, info_span, warn};
 use vid2mp3_contracts::messages::{MESSAGE_VERSION, VIDEO_QUEUE};
 use vid2mp3_contracts::progress::progress_key;
 use vid2mp3_contracts::storage_api::{
-    HEADER_ORIGINAL_NAME, HEADER_OWNER_EMAIL, HEADER_OWNER_ID, HEADER_PROFILE, JobState,
-    JobStatesRequest, JobStatesResponse, JobStatus, StoredVideo,
+    HEADER_LOUDNESS, HEADER_ORIGINAL_NAME, HEADER_OWNER_EMAIL, HEADER_OWNER_ID, HEADER_PROFILE,
+    JobState, JobStatesRequest, JobStatesResponse, JobStatus, StoredVideo,
 };
-use vid2mp3_contracts::{ErrorBody, ErrorCode, FileId, JobId, QualityProfile, UserId, VideoJob};
+use vid2mp3_contracts::{
+    ErrorBody, ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile, UserId, VideoJob,
+};
 
 use self::range::{RangeRequest, parse_range};
 use crate::gridfs::{GridFsError, GridFsWriter};
 use crate::job_state::{Created, JobRecord, JobStateError, NewJob};
+use crate::queue::video_priority;
+use crate::quota::{QuotaError, Reservation};
 use crate::service::Services;
 
 /// Most job ids one `POST .../states` may ask for.
 pub const MAX_STATES_PER_REQUEST: usize = 1000;
 
-/// An error answer: `{"error": {"code", "message"}}` with the code's status.
+/// How long, and how much of, an upload's body is still read after the upload was refused.
+const LINGER_TIME: Duration = Duration::from_secs(30);
+const LINGER_BYTES: u64 = 256 << 20;
+
+/// An error answer: `{"error": {"code", "message"}}` with the code's status (or the one set).
 #[derive(Debug)]
 pub struct ApiError {
     code: ErrorCode,
     message: String,
+    /// Overrides the code's usual status (a stored-bytes quota refusal is a 413).
+    status: Option<StatusCode>,
+    /// Sent as `Retry-After` (whole seconds, rounded up).
+    retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -50,6 +62,8 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            status: None,
+            retry_after: None,
         }
     }
 
@@ -74,6 +88,20 @@ impl From<JobStateError> for ApiError {
     }
 }
 
+impl From<QuotaError> for ApiError {
+    fn from(error: QuotaError) -> ApiError {
+        match error {
+            QuotaError::Exceeded(exceeded) => ApiError {
+                code: ErrorCode::QuotaExceeded,
+                status: StatusCode::from_u16(exceeded.http_status()).ok(),
+                retry_after: exceeded.retry_after,
+                message: exceeded.message,
+            },
+            QuotaError::Mongo(error) => ApiError::unavailable(error),
+        }
+    }
+}
+
 impl From<GridFsError> for ApiError {
     fn from(error: GridFsError) -> ApiError {
         match error {
@@ -88,9 +116,18 @@ impl From<GridFsError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        json_response(status, &ErrorBody::new(self.code, self.message))
+        let status = self.status.unwrap_or_else(|| {
+            StatusCode::from_u16(self.code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        });
+        let mut response = json_response(status, &ErrorBody::new(self.code, self.message));
+        if let Some(after) = self.retry_after {
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -389,7 +426,7 @@ async fn delete_job(State(services): State<Arc<Services>>, Path(job): Path<Strin
     services.jobs.delete(&job).await?;
     if let Ok(mut redis) = services.redis.get().await {
         let _: Result<(), _> = redis::cmd("DEL")
-            .arg(progress_key(&job))
+            .arg(progress_key(&services.config.redis_key_prefix, &job))
             .query_async(&mut redis)
             .await;
     }
@@ -449,6 +486,7 @@ struct Upload {
     original_name: String,
     content_type: String,
     profile: QualityProfile,
+    loudness_lufs: Option<LoudnessTarget>,
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
@@ -501,6 +539,12 @@ fn parse_upload(job: &str, headers: &HeaderMap) -> Result<Upload, ApiError> {
                 ApiError::new(ErrorCode::BadRequest, e.to_string())
             })?,
     };
+    let loudness_lufs = match header_text(headers, HEADER_LOUDNESS)? {
+        None | Some("") => None,
+        Some(target) => Some(target.parse::<LoudnessTarget>().map_err(|e| {
+            ApiError::new(ErrorCode::BadRequest, format!("{HEADER_LOUDNESS}: {e}"))
+        })?),
+    };
     let content_type = header_text(headers, header::CONTENT_TYPE.as_str())?
         .filter(|s| !s.is_empty())
         .unwrap_or("application/octet-stream")
@@ -512,6 +556,7 @@ fn parse_upload(job: &str, headers: &HeaderMap) -> Result<Upload, ApiError> {
         original_name,
         content_type,
         profile,
+        loudness_lufs,
     })
 }
 
@@ -558,10 +603,11 @@ async fn put_video(
         return stored_answer(&existing, &upload.owner, StatusCode::OK);
     }
     // The rest runs as its own task: if the client goes away after the body, the handler's
-    // future is dropped, but storing, recording and publishing still finish or roll back
-    // together instead of stopping half way.
+    // future is dropped, but admitting, storing, recording and publishing still finish or roll
+    // back together instead of stopping half way (a reservation left behind would count
+    // against its owner until it expired).
     let span = tracing::Span::current();
-    tokio::spawn(store_video(services, upload, body).instrument(span))
+    tokio::spawn(store_video(services, upload, declared, body).instrument(span))
         .await
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("storing failed: {e}")))?
 }
@@ -573,7 +619,49 @@ fn too_large(max: u64) -> ApiError {
     )
 }
 
-async fn store_video(services: Arc<Services>, upload: Upload, body: Body) -> ApiResult {
+/// Admits the upload against its owner's quotas, stores it within them, and ends the
+/// reservation whatever happened.
+async fn store_video(
+    services: Arc<Services>,
+    upload: Upload,
+    declared: Option<u64>,
+    body: Body,
+) -> ApiResult {
+    let mut reservation = match services
+        .quotas
+        .admit(&upload.owner, &upload.job, declared)
+        .await
+    {
+        Ok(reservation) => reservation,
+        Err(error) => {
+            linger(body.into_data_stream());
+            return Err(refusal(&services, &upload, error));
+        }
+    };
+    let stored = store_admitted(&services, upload, body, &mut reservation).await;
+    reservation.release().await;
+    stored
+}
+
+/// A quota refusal is logged and counted; a MongoDB failure is an ordinary 503.
+fn refusal(services: &Services, upload: &Upload, error: QuotaError) -> ApiError {
+    if let QuotaError::Exceeded(exceeded) = &error {
+        info!(job = %upload.job, owner = %upload.owner, limit = exceeded.limit.as_str(), "upload refused by a quota");
+        services
+            .metrics
+            .quota_refusals
+            .with_label_values(&[exceeded.limit.as_str()])
+            .inc();
+    }
+    ApiError::from(error)
+}
+
+async fn store_admitted(
+    services: &Arc<Services>,
+    upload: Upload,
+    body: Body,
+    reservation: &mut Reservation,
+) -> ApiResult {
     let job = upload.job;
     let started = Instant::now();
     let mut writer = services.videos.writer(false);
@@ -583,7 +671,13 @@ async fn store_video(services: Arc<Services>, upload: Upload, body: Body) -> Api
             Ok(bytes) if writer.len() + bytes.len() as u64 > services.config.max_upload_bytes => {
                 Err(too_large(services.config.max_upload_bytes))
             }
-            Ok(bytes) => writer.write(&bytes).await.map_err(ApiError::from),
+            Ok(bytes) => match reservation.cover(writer.len() + bytes.len() as u64).await {
+                Ok(()) => writer.write(&bytes).await.map_err(ApiError::from),
+                Err(error) => {
+                    warn!(%job, received = writer.len(), "the upload crossed its owner's stored-bytes quota; removing it");
+                    Err(refusal(services, &upload, error))
+                }
+            },
             Err(error) => {
                 services.metrics.uploads_aborted.inc();
                 warn!(%job, received = writer.len(), %error, "the upload ended early; removing it");
@@ -595,6 +689,7 @@ async fn store_video(services: Arc<Services>, upload: Upload, body: Body) -> Api
         };
         if let Err(error) = outcome {
             abort(writer).await;
+            linger(stream);
             return Err(error);
         }
     }
@@ -616,6 +711,7 @@ async fn store_video(services: Arc<Services>, upload: Upload, body: Body) -> Api
         "original_name": &upload.original_name,
         "content_type": &upload.content_type,
         "profile": upload.profile.as_str(),
+        "loudness_lufs": upload.loudness_lufs.map(|t| t.lufs()),
     };
     let file = match writer.close(&upload.original_name, metadata).await {
         Ok(file) => file,
@@ -637,6 +733,7 @@ async fn store_video(services: Arc<Services>, upload: Upload, body: Body) -> Api
             original_name: upload.original_name.clone(),
             content_type: upload.content_type.clone(),
             profile: upload.profile,
+            loudness_lufs: upload.loudness_lufs,
             video_fid: video_fid.clone(),
             video_size_bytes: size,
         })
@@ -663,33 +760,73 @@ async fn store_video(services: Arc<Services>, upload: Upload, body: Body) -> Api
         owner_id: upload.owner,
         original_name: upload.original_name,
         profile: upload.profile,
+        loudness_lufs: upload.loudness_lufs,
         attempt: 1,
     };
-    let published = match serde_json::to_vec(&message) {
-        Ok(payload) => services
-            .publisher
-            .publish(VIDEO_QUEUE, &payload, &message.message_id.to_string())
+    // The owner's backlog (this job included) sets its place among other accounts' jobs.
+    let published = async {
+        let in_flight = services
+            .quotas
+            .active_jobs(&upload.owner)
             .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(error) = published {
-        warn!(%job, %error, "the video job was not confirmed; removing the video");
-        let _ = services.videos.delete(file.id).await;
-        let _ = services.jobs.delete(&job).await;
-        return Err(ApiError::new(
-            ErrorCode::Unavailable,
-            "the job queue did not accept the video; nothing was stored, try again shortly",
-        ));
+            .map_err(|e| e.to_string())?;
+        let priority = video_priority(in_flight.saturating_sub(1));
+        let payload = serde_json::to_vec(&message).map_err(|e| e.to_string())?;
+        services
+            .publisher
+            .publish(
+                VIDEO_QUEUE,
+                &payload,
+                &message.message_id.to_string(),
+                Some(priority),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<u8, String>(priority)
     }
+    .await;
+    let priority = match published {
+        Ok(priority) => priority,
+        Err(error) => {
+            warn!(%job, %error, "the video job was not confirmed; removing the video");
+            let _ = services.videos.delete(file.id).await;
+            let _ = services.jobs.delete(&job).await;
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "the job queue did not accept the video; nothing was stored, try again shortly",
+            ));
+        }
+    };
     info!(
         %job,
         video_fid = %video_fid,
         bytes = size,
+        priority,
         ms = started.elapsed().as_millis() as u64,
         "video stored and queued"
     );
     stored_answer(&record, &record_owner(&record)?, StatusCode::CREATED)
+}
+
+/// Reads and drops what a refused upload's client still sends, for a while, in the background.
+/// Closing a connection with bytes unread makes the kernel reset it, and a client still sending
+/// can then lose the answer to the reset; a client that has read the answer stops sending.
+fn linger<S, E>(mut rest: S)
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+{
+    tokio::spawn(async move {
+        let mut read = 0_u64;
+        let _ = tokio::time::timeout(LINGER_TIME, async {
+            while let Some(Ok(piece)) = rest.next().await {
+                read += piece.len() as u64;
+                if read > LINGER_BYTES {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
 }
 
 fn record_owner(record: &JobRecord) -> Result<UserId, ApiError> {

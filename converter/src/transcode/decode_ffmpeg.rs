@@ -4,7 +4,15 @@
 //! AAC, HE-AAC, damaged files it can partly recover). It writes raw f32 PCM to a pipe and our
 //! own encoder does the rest, so both paths give the same kind of mp3. Each run is bounded: a
 //! wall-clock limit (the process is killed) and an address-space limit (`RLIMIT_AS`).
+//!
+//! Each run is also confined to the one file it is given: `-protocol_whitelist file` (no
+//! network, no `concat:`/`subfile:`/`pipe:` tricks; the path is passed as a `file:` URL, so a
+//! name that looks like a protocol is still a file), and `-format_whitelist` with the demuxers
+//! of the container the sniffer named, so a playlist or script demuxer (HLS, ffconcat), which
+//! would open other local files by name with the `file` protocol alone, is never used. The
+//! output is a pipe ffmpeg writes; input options do not apply to it.
 
+use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -15,11 +23,13 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::error::TranscodeError;
 use super::input::MediaInput;
 use super::pcm::PcmFormat;
+use super::tags::SourceMetadata;
+use super::tags::from_ffprobe::{ProbeJson, seconds};
 
 /// Bounds on one ffmpeg run.
 #[derive(Debug, Clone)]
@@ -56,7 +66,9 @@ const CANCEL_POLL: Duration = Duration::from_millis(100);
 /// Keeps the tail of a child's stderr: the last lines say why it failed.
 const STDERR_KEEP: usize = 4096;
 
-fn limited(program: &Path, limits: &FfmpegLimits) -> Command {
+/// Every ffmpeg and ffprobe run starts here (the decoder, the probe, the cover), so what confines
+/// one confines all.
+pub(crate) fn limited(program: &Path, limits: &FfmpegLimits) -> Command {
     let mut cmd = Command::new(program);
     let max = limits.max_address_space as libc::rlim_t;
     // SAFETY: the closure runs in the forked child before exec and only calls setrlimit, which is
@@ -75,6 +87,18 @@ fn limited(program: &Path, limits: &FfmpegLimits) -> Command {
     }
     cmd.stdin(Stdio::null());
     cmd
+}
+
+/// Input options that confine a run to `path`, opened with one of `demuxers` (module docs).
+pub(crate) fn confined_input(cmd: &mut Command, demuxers: &str) {
+    cmd.args(["-protocol_whitelist", "file", "-format_whitelist", demuxers]);
+}
+
+/// `path` as a `file:` URL: ffmpeg would read `concat:a|b` or `http:x` as a protocol otherwise.
+pub(crate) fn file_url(path: &Path) -> OsString {
+    let mut url = OsString::from("file:");
+    url.push(path.as_os_str());
+    url
 }
 
 /// Kills a child if it is still running when the deadline passes or the caller cancels.
@@ -163,6 +187,63 @@ fn collect_stderr(stderr: ChildStderr) -> JoinHandle<String> {
     })
 }
 
+/// What a bounded run printed.
+pub(crate) enum Captured {
+    /// Everything it printed on stdout.
+    Output(Vec<u8>),
+    /// It printed more than the caller takes; it was stopped.
+    TooLong,
+}
+
+/// Runs `cmd` (made by [`limited`]) to its end and keeps its stdout, at most `max_stdout` bytes:
+/// a child that prints more is killed and the run reports [`Captured::TooLong`]. Fails with the
+/// tail of its stderr when it exits unsuccessfully, and with a timeout past `limits.timeout`.
+pub(crate) fn run_bounded(
+    mut cmd: Command,
+    limits: &FfmpegLimits,
+    max_stdout: usize,
+) -> Result<Captured, TranscodeError> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(TranscodeError::DecoderUnavailable)?;
+    let mut watchdog = Watchdog::start(child.id(), limits.timeout, limits.cancel.clone());
+    let stderr = child.stderr.take().map(collect_stderr);
+    let mut stdout = Vec::new();
+    let read = match child.stdout.take() {
+        Some(out) => {
+            let limit = u64::try_from(max_stdout)
+                .unwrap_or(u64::MAX)
+                .saturating_add(1);
+            out.take(limit).read_to_end(&mut stdout).map(|_| ())
+        }
+        None => Ok(()),
+    };
+    let too_long = stdout.len() > max_stdout;
+    if too_long {
+        let _ = child.kill();
+    }
+    let timed_out = watchdog.disarm();
+    let status = child.wait().map_err(TranscodeError::DecoderUnavailable)?;
+    let stderr = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
+    if timed_out {
+        return Err(TranscodeError::Timeout(limits.timeout));
+    }
+    if too_long {
+        return Ok(Captured::TooLong);
+    }
+    read.map_err(TranscodeError::DecoderUnavailable)?;
+    if !status.success() {
+        return Err(TranscodeError::Undecodable(if stderr.is_empty() {
+            format!(
+                "{} exited with {status}",
+                cmd.get_program().to_string_lossy()
+            )
+        } else {
+            stderr
+        }));
+    }
+    Ok(Captured::Output(stdout))
+}
+
 /// What ffprobe says about the first audio stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbedAudio {
@@ -172,82 +253,90 @@ pub struct ProbedAudio {
     pub duration: Option<Duration>,
 }
 
-/// Runs ffprobe: `Ok(None)` when the file is media without audio.
-pub fn probe(path: &Path, limits: &FfmpegLimits) -> Result<Option<ProbedAudio>, TranscodeError> {
-    let mut cmd = limited(&limits.ffprobe, limits);
-    cmd.args(["-v", "error", "-select_streams", "a:0"])
-        .args([
-            "-show_entries",
-            "stream=sample_rate,channels,duration:format=duration",
-        ])
-        .args(["-of", "default=noprint_wrappers=0"])
-        .arg(path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(TranscodeError::DecoderUnavailable)?;
-    let mut watchdog = Watchdog::start(child.id(), limits.timeout, limits.cancel.clone());
-    let stderr = child.stderr.take().map(collect_stderr);
-    let mut stdout = String::new();
-    let read = match child.stdout.take() {
-        Some(mut out) => out.read_to_string(&mut stdout).map(|_| ()),
-        None => Ok(()),
-    };
-    let timed_out = watchdog.disarm();
-    let status = child.wait().map_err(TranscodeError::DecoderUnavailable)?;
-    let stderr = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
-    if timed_out {
-        return Err(TranscodeError::Timeout(limits.timeout));
-    }
-    read.map_err(TranscodeError::DecoderUnavailable)?;
-    if !status.success() {
-        return Err(TranscodeError::NotMedia(if stderr.is_empty() {
-            format!("ffprobe exited with {status}")
-        } else {
-            stderr
-        }));
-    }
-    parse_probe(&stdout)
+/// What ffprobe prints for one file at most. A source with tens of thousands of chapters prints
+/// more; it is probed again without them ([`probe`]).
+const MAX_PROBE_JSON: usize = 4 << 20;
+
+/// What one ffprobe run says about a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probed {
+    /// The first audio stream; `None` when the file is media without audio.
+    pub audio: Option<ProbedAudio>,
+    pub metadata: SourceMetadata,
 }
 
-/// Reads ffprobe's `[STREAM]`/`[FORMAT]` sections. The duration is the stream's when it has one
-/// (Matroska often says N/A there), else the container's; a value no `Duration` can hold
-/// (negative, not a number, absurdly long) counts as not stated.
-fn parse_probe(stdout: &str) -> Result<Option<ProbedAudio>, TranscodeError> {
-    let mut section = "";
-    let mut sample_rate = None;
-    let mut channels = None;
-    let mut stream_duration = None;
-    let mut format_duration = None;
-    for line in stdout.lines().map(str::trim) {
-        if line.starts_with('[') {
-            section = line;
-            continue;
+/// Runs ffprobe once for the audio format, the metadata, the chapters and the pictures, opening
+/// the file with one of `demuxers` only. When its answer is larger than [`MAX_PROBE_JSON`] (a
+/// crafted chapter list), it runs again without the chapters, which are then left out.
+pub fn probe(path: &Path, demuxers: &str, limits: &FfmpegLimits) -> Result<Probed, TranscodeError> {
+    let run = |with_chapters: bool| {
+        let mut cmd = limited(&limits.ffprobe, limits);
+        cmd.args(["-v", "error"]);
+        confined_input(&mut cmd, demuxers);
+        cmd.args(["-show_format", "-show_streams"]);
+        if with_chapters {
+            cmd.arg("-show_chapters");
         }
-        match (section, line.split_once('=')) {
-            ("[STREAM]", Some(("sample_rate", v))) => sample_rate = v.trim().parse::<u32>().ok(),
-            ("[STREAM]", Some(("channels", v))) => channels = v.trim().parse::<u32>().ok(),
-            ("[STREAM]", Some(("duration", v))) => stream_duration = seconds(v),
-            ("[FORMAT]", Some(("duration", v))) => format_duration = seconds(v),
-            _ => {}
+        cmd.args(["-of", "json"]).arg(file_url(path));
+        run_bounded(cmd, limits, MAX_PROBE_JSON).map_err(|e| match e {
+            TranscodeError::Undecodable(why) => TranscodeError::NotMedia(why),
+            other => other,
+        })
+    };
+    let json = match run(true)? {
+        Captured::Output(json) => json,
+        Captured::TooLong => {
+            warn!(
+                "ffprobe's answer is over {MAX_PROBE_JSON} bytes; probing again without chapters"
+            );
+            match run(false)? {
+                Captured::Output(json) => json,
+                Captured::TooLong => {
+                    return Err(TranscodeError::NotMedia(format!(
+                        "ffprobe describes this file in more than {MAX_PROBE_JSON} bytes"
+                    )));
+                }
+            }
         }
-    }
-    match (sample_rate, channels) {
-        (None, None) => Ok(None),
-        (Some(rate), Some(ch)) if rate > 0 && ch > 0 => Ok(Some(ProbedAudio {
-            sample_rate: rate,
-            channels: ch,
-            duration: stream_duration.or(format_duration),
-        })),
+    };
+    parse_probe(&json)
+}
+
+/// Reads ffprobe's JSON. The duration is the audio stream's when it has one (Matroska often
+/// has none there), else the container's; a value no `Duration` can hold (negative, not a
+/// number, absurdly long) counts as not stated.
+fn parse_probe(json: &[u8]) -> Result<Probed, TranscodeError> {
+    let probe: ProbeJson = serde_json::from_slice(json)
+        .map_err(|e| TranscodeError::NotMedia(format!("ffprobe's answer does not parse: {e}")))?;
+    let metadata = probe.metadata();
+    let Some(stream) = probe.first_audio() else {
+        return Ok(Probed {
+            audio: None,
+            metadata,
+        });
+    };
+    let rate = stream
+        .sample_rate
+        .as_deref()
+        .and_then(|r| r.trim().parse::<u32>().ok());
+    match (rate, stream.channels) {
+        (Some(rate), Some(ch)) if rate > 0 && ch > 0 => Ok(Probed {
+            audio: Some(ProbedAudio {
+                sample_rate: rate,
+                channels: ch,
+                duration: stream
+                    .duration
+                    .as_deref()
+                    .and_then(seconds)
+                    .or_else(|| probe.format.as_ref()?.duration.as_deref().and_then(seconds)),
+            }),
+            metadata,
+        }),
         _ => Err(TranscodeError::Undecodable(format!(
-            "the audio stream has no usable format ({})",
-            stdout.trim().replace('\n', ", ")
+            "the audio stream has no usable format (sample rate {:?}, channels {:?})",
+            stream.sample_rate, stream.channels
         ))),
     }
-}
-
-fn seconds(text: &str) -> Option<Duration> {
-    let secs = text.trim().parse::<f64>().ok()?;
-    Duration::try_from_secs_f64(secs).ok()
 }
 
 /// A running ffmpeg decode.
@@ -259,37 +348,38 @@ pub struct FfmpegDecode {
     timeout: Duration,
     format: PcmFormat,
     stated_duration: Option<Duration>,
+    metadata: SourceMetadata,
     /// Bytes of a sample split across two reads.
     carry: Vec<u8>,
     read_buf: Vec<u8>,
-    /// Kept alive while ffmpeg reads it.
-    _spool: Option<tempfile::NamedTempFile>,
     done: bool,
 }
 
 impl FfmpegDecode {
     /// Probes the input and starts decoding its first audio stream to interleaved f32, mono kept
     /// mono and anything with more channels downmixed to stereo by ffmpeg's standard matrices.
-    pub fn start(input: &mut MediaInput, limits: &FfmpegLimits) -> Result<Self, TranscodeError> {
+    /// ffmpeg may open it with one of `demuxers` only (see [`Container::demuxers`]).
+    ///
+    /// [`Container::demuxers`]: super::sniff::Container::demuxers
+    pub fn start(
+        input: &mut MediaInput,
+        demuxers: &str,
+        limits: &FfmpegLimits,
+    ) -> Result<Self, TranscodeError> {
         // ffmpeg must be able to seek (an MP4 may keep its index at the end), so a source with
-        // no file behind it is spooled to a temporary file first.
-        let (path, spool) = match input.path() {
-            Some(p) => (p.to_owned(), None),
-            None => {
-                let mut spool = tempfile::NamedTempFile::new().map_err(TranscodeError::Input)?;
-                let reader = input.reader();
-                reader
-                    .seek(io::SeekFrom::Start(0))
-                    .map_err(TranscodeError::Input)?;
-                io::copy(reader, spool.as_file_mut()).map_err(TranscodeError::Input)?;
-                (spool.path().to_owned(), Some(spool))
-            }
-        };
-        let audio = probe(&path, limits)?.ok_or(TranscodeError::NoAudio)?;
+        // no file behind it is spooled to a temporary file first (once: a second pass reuses it).
+        let path = input
+            .ensure_file()
+            .map_err(TranscodeError::Input)?
+            .to_owned();
+        let probed = probe(&path, demuxers, limits)?;
+        let audio = probed.audio.ok_or(TranscodeError::NoAudio)?;
         let channels: u8 = if audio.channels == 1 { 1 } else { 2 };
         let mut cmd = limited(&limits.ffmpeg, limits);
-        cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
-            .arg(&path)
+        cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
+        confined_input(&mut cmd, demuxers);
+        cmd.arg("-i")
+            .arg(file_url(&path))
             .args(["-map", "0:a:0", "-vn", "-sn", "-dn"])
             .args(["-ac", &channels.to_string()])
             .args(["-c:a", "pcm_f32le", "-f", "f32le", "pipe:1"])
@@ -315,9 +405,9 @@ impl FfmpegDecode {
                 channels,
             },
             stated_duration: audio.duration,
+            metadata: probed.metadata,
             carry: Vec::new(),
             read_buf: vec![0u8; 64 * 1024],
-            _spool: spool,
             done: false,
         })
     }
@@ -329,6 +419,11 @@ impl FfmpegDecode {
     /// The duration ffprobe read from the stream or container, if it states one.
     pub fn stated_duration(&self) -> Option<Duration> {
         self.stated_duration
+    }
+
+    /// The source's tags, chapters and pictures, from the same ffprobe run.
+    pub fn source_metadata(&self) -> &SourceMetadata {
+        &self.metadata
     }
 
     /// Appends the next samples to `out`; `Ok(false)` once ffmpeg has finished successfully.
@@ -402,22 +497,28 @@ impl Drop for FfmpegDecode {
 mod tests {
     use super::*;
 
+    fn audio(json: &str) -> Option<ProbedAudio> {
+        parse_probe(json.as_bytes()).unwrap().audio
+    }
+
     #[test]
     fn probe_output_gives_the_stream_duration_or_else_the_containers() {
-        let wav = "[STREAM]\nsample_rate=44100\nchannels=2\nduration=3.000000\n[/STREAM]\n\
-                   [FORMAT]\nduration=3.100000\n[/FORMAT]\n";
+        let wav = r#"{"streams": [{"index": 0, "codec_type": "audio", "sample_rate": "44100",
+                      "channels": 2, "duration": "3.000000"}],
+                      "format": {"duration": "3.100000"}}"#;
         assert_eq!(
-            parse_probe(wav).unwrap(),
+            audio(wav),
             Some(ProbedAudio {
                 sample_rate: 44100,
                 channels: 2,
                 duration: Some(Duration::from_secs(3)),
             })
         );
-        let mkv = "[STREAM]\nsample_rate=48000\nchannels=1\nduration=N/A\n[/STREAM]\n\
-                   [FORMAT]\nduration=2.5\n[/FORMAT]\n";
+        let mkv = r#"{"streams": [{"index": 0, "codec_type": "video"},
+                      {"index": 1, "codec_type": "audio", "sample_rate": "48000", "channels": 1}],
+                      "format": {"duration": "2.5"}}"#;
         assert_eq!(
-            parse_probe(mkv).unwrap().and_then(|a| a.duration),
+            audio(mkv).and_then(|a| a.duration),
             Some(Duration::from_millis(2500))
         );
     }
@@ -426,24 +527,49 @@ mod tests {
     fn absurd_durations_count_as_not_stated() {
         for claim in ["-5", "inf", "nan", "1e300", "N/A"] {
             let out = format!(
-                "[STREAM]\nsample_rate=8000\nchannels=1\nduration={claim}\n[/STREAM]\n\
-                 [FORMAT]\nduration={claim}\n[/FORMAT]\n"
+                r#"{{"streams": [{{"index": 0, "codec_type": "audio", "sample_rate": "8000",
+                    "channels": 1, "duration": "{claim}"}}], "format": {{"duration": "{claim}"}}}}"#
             );
-            assert_eq!(
-                parse_probe(&out).unwrap().and_then(|a| a.duration),
-                None,
-                "{claim}"
-            );
+            assert_eq!(audio(&out).and_then(|a| a.duration), None, "{claim}");
         }
     }
 
     #[test]
-    fn media_without_audio_has_only_a_format_section() {
-        assert_eq!(
-            parse_probe("[FORMAT]\nduration=1.000000\n[/FORMAT]\n").unwrap(),
-            None
-        );
-        assert!(parse_probe("[STREAM]\nsample_rate=0\nchannels=2\n[/STREAM]\n").is_err());
+    fn media_without_audio_has_no_audio_stream() {
+        let video_only = r#"{"streams": [{"index": 0, "codec_type": "video"}],
+                             "format": {"duration": "1.000000"}}"#;
+        let probed = parse_probe(video_only.as_bytes()).unwrap();
+        assert_eq!(probed.audio, None);
+        assert!(probed.metadata.video);
+        let broken = r#"{"streams": [{"index": 0, "codec_type": "audio", "sample_rate": "0",
+                         "channels": 2}]}"#;
+        assert!(parse_probe(broken.as_bytes()).is_err());
+        assert!(matches!(
+            parse_probe(b"not json"),
+            Err(TranscodeError::NotMedia(_))
+        ));
+    }
+
+    #[test]
+    fn a_bounded_run_stops_a_child_that_prints_too_much() {
+        let limits = FfmpegLimits::default();
+        let mut cmd = limited(Path::new("yes"), &limits);
+        cmd.arg("chapter");
+        assert!(matches!(
+            run_bounded(cmd, &limits, 4096),
+            Ok(Captured::TooLong)
+        ));
+        let mut cmd = limited(Path::new("printf"), &limits);
+        cmd.arg("cover");
+        match run_bounded(cmd, &limits, 4096) {
+            Ok(Captured::Output(out)) => assert_eq!(out, b"cover"),
+            _ => panic!("printf's output"),
+        }
+        let cmd = limited(Path::new("false"), &limits);
+        assert!(matches!(
+            run_bounded(cmd, &limits, 4096),
+            Err(TranscodeError::Undecodable(_))
+        ));
     }
 
     #[test]

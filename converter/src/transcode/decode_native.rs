@@ -27,6 +27,7 @@ use super::mkv_padding::trailing_discard_ns;
 use super::mp4_edits::{EditInfo, read_audio_edit};
 use super::pcm::PcmFormat;
 use super::sniff::Container;
+use super::tags::{SourceMetadata, from_symphonia, mkv_title, mp4_chapters};
 
 /// Why the fast path declined or stopped; the file goes to ffmpeg.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,6 +138,32 @@ fn trailing_padding(input: &mut MediaInput) -> Option<u64> {
     }
 }
 
+/// The largest leading ID3v2 tag the fast path reads (into memory).
+const MAX_LEADING_ID3_BYTES: u64 = 8 << 20;
+
+/// The size of an ID3v2 tag at the start of the input (header included), or 0.
+fn leading_id3_len(r: &mut dyn super::input::ReadSeek) -> std::io::Result<u64> {
+    use std::io::SeekFrom;
+    r.seek(SeekFrom::Start(0))?;
+    let mut head = [0u8; 10];
+    let mut filled = 0;
+    while filled < head.len() {
+        match r.read(&mut head[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    r.seek(SeekFrom::Start(0))?;
+    if filled < head.len() || &head[..3] != b"ID3" {
+        return Ok(0);
+    }
+    // A synchsafe integer: 7 bits per byte.
+    let size = head[6..10]
+        .iter()
+        .fold(0u64, |acc, &b| (acc << 7) | u64::from(b & 0x7F));
+    Ok(10 + size)
+}
+
 /// A running fast-path decode.
 pub struct NativeDecode<'a> {
     reader: Box<dyn FormatReader + 'a>,
@@ -155,6 +182,7 @@ pub struct NativeDecode<'a> {
     /// until the end is reached, then dropped.
     trim_end: usize,
     held: Vec<f32>,
+    metadata: SourceMetadata,
 }
 
 impl<'a> NativeDecode<'a> {
@@ -179,13 +207,39 @@ impl<'a> NativeDecode<'a> {
         } else {
             None
         };
+        // symphonia reads a leading ID3v2 tag whole, whatever it claims: a large one (a crafted
+        // picture) is left to ffmpeg, which runs under its own memory limit.
+        let id3_len = leading_id3_len(input.reader())
+            .map_err(|e| gave_up(format!("reading the start: {e}")))?;
+        if id3_len > MAX_LEADING_ID3_BYTES {
+            return Err(gave_up(format!(
+                "an ID3 tag of {id3_len} bytes (over {MAX_LEADING_ID3_BYTES})"
+            )));
+        }
+        // What symphonia 0.6 does not report: MP4 chapters and the Matroska segment title.
+        // Neither is worth failing the fast path for.
+        let mut metadata = SourceMetadata::default();
+        match container {
+            Container::IsoMp4 => {
+                let len = input.len();
+                match mp4_chapters::read_chapters(input.reader(), len) {
+                    Ok(chapters) => metadata.chapters = chapters,
+                    Err(e) => debug!(error = %e, "cannot read the MP4 chapters"),
+                }
+            }
+            Container::Matroska => match mkv_title::segment_title(input.reader()) {
+                Ok(title) => metadata.title = title,
+                Err(e) => debug!(error = %e, "cannot read the Matroska title"),
+            },
+            _ => {}
+        }
         let source = input
             .media_source()
             .map_err(|e| gave_up(format!("rewinding the input: {e}")))?;
         let mss = MediaSourceStream::new(Box::new(source), Default::default());
         let mut hint = Hint::new();
         hint.with_extension(ext);
-        let reader = symphonia::default::get_probe()
+        let mut reader = symphonia::default::get_probe()
             .probe(
                 &hint,
                 mss,
@@ -193,6 +247,7 @@ impl<'a> NativeDecode<'a> {
                 MetadataOptions::default(),
             )
             .map_err(|e| gave_up(format!("probe: {e}")))?;
+        metadata.fill_from(from_symphonia::read(&mut *reader));
         let track = reader
             .default_track(TrackType::Audio)
             .ok_or_else(|| gave_up("no audio track symphonia can read"))?;
@@ -230,6 +285,7 @@ impl<'a> NativeDecode<'a> {
             first: None,
             trim_end: 0,
             held: Vec::new(),
+            metadata,
         };
         let first = this
             .decode_next()?
@@ -268,6 +324,11 @@ impl<'a> NativeDecode<'a> {
 
     pub fn codec(&self) -> &'static str {
         self.codec
+    }
+
+    /// The source's tags, chapters, pictures and whether it has video, as this path reads them.
+    pub fn source_metadata(&self) -> &SourceMetadata {
+        &self.metadata
     }
 
     /// How long the container says the track is (after trimming), when it says.

@@ -4,7 +4,7 @@
 //! source must be `Seek`. A GridFS reader plugs in here by caching the chunk it is in.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use symphonia::core::io::MediaSource;
@@ -19,6 +19,8 @@ pub struct MediaInput {
     /// Set for local files so ffmpeg can open (and seek in) the file itself.
     path: Option<PathBuf>,
     len: Option<u64>,
+    /// The temporary copy `path` names when the source had no file (removed on drop).
+    spool: Option<tempfile::NamedTempFile>,
 }
 
 impl MediaInput {
@@ -29,6 +31,7 @@ impl MediaInput {
             reader: Box::new(file),
             path: Some(path.to_owned()),
             len: Some(len),
+            spool: None,
         })
     }
 
@@ -38,6 +41,7 @@ impl MediaInput {
             reader: Box::new(reader),
             path: None,
             len,
+            spool: None,
         }
     }
 
@@ -51,6 +55,25 @@ impl MediaInput {
 
     pub fn is_empty(&self) -> bool {
         self.len == Some(0)
+    }
+
+    /// A path ffmpeg can open and seek in. A source without a file behind it (GridFS) is copied
+    /// to a temporary file once, which from then on is also what the decoders read.
+    pub fn ensure_file(&mut self) -> io::Result<&Path> {
+        if self.path.is_none() {
+            let mut spool = tempfile::NamedTempFile::new()?;
+            self.reader.seek(SeekFrom::Start(0))?;
+            let copied = io::copy(&mut self.reader, spool.as_file_mut())?;
+            spool.as_file_mut().flush()?;
+            let file = spool.reopen()?;
+            self.reader = Box::new(file);
+            self.len = Some(copied);
+            self.path = Some(spool.path().to_owned());
+            self.spool = Some(spool);
+        }
+        self.path
+            .as_deref()
+            .ok_or_else(|| io::Error::other("no path after spooling"))
     }
 
     /// Reads up to `buf.len()` bytes from the start (short only at end of input).
@@ -109,5 +132,25 @@ impl MediaSource for BorrowedSource<'_> {
 
     fn byte_len(&self) -> Option<u64> {
         self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_is_spooled_once_and_then_read_from_the_file() {
+        let mut input = MediaInput::from_reader(io::Cursor::new(b"RIFF....WAVE".to_vec()), None);
+        assert!(input.path().is_none());
+        let path = input.ensure_file().unwrap().to_owned();
+        assert_eq!(std::fs::read(&path).unwrap(), b"RIFF....WAVE");
+        assert_eq!(input.len(), Some(12));
+        assert_eq!(input.ensure_file().unwrap(), path, "no second copy");
+        let mut head = [0u8; 4];
+        assert_eq!(input.read_head(&mut head).unwrap(), 4);
+        assert_eq!(&head, b"RIFF");
+        drop(input);
+        assert!(!path.exists(), "the copy goes with the input");
     }
 }

@@ -6,19 +6,19 @@
 
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 
-const ID_SEGMENT: u32 = 0x1853_8067;
-const ID_CLUSTER: u32 = 0x1F43_B675;
+pub(crate) const ID_SEGMENT: u32 = 0x1853_8067;
+pub(crate) const ID_CLUSTER: u32 = 0x1F43_B675;
 const ID_SIMPLE_BLOCK: u32 = 0xA3;
 const ID_BLOCK_GROUP: u32 = 0xA0;
 const ID_BLOCK: u32 = 0xA1;
 const ID_DISCARD_PADDING: u32 = 0x75A2;
 
-struct Element {
-    id: u32,
+pub(crate) struct Element {
+    pub(crate) id: u32,
     /// Payload offset.
-    body: u64,
+    pub(crate) body: u64,
     /// `None` for "unknown size" (live streams).
-    size: Option<u64>,
+    pub(crate) size: Option<u64>,
 }
 
 fn read_vint<R: Read>(r: &mut R, keep_marker: bool) -> io::Result<(u64, usize)> {
@@ -45,7 +45,7 @@ fn read_vint<R: Read>(r: &mut R, keep_marker: bool) -> io::Result<(u64, usize)> 
     Ok((value, len))
 }
 
-fn read_element<R: Read + Seek>(r: &mut R, at: u64) -> io::Result<Element> {
+pub(crate) fn read_element<R: Read + Seek>(r: &mut R, at: u64) -> io::Result<Element> {
     let (id, id_len) = read_vint(r, true)?;
     let (size, size_len) = read_vint(r, false)?;
     let unknown = size == (1u64 << (7 * size_len)) - 1;

@@ -55,15 +55,15 @@ pub enum EditInfo {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct BoxHeader {
-    kind: [u8; 4],
+pub(crate) struct BoxHeader {
+    pub(crate) kind: [u8; 4],
     /// Offset of the payload.
-    body: u64,
+    pub(crate) body: u64,
     /// Offset just past the box.
-    end: u64,
+    pub(crate) end: u64,
 }
 
-fn read_box<R: Read + Seek + ?Sized>(
+pub(crate) fn read_box<R: Read + Seek + ?Sized>(
     r: &mut R,
     at: u64,
     limit: u64,
@@ -104,7 +104,10 @@ fn read_box<R: Read + Seek + ?Sized>(
     }))
 }
 
-fn children<R: Read + Seek + ?Sized>(r: &mut R, parent: BoxHeader) -> io::Result<Vec<BoxHeader>> {
+pub(crate) fn children<R: Read + Seek + ?Sized>(
+    r: &mut R,
+    parent: BoxHeader,
+) -> io::Result<Vec<BoxHeader>> {
     let mut out = Vec::new();
     let mut at = parent.body;
     while let Some(b) = read_box(r, at, parent.end)? {
@@ -117,7 +120,11 @@ fn children<R: Read + Seek + ?Sized>(r: &mut R, parent: BoxHeader) -> io::Result
     Ok(out)
 }
 
-fn read_body<R: Read + Seek + ?Sized>(r: &mut R, b: BoxHeader, max: usize) -> io::Result<Vec<u8>> {
+pub(crate) fn read_body<R: Read + Seek + ?Sized>(
+    r: &mut R,
+    b: BoxHeader,
+    max: usize,
+) -> io::Result<Vec<u8>> {
     let len = usize::try_from(b.end - b.body)
         .unwrap_or(usize::MAX)
         .min(max);
@@ -127,16 +134,16 @@ fn read_body<R: Read + Seek + ?Sized>(r: &mut R, b: BoxHeader, max: usize) -> io
     Ok(buf)
 }
 
-fn be_u32(b: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn be_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-fn be_u64(b: &[u8], at: usize) -> Option<u64> {
+pub(crate) fn be_u64(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
 /// Media timescale from `mdhd`.
-fn mdhd_timescale(body: &[u8]) -> Option<u32> {
+pub(crate) fn mdhd_timescale(body: &[u8]) -> Option<u32> {
     match body.first()? {
         1 => be_u32(body, 20),
         _ => be_u32(body, 12),

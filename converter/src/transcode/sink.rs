@@ -1,9 +1,10 @@
 //! Where the mp3 goes, as it is produced.
 //!
-//! The Xing/LAME tag frame leads the file but its counts are only known at the end, so a sink
-//! receives a placeholder of the final size first and the real frame last ([`Mp3Sink::finish`]).
-//! A file patches it in place; a GridFS writer keeps its first chunk back until then (which also
-//! keeps a half-written mp3 from ever being visible).
+//! The Xing/LAME tag frame leads the audio (right after the ID3 tag) but its counts are only
+//! known at the end, so a sink receives a placeholder of the final size first and the real frame
+//! last ([`Mp3Sink::finish`]). A file patches it in place; a GridFS writer keeps its first chunk
+//! back until then (which also keeps a half-written mp3 from ever being visible), and the ID3
+//! tag is bounded so that the Xing frame still lies in that chunk.
 
 use std::fs::File;
 use std::io::{self, Cursor, Seek, SeekFrom, Write};
@@ -16,8 +17,8 @@ pub trait Mp3Sink: Send {
     /// Throws away everything written so far: another decoder is about to start over.
     fn restart(&mut self) -> io::Result<()>;
 
-    /// Replaces the first `header.len()` bytes with `header` and completes the file.
-    fn finish(&mut self, header: &[u8]) -> io::Result<()>;
+    /// Replaces `frame.len()` bytes at offset `at` with `frame` and completes the file.
+    fn finish(&mut self, at: u64, frame: &[u8]) -> io::Result<()>;
 }
 
 impl Mp3Sink for File {
@@ -31,10 +32,10 @@ impl Mp3Sink for File {
         Ok(())
     }
 
-    fn finish(&mut self, header: &[u8]) -> io::Result<()> {
+    fn finish(&mut self, at: u64, frame: &[u8]) -> io::Result<()> {
         let end = self.stream_position()?;
-        self.seek(SeekFrom::Start(0))?;
-        Write::write_all(self, header)?;
+        self.seek(SeekFrom::Start(at))?;
+        Write::write_all(self, frame)?;
         self.seek(SeekFrom::Start(end))?;
         self.flush()?;
         self.sync_data()
@@ -53,15 +54,18 @@ impl Mp3Sink for Cursor<Vec<u8>> {
         Ok(())
     }
 
-    fn finish(&mut self, header: &[u8]) -> io::Result<()> {
+    fn finish(&mut self, at: u64, frame: &[u8]) -> io::Result<()> {
         let buf = self.get_mut();
-        let Some(head) = buf.get_mut(..header.len()) else {
+        let place = usize::try_from(at)
+            .ok()
+            .and_then(|at| buf.get_mut(at..at.checked_add(frame.len())?));
+        let Some(place) = place else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "the tag frame is longer than the stream",
+                "the tag frame lies beyond the stream",
             ));
         };
-        head.copy_from_slice(header);
+        place.copy_from_slice(frame);
         Ok(())
     }
 }

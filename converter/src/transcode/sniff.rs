@@ -1,7 +1,11 @@
 //! Container detection from the first bytes of an upload.
 //!
 //! The fast path only ever sees containers named here as whitelisted, so a symphonia reader is
-//! never handed something it would mis-probe (it takes AVI for MP3, for instance).
+//! never handed something it would mis-probe (it takes AVI for MP3, for instance). ffmpeg only
+//! ever opens a file with the demuxers of the container named here ([`Container::demuxers`]);
+//! what matches no container is refused before any decoder sees it. That keeps ffmpeg's
+//! playlist and script demuxers (HLS, ffconcat, image sequences...), which open other files by
+//! name, out of reach. Every container the gateway's sniff admits is named here.
 
 /// How many leading bytes `sniff` looks at.
 pub const SNIFF_LEN: usize = 512;
@@ -26,11 +30,22 @@ pub enum Container {
     Asf,
     /// AAC in ADTS framing.
     Adts,
+    /// AIFF and AIFF-C.
+    Aiff,
+    /// Apple's Core Audio Format.
+    Caf,
+    /// AMR speech (the `#!AMR` storage format).
+    Amr,
+    RealMedia,
+    /// AC-3 and E-AC-3 elementary streams.
+    Ac3,
+    /// An MPEG-1/2 video elementary stream (never has audio; ffmpeg says so).
+    MpegVideo,
     /// A still image or document: never has audio, no decoder is asked.
     NotMedia(&'static str),
     /// Nothing at all.
     Empty,
-    /// Unrecognised: only ffmpeg gets to decide.
+    /// No container we read: refused like [`Container::NotMedia`], no decoder is asked.
     Unknown,
 }
 
@@ -46,6 +61,36 @@ impl Container {
                 | Container::Flac
                 | Container::MpegAudio
         )
+    }
+
+    /// The ffmpeg demuxers that may open this container (`-format_whitelist`); `None` for what
+    /// is not media. ffmpeg probes as usual and refuses a file whose probe picks any other.
+    pub fn demuxers(self) -> Option<&'static str> {
+        Some(match self {
+            // The demuxers' own names are lists ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm");
+            // ffmpeg matches any one element.
+            Container::IsoMp4 => "mov",
+            Container::Matroska => "matroska",
+            Container::Ogg => "ogg",
+            Container::Wav => "wav",
+            Container::Flac => "flac",
+            // An ID3v2 tag may front ADTS AAC or FLAC as well, and may be longer than the
+            // sniffed head, so what follows it is not known here.
+            Container::MpegAudio => "mp3,aac,flac",
+            Container::Avi => "avi",
+            Container::Flv => "flv,live_flv",
+            Container::MpegTs => "mpegts",
+            Container::MpegPs => "mpeg",
+            Container::Asf => "asf,asf_o",
+            Container::Adts => "aac",
+            Container::Aiff => "aiff",
+            Container::Caf => "caf",
+            Container::Amr => "amr",
+            Container::RealMedia => "rm",
+            Container::Ac3 => "ac3,eac3",
+            Container::MpegVideo => "mpegvideo",
+            Container::NotMedia(_) | Container::Empty | Container::Unknown => return None,
+        })
     }
 
     /// A file-name extension symphonia's probe takes as a hint.
@@ -90,7 +135,7 @@ pub fn sniff(head: &[u8]) -> Container {
     if at(0, b"fLaC") {
         return Container::Flac;
     }
-    if at(0, b"FLV\x01") {
+    if at(0, b"FLV") {
         return Container::Flv;
     }
     if at(
@@ -104,6 +149,24 @@ pub fn sniff(head: &[u8]) -> Container {
     }
     if at(0, &[0x00, 0x00, 0x01, 0xBA]) {
         return Container::MpegPs;
+    }
+    if at(0, &[0x00, 0x00, 0x01, 0xB3]) {
+        return Container::MpegVideo;
+    }
+    if at(0, b"FORM") && (at(8, b"AIFF") || at(8, b"AIFC")) {
+        return Container::Aiff;
+    }
+    if at(0, b"caff") {
+        return Container::Caf;
+    }
+    if at(0, b"#!AMR") {
+        return Container::Amr;
+    }
+    if at(0, b".RMF") {
+        return Container::RealMedia;
+    }
+    if at(0, &[0x0B, 0x77]) {
+        return Container::Ac3;
     }
     // One sync byte is weak evidence (text may start with 'G'); two packets 188 bytes apart are not.
     if head.len() > 188 && head[0] == 0x47 && head[188] == 0x47 {
@@ -230,5 +293,50 @@ mod tests {
             Container::NotMedia(_)
         ));
         assert_eq!(sniff(b"hello, this is text\n"), Container::Unknown);
+        for c in [
+            Container::NotMedia("x"),
+            Container::Empty,
+            Container::Unknown,
+        ] {
+            assert_eq!(c.demuxers(), None, "{c:?}");
+        }
+    }
+
+    /// Playlists and scripts that make ffmpeg open other files by name are no container of ours.
+    #[test]
+    fn playlists_and_scripts_are_not_media() {
+        for text in [
+            &b"#EXTM3U\n#EXTINF:1,\n/etc/passwd\n"[..],
+            b"ffconcat version 1.0\nfile secret.wav\n",
+            b"[playlist]\nFile1=/tmp/x.wav\n",
+            b"<?xml version=\"1.0\"?><MPD",
+            b"v=0\no=- 0 0 IN IP4 127.0.0.1\n",
+        ] {
+            assert_eq!(
+                sniff(text),
+                Container::Unknown,
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    #[test]
+    fn containers_the_gateway_admits_have_their_own_demuxer() {
+        let cases: [(&[u8], Container, &str); 7] = [
+            (b"FORM\0\0\0\x20AIFFCOMM", Container::Aiff, "aiff"),
+            (b"FORM\0\0\0\x20AIFCFVER", Container::Aiff, "aiff"),
+            (b"caff\0\x01\0\0desc", Container::Caf, "caf"),
+            (b"#!AMR\n\x3c", Container::Amr, "amr"),
+            (b".RMF\0\0\0\x12", Container::RealMedia, "rm"),
+            (&[0x0B, 0x77, 0x3D, 0x8F], Container::Ac3, "ac3,eac3"),
+            (&[0, 0, 1, 0xB3, 0x0A], Container::MpegVideo, "mpegvideo"),
+        ];
+        for (head, container, demuxers) in cases {
+            assert_eq!(sniff(&padded(head)), container);
+            assert_eq!(container.demuxers(), Some(demuxers));
+            assert!(!container.has_fast_path());
+        }
+        assert_eq!(sniff(&padded(b"FLV\x02\x05")), Container::Flv);
     }
 }

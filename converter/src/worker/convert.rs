@@ -1,5 +1,6 @@
 //! One attempt at a job: GridFS video → transcoder (on a blocking thread) → GridFS mp3, with
-//! progress in Redis and a time limit.
+//! progress in Redis, a time limit, and the owner's media minutes claimed once the media state
+//! their duration (`crate::quota::media`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,9 +20,11 @@ use super::{Unsettled, events};
 use crate::gridfs::writer::GridFsMp3Sink;
 use crate::gridfs::{GridFsError, GridFsReader, GridFsWriter};
 use crate::queue::{VIDEO_DEAD_QUEUE, retry_queue_name};
+use crate::quota::{QuotaError, QuotaExceeded};
 use crate::service::Services;
 use crate::transcode::{
-    FailureKind, MediaInput, TranscodeError, TranscodeOptions, TranscodeReport, transcode,
+    FailureKind, MediaInput, TagOptions, TranscodeError, TranscodeOptions, TranscodeReport,
+    transcode,
 };
 
 /// How often progress may be written to Redis.
@@ -60,18 +63,24 @@ pub fn user_message(code: ErrorCode, error: &str) -> String {
 }
 
 enum Attempt {
-    Converted(TranscodeReport, GridFsWriter),
+    // Boxed: the report (tags, chapters, loudness) and the writer outweigh the other outcomes.
+    Converted(Box<(TranscodeReport, GridFsWriter)>),
     Failed(TranscodeError),
     /// Stopped because the worker is shutting down.
     Stopped,
     /// Its partial mp3 could not be removed: MongoDB is away.
     Unsettled(GridFsError),
+    /// The media are longer than the owner's minutes left today.
+    Refused(QuotaExceeded),
+    /// The minutes could not be claimed (MongoDB away): handed back like a stop.
+    Unclaimed(mongodb::error::Error),
 }
 
 pub(super) async fn convert_job(
     services: &Arc<Services>,
     publish: &Channel,
     job: &VideoJob,
+    priority: u8,
     stop: &CancellationToken,
 ) -> Result<(), Unsettled> {
     let video_id = ObjectId::parse_str(job.video_fid.as_str()).ok();
@@ -107,6 +116,7 @@ pub(super) async fn convert_job(
         video_bytes = video.length,
         state_attempts = record.attempts,
         profile = %job.profile,
+        loudness_lufs = job.loudness_lufs.map(|t| t.lufs()),
         limit_s = limit.as_secs(),
         "converting"
     );
@@ -120,6 +130,12 @@ pub(super) async fn convert_job(
     let mut opts = TranscodeOptions {
         profile: job.profile,
         workers: services.config.encode_workers,
+        tags: TagOptions {
+            version: services.config.id3_version,
+            frame_cover: services.config.cover_from_video,
+            file_name: Some(job.original_name.clone()),
+        },
+        loudness: job.loudness_lufs,
         ..TranscodeOptions::default()
     };
     // The job's deadline below moves once the duration is known and ends ffmpeg through the
@@ -141,10 +157,19 @@ pub(super) async fn convert_job(
     let mut timed_out = false;
     let mut stopped = false;
     let mut limit_from_duration = false;
-    let mut reporter = ProgressReporter::new(&job.job_id.to_string(), len, read_so_far);
+    let mut refused = None;
+    let mut unclaimed = None;
+    let mut reporter = ProgressReporter::new(
+        &services.config.redis_key_prefix,
+        &job.job_id.to_string(),
+        len,
+        read_so_far,
+    );
     let joined = loop {
         tokio::select! {
-            joined = &mut task => break joined,
+            // In this order: a duration stated just before the transcoder ended is still
+            // claimed against the owner's minutes before the result is looked at.
+            biased;
             media = stated.known(), if !limit_from_duration && !timed_out => {
                 limit_from_duration = true;
                 limit = timeouts.for_duration(media);
@@ -155,7 +180,21 @@ pub(super) async fn convert_job(
                     limit_s = limit.as_secs(),
                     "time limit set from the media's duration"
                 );
+                match services.quotas.claim_media(&job.job_id, &job.owner_id, media).await {
+                    Ok(()) => {}
+                    Err(QuotaError::Exceeded(exceeded)) => {
+                        warn!(media_ms = media.as_millis() as u64, "longer than the owner's media minutes left today; stopping");
+                        refused = Some(exceeded);
+                        cancel.store(true, Ordering::Relaxed);
+                    }
+                    Err(QuotaError::Mongo(error)) => {
+                        warn!(%error, "cannot claim the media minutes; handing the job back");
+                        unclaimed = Some(error);
+                        cancel.store(true, Ordering::Relaxed);
+                    }
+                }
             }
+            joined = &mut task => break joined,
             () = &mut deadline, if !timed_out => {
                 warn!(limit_s = limit.as_secs(), "time limit reached; stopping the conversion");
                 timed_out = true;
@@ -174,6 +213,24 @@ pub(super) async fn convert_job(
         ))),
         // Its partial mp3 stays named in the job's record; the next delivery removes it.
         Ok((_, _)) if stopped => Attempt::Stopped,
+        Ok((_, _)) if unclaimed.is_some() => match unclaimed.take() {
+            Some(error) => Attempt::Unclaimed(error),
+            None => Attempt::Stopped,
+        },
+        Ok((_, sink)) if refused.is_some() => {
+            let exceeded = refused.take();
+            match (exceeded, sink.into_writer()) {
+                (Some(exceeded), Some(writer)) => match writer.abort().await {
+                    Ok(()) => Attempt::Refused(exceeded),
+                    Err(e) => {
+                        warn!(error = %e, "could not remove a refused attempt's chunks");
+                        Attempt::Unsettled(e)
+                    }
+                },
+                (Some(exceeded), None) => Attempt::Refused(exceeded),
+                (None, _) => Attempt::Stopped,
+            }
+        }
         Ok((result, sink)) => {
             // Past the limit the transcoder was cancelled: whatever it returned, the job timed
             // out. A timeout is final and the failure recorded forgets the partial mp3, so its
@@ -184,7 +241,7 @@ pub(super) async fn convert_job(
                 result
             };
             match (result, sink.into_writer()) {
-                (Ok(report), Some(writer)) => Attempt::Converted(report, writer),
+                (Ok(report), Some(writer)) => Attempt::Converted(Box::new((report, writer))),
                 (Ok(_), None) => Attempt::Failed(TranscodeError::Output(std::io::Error::other(
                     "the mp3 writer was lost",
                 ))),
@@ -202,15 +259,37 @@ pub(super) async fn convert_job(
             }
         }
     };
-    reporter.clear(services).await;
-    match attempt {
+    let settled = match attempt {
         Attempt::Stopped => Err(Unsettled::ShuttingDown),
-        Attempt::Converted(report, writer) => {
+        Attempt::Converted(converted) => {
+            let (report, writer) = *converted;
             finish(services, publish, job, report, writer, started).await
         }
-        Attempt::Failed(error) => handle_failure(services, publish, job, &error).await,
+        Attempt::Failed(error) => handle_failure(services, publish, job, priority, &error).await,
         Attempt::Unsettled(error) => Err(Unsettled::GridFs(error)),
-    }
+        Attempt::Refused(exceeded) => {
+            services
+                .metrics
+                .quota_refusals
+                .with_label_values(&[exceeded.limit.as_str()])
+                .inc();
+            let detail = exceeded.to_string();
+            fail_permanently(
+                services,
+                publish,
+                job,
+                ErrorCode::QuotaExceeded,
+                &detail,
+                &exceeded.message,
+            )
+            .await
+        }
+        Attempt::Unclaimed(error) => Err(Unsettled::Quota(error)),
+    };
+    // Only once the record has moved on: cleared while the mp3 was still being closed, a status
+    // read in between saw a converting job with no progress, and its bar went from 99 back to 0.
+    reporter.clear(services).await;
+    settled
 }
 
 async fn finish(
@@ -229,6 +308,18 @@ async fn finish(
         return Ok(());
     }
     let duration_ms = (report.duration_secs() * 1000.0).round() as u64;
+    // What was converted counts against the owner's minutes, if more than the media stated
+    // (or if they stated nothing); before the files document, so a failure here leaves the
+    // partial mp3 to the next attempt like any.
+    services
+        .quotas
+        .settle_media(
+            &job.job_id,
+            &job.owner_id,
+            Duration::from_millis(duration_ms),
+        )
+        .await
+        .map_err(Unsettled::Quota)?;
     let stem = job
         .original_name
         .rsplit_once('.')
@@ -243,6 +334,8 @@ async fn finish(
                 "video_fid": job.video_fid.as_str(),
                 "duration_ms": i64::try_from(duration_ms).unwrap_or(i64::MAX),
                 "profile": job.profile.as_str(),
+                "loudness_lufs": job.loudness_lufs.map(|t| t.lufs()),
+                "gain_db": report.levelling.map(|l| (l.gain_db * 10.0).round() / 10.0),
             },
         )
         .await?;
@@ -268,6 +361,8 @@ async fn finish(
         duration_ms,
         wall_ms = (wall * 1000.0) as u64,
         realtime = format!("{:.0}", report.duration_secs() / wall.max(1e-6)),
+        tag = %report.tag,
+        gain_db = report.levelling.map(|l| format!("{:.1}", l.gain_db)),
         "converted"
     );
     events::publish_done(services, publish, job, &record).await
@@ -298,6 +393,7 @@ async fn handle_failure(
     services: &Arc<Services>,
     publish: &Channel,
     job: &VideoJob,
+    priority: u8,
     error: &TranscodeError,
 ) -> Result<(), Unsettled> {
     let detail = format!("{error} [{}]", error.code());
@@ -326,13 +422,13 @@ async fn handle_failure(
                 &format!("attempt {} failed ({error}); retrying", job.attempt),
             )
             .await?;
-        events::publish_job(publish, &queue, &next).await?;
+        events::publish_job(publish, &queue, &next, priority).await?;
         warn!(error = %detail, retry_in_ms = delay.as_millis() as u64, "transient failure; retrying");
         services.metrics.job("retried");
         return Ok(());
     }
     // Out of attempts: keep the job for inspection, tell the owner.
-    events::publish_job(publish, VIDEO_DEAD_QUEUE, job).await?;
+    events::publish_job(publish, VIDEO_DEAD_QUEUE, job, priority).await?;
     services.metrics.job("dead_lettered");
     let code = ErrorCode::RetriesExhausted;
     let message = user_message(code, &error.to_string());
@@ -354,9 +450,9 @@ struct ProgressReporter {
 }
 
 impl ProgressReporter {
-    fn new(job: &str, len: u64, read: Arc<AtomicU64>) -> ProgressReporter {
+    fn new(prefix: &str, job: &str, len: u64, read: Arc<AtomicU64>) -> ProgressReporter {
         ProgressReporter {
-            key: progress_key_of(job),
+            key: progress_key_of(prefix, job),
             len,
             read,
             started: Instant::now(),
@@ -404,10 +500,10 @@ impl ProgressReporter {
     }
 }
 
-fn progress_key_of(job: &str) -> String {
+fn progress_key_of(prefix: &str, job: &str) -> String {
     match job.parse() {
-        Ok(id) => progress_key(&id),
-        Err(_) => format!("vid2mp3:progress:{job}"),
+        Ok(id) => progress_key(prefix, &id),
+        Err(_) => format!("{prefix}progress:{job}"),
     }
 }
 

@@ -88,11 +88,16 @@ pub(super) async fn publish_failed(
     Ok(())
 }
 
-/// Puts the job on `queue` (a retry queue or the dead-letter queue) as `next`.
+/// Puts the job on `queue` (a retry queue or the dead-letter queue) as `next`, with `priority`.
 pub(super) async fn publish_job(
     channel: &Channel,
     queue: &str,
     next: &VideoJob,
+    priority: u8,
 ) -> Result<(), Unsettled> {
-    publish_json(channel, queue, next, &next.message_id.to_string()).await
+    let payload = serde_json::to_vec(next)
+        .map_err(|e| Unsettled::Queue(QueueError::Nacked(format!("{queue} ({e})"))))?;
+    let properties = message_properties(&next.message_id.to_string()).with_priority(priority);
+    publish_confirmed(channel, queue, &payload, properties).await?;
+    Ok(())
 }

@@ -4,7 +4,8 @@
 //! Outcomes:
 //! - done: state `done`, a `Done` event (confirmed), ack;
 //! - permanent failure (not media, no audio, undecodable): state `failed`, a `Failed` event, ack;
-//! - transient failure: the job goes to the retry queue of its attempt (confirmed) and is acked;
+//! - transient failure: the job goes to the retry queue of its attempt (confirmed, with the
+//!   priority it had) and is acked;
 //!   after the last attempt it goes to `video.dead` with a `Failed` (`retries_exhausted`) event;
 //! - the backing services failing around the conversion (MongoDB for the state, the broker for
 //!   the event): the message is handed back (nack, requeue) after a pause, not counted as an
@@ -49,6 +50,8 @@ pub enum Unsettled {
     GridFs(#[from] GridFsError),
     #[error("broker: {0}")]
     Queue(#[from] QueueError),
+    #[error("media minutes ledger: {0}")]
+    Quota(mongodb::error::Error),
     #[error("the worker is shutting down")]
     ShuttingDown,
 }
@@ -73,6 +76,10 @@ pub async fn run(services: Arc<Services>, shutdown: CancellationToken) -> anyhow
             }
         });
     }
+    tokio::spawn(crate::queue::legacy::run(
+        Arc::clone(&services),
+        shutdown.clone(),
+    ));
     let config = &services.config;
     let consumer = Consumer {
         role: "worker",
@@ -145,9 +152,11 @@ async fn handle_delivery(
             .queue_lag_seconds
             .observe(now.saturating_sub(*published) as f64);
     }
-    let span = info_span!("job", job_id = %job.job_id, attempt = job.attempt);
+    // Kept for a retry: the job's place among other accounts' jobs stays what it was.
+    let priority = delivery.properties.priority().unwrap_or(0);
+    let span = info_span!("job", job_id = %job.job_id, attempt = job.attempt, priority);
     async {
-        match process(&services, &publish, &job, &stop).await {
+        match process(&services, &publish, &job, priority, &stop).await {
             Ok(()) => {
                 if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
                     warn!(%error, "ack failed; the job will be redelivered and not converted twice");
@@ -183,6 +192,7 @@ async fn process(
     services: &Arc<Services>,
     publish: &Channel,
     job: &VideoJob,
+    priority: u8,
     stop: &CancellationToken,
 ) -> Result<(), Unsettled> {
     let Some(record) = services.jobs.get(&job.job_id).await? else {
@@ -239,5 +249,5 @@ async fn process(
             );
         }
     }
-    convert::convert_job(services, publish, job, stop).await
+    convert::convert_job(services, publish, job, priority, stop).await
 }

@@ -16,6 +16,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use mongodb::bson::{Document, doc};
+use vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL;
 use vid2mp3_contracts::storage_api::{
     HEADER_ORIGINAL_NAME, HEADER_OWNER_EMAIL, HEADER_OWNER_ID, JobState, JobStatus, job_path,
     video_path,
@@ -24,10 +25,12 @@ use vid2mp3_contracts::{JobEvent, JobId, UserId};
 use vid2mp3_converter::config::Config;
 use vid2mp3_converter::service::{self, RunningService};
 use vid2mp3_test_support::{
-    MongoDatabase, PrivateServer, RabbitVhost, RedisNamespace, ServiceUrls,
+    MongoDatabase, PrivateServer, RabbitVhost, RedisNamespace, RedisUsers, ServiceUrls,
 };
 
-pub const TOKEN: &str = "test-storage-token";
+/// The storage API's bearer token in these tests: as long and varied as a generated one, since
+/// the converter refuses a short or placeholder token.
+pub const TOKEN: &str = "converter-tests-token-Qm4xT8vZ2pL6rN0c";
 
 /// The corpus (tests/corpus/make-corpus.sh), made once per test binary.
 pub fn corpus(name: &str) -> PathBuf {
@@ -108,6 +111,9 @@ pub struct Env {
     /// The test's vhost on the shared broker; `None` when the test brings its own broker.
     vhost: Option<RabbitVhost>,
     amqp_url: String,
+    /// The converter logs in as the test's converter user (the production rules, confined to
+    /// the test's prefix and channel); `redis` is the admin, for the test's own checks.
+    redis_users: RedisUsers,
     pub redis: RedisNamespace,
     pub mongo: MongoDatabase,
     pub events_channel: String,
@@ -126,6 +132,10 @@ impl Env {
         init_logs();
         let redis = RedisNamespace::create().await.expect("Redis");
         let events_channel = redis.key("job-events");
+        let redis_users = redis
+            .service_users(&[(JOB_EVENTS_CHANNEL, events_channel.as_str())])
+            .await
+            .expect("the test's Redis users");
         let (vhost, amqp_url) = match amqp {
             Some(server) => (None, server.url()),
             None => {
@@ -142,6 +152,7 @@ impl Env {
             vhost,
             amqp_url,
             mongo: mongo.expect("MongoDB"),
+            redis_users,
             redis,
             events_channel,
         }
@@ -161,7 +172,11 @@ impl Env {
             ("VID2MP3_MONGO_URL", self.mongo.url().to_owned()),
             ("VID2MP3_MONGO_DB", self.mongo.name().to_owned()),
             ("VID2MP3_AMQP_URL", self.amqp_url.clone()),
-            ("VID2MP3_REDIS_URL", self.redis.url().to_owned()),
+            (
+                "VID2MP3_REDIS_URL",
+                self.redis_users.url("converter").to_owned(),
+            ),
+            ("VID2MP3_REDIS_KEY_PREFIX", self.redis.prefix().to_owned()),
             ("VID2MP3_STORAGE_LISTEN", "127.0.0.1:0".to_owned()),
             ("VID2MP3_STORAGE_TOKEN", TOKEN.to_owned()),
             ("VID2MP3_JOB_EVENTS_CHANNEL", self.events_channel.clone()),

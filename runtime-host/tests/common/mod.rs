@@ -44,13 +44,32 @@ pub fn redis_probe() -> String {
     component_wasm("fixture_redis_probe").display().to_string()
 }
 
+/// The tests' MySQL account (scripts/lib/common.sh exports it; by hand, the password
+/// scripts/services made is read from .data/secrets/). It may create `vid2mp3_t_*` databases.
 pub fn mysql_base_url() -> String {
-    std::env::var("VID2MP3_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://vid2mp3:vid2mp3@127.0.0.1:3306".into())
+    std::env::var("VID2MP3_MYSQL_URL").unwrap_or_else(|_| {
+        let password = dev_password("mysql-vid2mp3_tests").unwrap_or_default();
+        format!("mysql://vid2mp3_tests:{password}@127.0.0.1:3306")
+    })
 }
 
+/// Redis as its admin user (the default user is disabled).
 pub fn redis_url() -> String {
-    std::env::var("VID2MP3_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    std::env::var("VID2MP3_REDIS_URL").unwrap_or_else(|_| {
+        match dev_password("redis-vid2mp3-admin") {
+            Some(password) => format!("redis://vid2mp3-admin:{password}@127.0.0.1:6379"),
+            None => "redis://127.0.0.1:6379".into(),
+        }
+    })
+}
+
+fn dev_password(name: &str) -> Option<String> {
+    let data = std::env::var_os("VID2MP3_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.data"));
+    let text =
+        std::fs::read_to_string(data.join("secrets").join(format!("{name}.password"))).ok()?;
+    Some(text.trim().to_owned()).filter(|p| !p.is_empty())
 }
 
 /// A connection to the shared Redis for a test's own keys. Its reply timeout is long enough
@@ -186,7 +205,8 @@ pub struct TempDatabase {
 impl TempDatabase {
     pub async fn create() -> Self {
         let admin = mysql_async::Pool::new(mysql_base_url().as_str());
-        let name = unique("vid2mp3_rh");
+        // The tests' account may create databases named vid2mp3_t_* only.
+        let name = unique("vid2mp3_t_rh");
         let mut conn = admin
             .get_conn()
             .await

@@ -51,8 +51,7 @@ ffprobe -v error -show_entries stream=codec_name,profile,width,height,sample_rat
 
 EMAIL="latency-$(date +%s%N)@example.com"
 PASSWORD="a bench password, long enough"
-curl -fsS -X POST "$BASE/api/v1/users" -H 'content-type: application/json' \
-  -d "{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" >/dev/null
+sign_up_confirmed "$BASE" "$EMAIL" "$PASSWORD"
 TOKEN="$(curl -fsS -X POST "$BASE/login" -u "$EMAIL:$PASSWORD")"
 
 # The converter's record of a job: created, started, done (its updated_at once done), status.

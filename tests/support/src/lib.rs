@@ -1,7 +1,10 @@
 //! Isolated resources on the shared backing services, so tests run in parallel without seeing
 //! each other: each test gets its own MySQL database, RabbitMQ vhost, Redis key prefix, Mongo
 //! database and Mailpit address, and each is removed when its handle is dropped (also when the
-//! test panics).
+//! test panics). The services under test log in as accounts of the test's own with their
+//! production rights: a MySQL account per database ([`MySqlDatabase::service_url`]) and a Redis
+//! user per service confined to the test's prefix ([`RedisNamespace::service_users`]); the test
+//! itself uses the tests' MySQL account and Redis's admin ([`ServiceUrls`]).
 //!
 //! The services themselves are started by `scripts/services start` (which `scripts/test` runs).
 //! When one is not answering, creating its resource fails with [`Unavailable`], which names the
@@ -25,15 +28,19 @@ mod workspace;
 pub use config::ServiceUrls;
 pub use mailpit::{MailMessage, Mailbox};
 pub use mongo::MongoDatabase;
-pub use mysql::MySqlDatabase;
-pub use platform::{ConverterProcess, Platform, PlatformBuilder, TokenKeys};
+pub use mysql::{MySqlDatabase, SERVICE_PRIVILEGES};
+pub use platform::{
+    CONFIRMATION_SUBJECT, ConverterProcess, Platform, PlatformBuilder, TokenKeys,
+    confirmation_link_in, confirmation_token_in,
+};
 pub use private_server::PrivateServer;
 pub use rabbitmq::{RabbitVhost, rabbit_vhost_exists};
-pub use redis_namespace::RedisNamespace;
-pub use spin_app::{SpinApp, SpinAppBuilder};
+pub use redis_namespace::{REDIS_USERS, RedisNamespace, RedisUsers};
+pub use runtime_host::ClientLimits;
+pub use spin_app::{SpinApp, SpinAppBuilder, app_client_limits};
 pub use tcp_proxy::TcpProxy;
 pub use watchdog::Watchdog;
-pub use workspace::{target_dir, wasm_component, workspace_root};
+pub use workspace::{target_dir, tools_venv, wasm_component, workspace_root};
 
 /// A backing service did not answer; the message says which and what to do.
 #[derive(Debug, thiserror::Error)]

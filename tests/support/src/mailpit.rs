@@ -9,11 +9,15 @@ use crate::config::{ServiceUrls, address_of};
 use crate::watchdog::Watchdog;
 use crate::{Unavailable, unique_name};
 
-/// An address `<unique>@vid2mp3.test`; its messages are deleted from Mailpit when this drops.
+/// An address `<unique>@vid2mp3.test`, and as many more as a test needs
+/// (`<unique>.<tag>@vid2mp3.test`, [`Mailbox::address_for`]); the messages to all of them are
+/// deleted from Mailpit when this drops.
 #[derive(Debug)]
 pub struct Mailbox {
     /// Bounds the test that holds this resource.
     _watchdog: Watchdog,
+    /// `t-<16 hex digits>`: in every address of this mailbox, and in no other.
+    id: String,
     address: String,
     mailpit_url: String,
     client: reqwest::Client,
@@ -69,9 +73,11 @@ impl Mailbox {
     }
 
     pub async fn create_on(mailpit_url: &str) -> anyhow::Result<Mailbox> {
+        let id = unique_name("t-");
         let mailbox = Mailbox {
             _watchdog: Watchdog::arm(),
-            address: format!("{}@vid2mp3.test", unique_name("t-")),
+            address: format!("{id}@vid2mp3.test"),
+            id,
             mailpit_url: mailpit_url.trim_end_matches('/').to_owned(),
             client: reqwest::Client::new(),
         };
@@ -94,46 +100,113 @@ impl Mailbox {
         &self.address
     }
 
+    /// Another address of this mailbox, `<unique>.<tag>@vid2mp3.test` (the tag lower-cased, and
+    /// cut to letters, digits and '-'). Its mail is not among [`Mailbox::messages`], which are
+    /// the main address's; [`Mailbox::take_message`] reads it.
+    pub fn address_for(&self, tag: &str) -> String {
+        let tag: String = tag
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .take(32)
+            .collect();
+        format!("{}.{tag}@vid2mp3.test", self.id)
+    }
+
     /// Mailpit's base URL (its send API is `<url>/api/v1/send`).
     pub fn mailpit_url(&self) -> &str {
         &self.mailpit_url
     }
 
-    /// Every message addressed to this mailbox so far, oldest first.
+    /// Every message addressed to this mailbox's main address so far, oldest first.
     pub async fn messages(&self) -> anyhow::Result<Vec<MailMessage>> {
+        let address = self.address.clone();
+        self.messages_to(&address).await
+    }
+
+    /// Every message addressed to exactly `address` (any address on this Mailpit), oldest first.
+    pub async fn messages_to(&self, address: &str) -> anyhow::Result<Vec<MailMessage>> {
         let found: SearchResult = self
             .client
             .get(format!("{}/api/v1/search", self.mailpit_url))
-            .query(&[("query", self.query())])
+            .query(&[("query", format!("to:\"{address}\""))])
             .send()
             .await?
             .error_for_status()?
             .json()
             .await?;
         let mut messages = Vec::with_capacity(found.messages.len());
-        // Mailpit lists newest first.
+        // Mailpit lists newest first; its `to:` also matches longer addresses containing this one.
         for summary in found.messages.iter().rev() {
-            let full: Full = self
+            let message = self.message(&summary.id).await?;
+            if message.to.iter().any(|a| a.eq_ignore_ascii_case(address)) {
+                messages.push(message);
+            }
+        }
+        Ok(messages)
+    }
+
+    /// Waits for a message to exactly `address` whose subject contains `subject`, deletes it
+    /// from Mailpit and returns it: a helper's email (a confirmation link) is then not counted
+    /// among the ones a test checks. Works for any address on this Mailpit.
+    pub async fn take_message(
+        &self,
+        address: &str,
+        subject: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<MailMessage> {
+        let deadline = Instant::now() + timeout;
+        let address = address.to_lowercase();
+        loop {
+            let found: SearchResult = self
                 .client
-                .get(format!(
-                    "{}/api/v1/message/{}",
-                    self.mailpit_url, summary.id
-                ))
+                .get(format!("{}/api/v1/search", self.mailpit_url))
+                .query(&[("query", format!("to:\"{address}\""))])
                 .send()
                 .await?
                 .error_for_status()?
                 .json()
                 .await?;
-            messages.push(MailMessage {
-                id: full.id,
-                from: full.from.address,
-                to: full.to.into_iter().map(|a| a.address).collect(),
-                subject: full.subject,
-                text: full.text,
-                html: full.html,
-            });
+            for summary in found.messages.iter().rev() {
+                let message = self.message(&summary.id).await?;
+                let to_this = message.to.iter().any(|a| a.eq_ignore_ascii_case(&address));
+                if to_this && message.subject.contains(subject) {
+                    self.client
+                        .delete(format!("{}/api/v1/messages", self.mailpit_url))
+                        .json(&serde_json::json!({"IDs": [message.id]}))
+                        .send()
+                        .await?
+                        .error_for_status()?;
+                    return Ok(message);
+                }
+            }
+            if Instant::now() >= deadline {
+                anyhow::bail!(
+                    "no message \"{subject}\" reached {address} within {timeout:?} \
+                     (is the notifier subscribed to the account-emails channel?)"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(messages)
+    }
+
+    async fn message(&self, id: &str) -> anyhow::Result<MailMessage> {
+        let full: Full = self
+            .client
+            .get(format!("{}/api/v1/message/{id}", self.mailpit_url))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(MailMessage {
+            id: full.id,
+            from: full.from.address,
+            to: full.to.into_iter().map(|a| a.address).collect(),
+            subject: full.subject,
+            text: full.text,
+            html: full.html,
+        })
     }
 
     /// Waits until at least `count` messages arrived, or fails after `timeout` saying how many did.
@@ -158,16 +231,13 @@ impl Mailbox {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-
-    fn query(&self) -> String {
-        format!("to:\"{}\"", self.address)
-    }
 }
 
 impl Drop for Mailbox {
     fn drop(&mut self) {
         let url = format!("{}/api/v1/search", self.mailpit_url);
-        let query = self.query();
+        // Mailpit's `to:` matches a part of an address: the id covers every address of this box.
+        let query = format!("to:\"{}\"", self.id);
         run_to_completion(&format!("mail to {}", self.address), async move {
             reqwest::Client::new()
                 .delete(url)

@@ -1,8 +1,13 @@
 //! The whole platform for one test: spin.toml under runtime-host (gateway, auth, notifier) with
-//! databases, a Redis prefix and a job-events channel of the test's own, and — when the test
-//! needs uploads — the converter binary on its own Mongo database and RabbitMQ vhost.
+//! databases, a Redis prefix and Redis channels (job events, account emails) of the test's own,
+//! and — when the test needs uploads — the converter binary on its own Mongo database and
+//! RabbitMQ vhost. [`Platform::sign_up_confirmed`] makes an account the way a person does:
+//! sign up, open the link from the confirmation email (read through Mailpit's API), confirm.
 //!
-//! Everything is real; only the names are private to the test, so tests run in parallel.
+//! Everything is real; only the names are private to the test, so tests run in parallel. Each
+//! service logs in as an account of its own, with what it has in production and no more: a
+//! MySQL account per database ([`MySqlDatabase::service_url`]) and a Redis user per service
+//! confined to the test's prefix and channel ([`RedisNamespace::service_users`]).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -15,8 +20,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use vid2mp3_migrations::Service;
 
 use crate::{
-    Mailbox, MongoDatabase, MySqlDatabase, RabbitVhost, RedisNamespace, ServiceUrls, SpinApp,
-    SpinAppBuilder, target_dir, unique_name,
+    ClientLimits, Mailbox, MongoDatabase, MySqlDatabase, RabbitVhost, RedisNamespace, RedisUsers,
+    SpinApp, SpinAppBuilder, target_dir, unique_name,
 };
 
 /// A fresh Ed25519 key pair in the forms auth and the gateway take.
@@ -57,6 +62,7 @@ pub struct PlatformBuilder {
     converter: bool,
     variables: Vec<(String, String)>,
     converter_env: Vec<(String, String)>,
+    client_limits: Option<ClientLimits>,
 }
 
 impl Default for PlatformBuilder {
@@ -71,7 +77,14 @@ impl PlatformBuilder {
             converter: false,
             variables: Vec::new(),
             converter_env: Vec::new(),
+            client_limits: None,
         }
+    }
+
+    /// runtime-host's client limits instead of [`crate::app_client_limits`]'s.
+    pub fn client_limits(mut self, limits: ClientLimits) -> PlatformBuilder {
+        self.client_limits = Some(limits);
+        self
     }
 
     /// Also run the converter (storage API, worker, relay) on the test's own Mongo database and
@@ -102,15 +115,32 @@ impl PlatformBuilder {
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
             )
             .try_init();
-        let urls = ServiceUrls::from_env();
         let auth_db = MySqlDatabase::migrated(Service::Auth).await?;
         let gateway_db = MySqlDatabase::migrated(Service::Gateway).await?;
         let notifier_db = MySqlDatabase::migrated(Service::Notifier).await?;
         let redis = RedisNamespace::create().await?;
+        let channel = unique_name("vid2mp3.job-events.test-");
+        let account_channel = unique_name("vid2mp3.account-emails.test-");
+        let redis_users = redis
+            .service_users(&[
+                (
+                    vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL,
+                    channel.as_str(),
+                ),
+                (
+                    vid2mp3_contracts::account_email::ACCOUNT_EMAILS_CHANNEL,
+                    account_channel.as_str(),
+                ),
+            ])
+            .await?;
         let mailbox = Mailbox::create().await?;
         let keys = TokenKeys::generate("test-key");
-        let storage_token = unique_name("storage-token-");
-        let channel = unique_name("vid2mp3.job-events.test-");
+        // As long and varied as `openssl rand -base64 32`: both sides refuse a weak token.
+        let storage_token = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
         let storage_port = free_port()?;
         let storage_url = format!("http://127.0.0.1:{storage_port}");
 
@@ -133,7 +163,14 @@ impl PlatformBuilder {
                 ("VID2MP3_MONGO_URL".to_owned(), db.url().to_owned()),
                 ("VID2MP3_MONGO_DB".to_owned(), db.name().to_owned()),
                 ("VID2MP3_AMQP_URL".to_owned(), vhost.amqp_url().to_owned()),
-                ("VID2MP3_REDIS_URL".to_owned(), urls.redis.clone()),
+                (
+                    "VID2MP3_REDIS_URL".to_owned(),
+                    redis_users.url("converter").to_owned(),
+                ),
+                (
+                    "VID2MP3_REDIS_KEY_PREFIX".to_owned(),
+                    redis.prefix().to_owned(),
+                ),
                 (
                     "VID2MP3_STORAGE_LISTEN".to_owned(),
                     format!("127.0.0.1:{storage_port}"),
@@ -157,16 +194,22 @@ impl PlatformBuilder {
             rabbit = Some(vhost);
         }
 
+        // The trigger keeps spin.toml's address, `{{ notifier_redis_url }}`.
         let mut app = SpinAppBuilder::from_workspace_manifest()?
-            .redis_channel(
-                &urls.redis,
-                vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL,
-                &channel,
+            .rename_redis_channel(vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL, &channel)
+            .rename_redis_channel(
+                vid2mp3_contracts::account_email::ACCOUNT_EMAILS_CHANNEL,
+                &account_channel,
             )
-            .variable("auth_db_url", auth_db.url())
-            .variable("gateway_db_url", gateway_db.url())
-            .variable("notifier_db_url", notifier_db.url())
-            .variable("redis_url", &urls.redis)
+            .variable("account_emails_channel", &account_channel)
+            .variable("auth_db_url", auth_db.service_url())
+            .variable("gateway_db_url", gateway_db.service_url())
+            .variable("notifier_db_url", notifier_db.service_url())
+            .variable("mysql_host", auth_db.server_host()?)
+            .variable("redis_host", redis.server_host()?)
+            .variable("gateway_redis_url", redis_users.url("gateway"))
+            .variable("auth_redis_url", redis_users.url("auth"))
+            .variable("notifier_redis_url", redis_users.url("notifier"))
             .variable("redis_key_prefix", redis.prefix())
             .variable("token_signing_key", &keys.private_key_base64)
             .variable("token_key_id", &keys.key_id)
@@ -180,6 +223,9 @@ impl PlatformBuilder {
         for (name, value) in &self.variables {
             app = app.variable(name, value.clone());
         }
+        if let Some(limits) = self.client_limits {
+            app = app.client_limits(limits);
+        }
         let app = app.start().await?;
         let platform = Platform {
             app,
@@ -187,12 +233,14 @@ impl PlatformBuilder {
             auth_db,
             gateway_db,
             notifier_db,
+            redis_users,
             redis,
             mailbox,
             mongo,
             rabbit,
             converter,
             channel,
+            account_channel,
         };
         if let Some(c) = &platform.converter {
             c.wait_until_healthy().await?;
@@ -259,6 +307,11 @@ impl ConverterProcess {
         }
     }
 
+    /// The running process's id, to read its memory from /proc.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The converter's log so far (for assertion messages).
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -294,6 +347,8 @@ pub struct Platform {
     pub auth_db: MySqlDatabase,
     pub gateway_db: MySqlDatabase,
     pub notifier_db: MySqlDatabase,
+    /// Each service's Redis user (dropped before the namespace it is confined to).
+    pub redis_users: RedisUsers,
     pub redis: RedisNamespace,
     pub mailbox: Mailbox,
     pub mongo: Option<MongoDatabase>,
@@ -301,10 +356,104 @@ pub struct Platform {
     pub converter: Option<ConverterProcess>,
     /// The Redis channel job events travel on for this test.
     pub channel: String,
+    /// The Redis channel auth publishes account emails on for this test.
+    pub account_channel: String,
+}
+
+/// The subject of a confirmation email (the notifier's `account_mail`).
+pub const CONFIRMATION_SUBJECT: &str = "Confirm your email address";
+/// How long a helper waits for a confirmation email.
+const CONFIRMATION_WAIT: Duration = Duration::from_secs(30);
+
+/// The token of the first confirmation link (`.../confirm#token=...`) in a text (an email, or
+/// the link itself).
+pub fn confirmation_token_in(text: &str) -> Option<String> {
+    let (_, after) = text.split_once("/confirm#token=")?;
+    let token: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    (!token.is_empty()).then_some(token)
+}
+
+/// The first confirmation link (`http...://.../confirm#token=...`) in an email's text.
+pub fn confirmation_link_in(text: &str) -> Option<String> {
+    let token = confirmation_token_in(text)?;
+    let end = text.find("/confirm#token=")?;
+    let start = text[..end].rfind("http")?;
+    Some(format!("{}/confirm#token={token}", &text[start..end]))
 }
 
 impl Platform {
     pub fn url(&self, path: &str) -> String {
         self.app.url(path)
+    }
+
+    /// Waits for the confirmation email to `email` (any address on this Mailpit), takes it out
+    /// of Mailpit, and returns its link (`<public_base_url>/confirm#token=...`).
+    pub async fn confirmation_link(&self, email: &str) -> anyhow::Result<String> {
+        let mail = self
+            .mailbox
+            .take_message(email, CONFIRMATION_SUBJECT, CONFIRMATION_WAIT)
+            .await?;
+        confirmation_link_in(&mail.text)
+            .with_context(|| format!("the confirmation email has no link: {}", mail.text))
+    }
+
+    /// The token of the confirmation email to `email` (taken out of Mailpit).
+    pub async fn confirmation_token(&self, email: &str) -> anyhow::Result<String> {
+        let link = self.confirmation_link(email).await?;
+        confirmation_token_in(&link).with_context(|| format!("no token in {link}"))
+    }
+
+    /// Confirms `email` as its owner would: the link from the confirmation email, redeemed with
+    /// `POST /api/v1/users/confirmation`.
+    pub async fn confirm_account(&self, email: &str) -> anyhow::Result<()> {
+        let token = self.confirmation_token(email).await?;
+        let r = reqwest::Client::new()
+            .post(self.url("/api/v1/users/confirmation"))
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+            .await?;
+        let status = r.status();
+        anyhow::ensure!(
+            status == 200,
+            "confirming {email} answered {status}: {}",
+            r.text().await.unwrap_or_default()
+        );
+        Ok(())
+    }
+
+    /// Signs `email` up (`202`) and confirms it: an account that can log in.
+    pub async fn sign_up_confirmed(&self, email: &str, password: &str) -> anyhow::Result<()> {
+        let r = reqwest::Client::new()
+            .post(self.url("/api/v1/users"))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await?;
+        let status = r.status();
+        anyhow::ensure!(
+            status == 202,
+            "signing up {email} answered {status}: {}",
+            r.text().await.unwrap_or_default()
+        );
+        self.confirm_account(email).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_and_tokens_are_found_in_an_email() {
+        let text = "Hello,\n\nopen this link:\n\nhttp://127.0.0.1:3000/confirm#token=Ab-_9z\n\nWith the \
+                    command-line client: vid2mp3 confirm 'http://127.0.0.1:3000/confirm#token=Ab-_9z'";
+        assert_eq!(
+            confirmation_link_in(text).as_deref(),
+            Some("http://127.0.0.1:3000/confirm#token=Ab-_9z")
+        );
+        assert_eq!(confirmation_token_in(text).as_deref(), Some("Ab-_9z"));
+        assert_eq!(confirmation_link_in("no link here"), None);
     }
 }

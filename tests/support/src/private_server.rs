@@ -424,20 +424,7 @@ fn secantusd() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("VID2MP3_SECANTUSD") {
         return Ok(PathBuf::from(path));
     }
-    let venv = match std::env::var_os("VID2MP3_VENV") {
-        Some(v) => PathBuf::from(v),
-        None => {
-            let cache = match std::env::var_os("VID2MP3_CACHE") {
-                Some(c) => PathBuf::from(c),
-                None => std::env::var_os("XDG_CACHE_HOME")
-                    .map(PathBuf::from)
-                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                    .unwrap_or_else(|| PathBuf::from("/root/.cache"))
-                    .join("vid2mp3"),
-            };
-            cache.join("venv")
-        }
-    };
+    let venv = crate::workspace::tools_venv();
     let path = venv.join("bin").join("secantusd-py");
     anyhow::ensure!(
         path.is_file(),

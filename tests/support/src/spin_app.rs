@@ -8,15 +8,25 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use runtime_host::{RunningApp, UpOptions};
+use runtime_host::{ClientLimits, RunningApp, UpOptions};
 
 use crate::workspace::{target_dir, workspace_root};
+
+/// runtime-host's client limits as `scripts/up` sets them for this app: the defaults, with the
+/// gateway's health and readiness routes allowed the reserved slots.
+pub fn app_client_limits() -> ClientLimits {
+    ClientLimits {
+        priority_routes: vec!["/healthz".into(), "/readyz".into()],
+        ..ClientLimits::default()
+    }
+}
 
 /// What a test changes in the shipped manifest before starting it.
 pub struct SpinAppBuilder {
     manifest: toml::Table,
     variables: Vec<(String, String)>,
     max_request_body_bytes: Option<u64>,
+    client_limits: ClientLimits,
 }
 
 impl SpinAppBuilder {
@@ -55,6 +65,7 @@ impl SpinAppBuilder {
             manifest,
             variables: Vec::new(),
             max_request_body_bytes: None,
+            client_limits: app_client_limits(),
         })
     }
 
@@ -75,6 +86,12 @@ impl SpinAppBuilder {
         {
             app.insert("address".into(), address.into());
         }
+        self.rename_redis_channel(channel, test_channel)
+    }
+
+    /// Renames the Redis triggers' `channel` to `test_channel`, leaving their address as
+    /// spin.toml has it (a variable the test sets).
+    pub fn rename_redis_channel(mut self, channel: &str, test_channel: &str) -> Self {
         if let Some(triggers) = self
             .manifest
             .get_mut("trigger")
@@ -95,6 +112,12 @@ impl SpinAppBuilder {
         self
     }
 
+    /// Replaces the client limits (start from [`app_client_limits`]).
+    pub fn client_limits(mut self, limits: ClientLimits) -> Self {
+        self.client_limits = limits;
+        self
+    }
+
     /// Writes the manifest to a temp dir and serves it on a free loopback port.
     pub async fn start(self) -> anyhow::Result<SpinApp> {
         let dir = std::env::temp_dir().join(crate::unique_name("vid2mp3-spin-app-"));
@@ -110,6 +133,7 @@ impl SpinAppBuilder {
         if let Some(limit) = self.max_request_body_bytes {
             options.max_request_body_bytes = limit;
         }
+        options.client_limits = self.client_limits;
         let app = match runtime_host::start(options).await {
             Ok(app) => app,
             Err(e) => {

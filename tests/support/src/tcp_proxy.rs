@@ -2,14 +2,13 @@
 //! (the shared service itself keeps running for every other test).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 pub struct TcpProxy {
     addr: SocketAddr,
-    open: Arc<AtomicBool>,
+    open: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -18,20 +17,25 @@ impl TcpProxy {
     pub async fn start(target: &str) -> anyhow::Result<TcpProxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let open = Arc::new(AtomicBool::new(true));
+        let (open, gate) = watch::channel(true);
         let target = target.to_owned();
-        let gate = open.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
-                if !gate.load(Ordering::SeqCst) {
+                if !*gate.borrow() {
                     // Closed: the connection is refused in effect (reset at once).
                     drop(inbound);
                     continue;
                 }
                 let target = target.clone();
+                let mut gate = gate.clone();
                 tokio::spawn(async move {
                     if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        // A connection open when the proxy closes is cut too: clients that keep
+                        // connections alive (pooled HTTP) must see the service go down as well.
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            _ = gate.wait_for(|open| !*open) => {}
+                        }
                     }
                 });
             }
@@ -44,9 +48,9 @@ impl TcpProxy {
         self.addr
     }
 
-    /// Whether new connections get through.
+    /// Whether connections get through; closing also cuts the ones open now.
     pub fn set_open(&self, open: bool) {
-        self.open.store(open, Ordering::SeqCst);
+        self.open.send_replace(open);
     }
 }
 

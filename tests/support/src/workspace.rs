@@ -13,6 +13,23 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or(manifest_dir)
 }
 
+/// The virtualenv `scripts/services install` puts the Python tools in (`VID2MP3_VENV`, else
+/// `VID2MP3_CACHE/venv`, else `~/.cache/vid2mp3/venv`).
+pub fn tools_venv() -> PathBuf {
+    if let Some(v) = std::env::var_os("VID2MP3_VENV") {
+        return PathBuf::from(v);
+    }
+    let cache = match std::env::var_os("VID2MP3_CACHE") {
+        Some(c) => PathBuf::from(c),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(|| PathBuf::from("/root/.cache"))
+            .join("vid2mp3"),
+    };
+    cache.join("venv")
+}
+
 /// The cargo target directory this test binary was built into.
 pub fn target_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {

@@ -71,6 +71,76 @@ async fn redis_namespaces_are_private_and_emptied() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn a_databases_own_account_reaches_its_rows_only_and_goes_with_it() -> anyhow::Result<()> {
+    let a = MySqlDatabase::migrated(Service::Gateway).await?;
+    let b = MySqlDatabase::migrated(Service::Auth).await?;
+    let mut own = mysql_async::Conn::new(mysql_async::Opts::from_url(a.service_url())?).await?;
+    own.query_drop(
+        "INSERT INTO jobs (id, owner_id, original_name, content_type) \
+         VALUES ('j1', 'u1', 'a.mkv', 'video/x-matroska')",
+    )
+    .await?;
+    let rows: Option<i64> = own.query_first("SELECT COUNT(*) FROM jobs").await?;
+    assert_eq!(rows, Some(1));
+    // Not another test's database, and no DDL on its own.
+    let other = own
+        .query_drop(format!("SELECT COUNT(*) FROM `{}`.users", b.name()))
+        .await;
+    assert!(other.is_err(), "a's account read b's users");
+    let ddl = own.query_drop("CREATE TABLE extra (v INT)").await;
+    assert!(ddl.is_err(), "a's account ran DDL");
+    own.disconnect().await?;
+
+    let service_url = a.service_url().to_owned();
+    drop(a);
+    let gone = mysql_async::Conn::new(mysql_async::Opts::from_url(&service_url)?).await;
+    assert!(gone.is_err(), "the account outlived its database");
+    Ok(())
+}
+
+#[tokio::test]
+async fn redis_service_users_are_confined_to_their_namespace_and_go_with_it() -> anyhow::Result<()>
+{
+    let a = RedisNamespace::create().await?;
+    let b = RedisNamespace::create().await?;
+    let channel = a.key("job-events");
+    let users = a
+        .service_users(&[(
+            vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL,
+            channel.as_str(),
+        )])
+        .await?;
+    let mut admin = a.connection().await?;
+    let _: () = admin.set(b.key("progress:x"), "1").await?;
+    let converter_url = users.url("converter").to_owned();
+    let mut converter = redis::Client::open(converter_url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let _: () = converter.set(a.key("progress:x"), "7").await?;
+    let theirs: redis::RedisResult<Option<String>> = redis::cmd("MGET")
+        .arg(b.key("progress:x"))
+        .query_async(&mut converter)
+        .await;
+    assert_eq!(
+        theirs
+            .err()
+            .and_then(|e| e.code().map(str::to_owned))
+            .as_deref(),
+        Some("NOPERM"),
+        "a's converter read b's progress"
+    );
+    // A channel rules name but the test does not rename is refused, not silently shared.
+    assert!(a.service_users(&[]).await.is_err());
+
+    drop(users);
+    let gone = redis::Client::open(converter_url.as_str())?
+        .get_multiplexed_async_connection()
+        .await;
+    assert!(gone.is_err(), "the user outlived its handle");
+    Ok(())
+}
+
+#[tokio::test]
 async fn rabbitmq_vhosts_are_private_and_deleted() -> anyhow::Result<()> {
     use lapin::options::QueueDeclareOptions;
     use lapin::types::FieldTable;

@@ -5,26 +5,38 @@
 //! to storage, so a stored video always has an owner; the row becomes visible only once storage
 //! confirms the video is kept and queued. When anything fails midway the storage request is
 //! aborted (storage then keeps nothing) and the row is removed.
+//!
+//! The account's quotas are the storage API's to check, since the converter owns what they
+//! count (sizes, states, durations). Its refusal (`quota_exceeded`: `413` for stored bytes,
+//! `429` for queued jobs or the day's media minutes, with `Retry-After`) comes back at the start
+//! of the upload or where the body crossed the stored-bytes quota; streaming stops there, the
+//! row is removed and the refusal is the answer, as the converter worded it.
 
 pub mod multipart;
 pub mod naming;
 mod sweep;
 
+use spin_sdk::wit::wasi::http0_2_0::types::IncomingResponse;
 use vid2mp3_contracts::storage_api::{JobStatus, StoredVideo};
-use vid2mp3_contracts::{Claims, ErrorCode, JobId, QualityProfile};
+use vid2mp3_contracts::{Claims, ErrorCode, JobId, LoudnessTarget, QualityProfile};
 
 use crate::config::GatewayConfig;
 use crate::errors::ApiError;
-use crate::http_io::{BodyReader, RequestHead, StreamedRequest};
+use crate::http_io::{BodyReader, IoError, RequestHead, StreamedRequest, response_header};
 use crate::job_view::{JobLinks, JobView, rfc3339};
 use crate::jobs_store::JobsStore;
 use crate::media_sniff::{SNIFF_BYTES, container};
 use crate::storage_client::{VideoUpload, stored_video};
 use multipart::{FormError, FormFile};
 
-/// A multipart body is the file plus a few hundred bytes of framing; this much framing is allowed
-/// on top of the size limit before the declared length alone is refused.
-const MULTIPART_OVERHEAD_BYTES: u64 = 64 * 1024;
+/// A multipart body is the file plus what [`multipart`] allows before and after it; a declared
+/// length over the size limit plus both is refused before anything is read.
+const MULTIPART_OVERHEAD_BYTES: u64 = 2 * multipart::MAX_FRAMING_BYTES;
+
+/// How much of a body storage refused part way is still read (and dropped) before the answer:
+/// an answer sent with the client's bytes unread ends in a reset connection, which a client
+/// still sending can see instead of the answer.
+const DRAIN_AFTER_REFUSAL_BYTES: u64 = 32 << 20;
 
 /// Where the file's bytes come from.
 enum Source {
@@ -60,6 +72,7 @@ fn aborted() -> ApiError {
 fn form_error(e: FormError) -> ApiError {
     match e {
         FormError::Aborted => aborted(),
+        FormError::TooMuchFraming => ApiError::new(ErrorCode::PayloadTooLarge, e.to_string()),
         other => ApiError::bad_request(other.to_string()),
     }
 }
@@ -90,6 +103,14 @@ pub fn upload(
                 "'{p}' is not a quality profile; use one of: standard, fast, cbr128, cbr192"
             ))
         })?,
+    };
+    let loudness_lufs = match head.query_param("loudness") {
+        None => None,
+        Some(t) if t.is_empty() || t == "off" => None,
+        Some(t) => Some(
+            t.parse::<LoudnessTarget>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        ),
     };
 
     let (mut source, file_name, file_type, storage_length) = if let Some(boundary) =
@@ -170,6 +191,7 @@ pub fn upload(
             original_name: file_name.clone(),
             content_type: file_type.clone(),
             profile,
+            loudness_lufs,
             content_length: storage_length,
         },
         head_bytes,
@@ -207,6 +229,7 @@ pub fn upload(
         original_name: file_name,
         content_type: file_type,
         profile: Some(profile),
+        loudness_lufs,
         attempts: 0,
         video_size_bytes: Some(stored.size_bytes),
         mp3_fid: None,
@@ -220,6 +243,8 @@ pub fn upload(
 }
 
 /// Streams the upload to storage. Any error drops the request unfinished, which aborts it.
+/// Storage may answer before the body ends (a quota refuses the upload at its start, or where
+/// it crosses the stored-bytes quota): streaming stops there and that answer is the result.
 fn stream_to_storage(
     config: &GatewayConfig,
     upload: &VideoUpload,
@@ -232,35 +257,52 @@ fn stream_to_storage(
         .start_video_upload(upload)
         .map_err(|e| ApiError::unavailable("the storage service", e))?;
     let mut total = head_bytes.len() as u64;
-    send(&mut put, &head_bytes)?;
+    if !send(&mut put, &head_bytes)? {
+        return answered_early(put, source);
+    }
     while let Some(chunk) = source.next_chunk()? {
         total += chunk.len() as u64;
         if total > max {
             return Err(too_large(max));
         }
-        send(&mut put, &chunk)?;
+        if !send(&mut put, &chunk)? {
+            return answered_early(put, source);
+        }
     }
     source.finish()?;
-    let response = put
-        .finish()
-        .map_err(|e| ApiError::unavailable("the storage service", e))?;
+    storage_answer(put.finish())
+}
+
+/// Storage answered before the body ended (a refusal): its answer, once what the client still
+/// sends has been read, up to [`DRAIN_AFTER_REFUSAL_BYTES`].
+fn answered_early(put: StreamedRequest, mut source: Source) -> Result<StoredVideo, ApiError> {
+    let answer = storage_answer(put.response());
+    let mut drained = 0_u64;
+    while drained <= DRAIN_AFTER_REFUSAL_BYTES {
+        match source.next_chunk() {
+            Ok(Some(chunk)) => drained += chunk.len() as u64,
+            Ok(None) | Err(_) => break,
+        }
+    }
+    answer
+}
+
+fn storage_answer(response: Result<IncomingResponse, IoError>) -> Result<StoredVideo, ApiError> {
+    let response = response.map_err(|e| ApiError::unavailable("the storage service", e))?;
     let status = response.status();
+    let retry_after = response_header(&response, "retry-after");
     let body = BodyReader::of_response(&response)
         .and_then(|r| r.read_to_end(64 * 1024))
         .map_err(|e| ApiError::unavailable("the storage service", e))?
         .map_err(|()| ApiError::unavailable("the storage service", "an oversized answer"))?;
-    stored_video(status, &body)
+    stored_video(status, retry_after.as_deref(), &body)
 }
 
-fn send(put: &mut StreamedRequest, data: &[u8]) -> Result<(), ApiError> {
-    put.write(data).map_err(|e| {
-        if put.answered_early() {
-            ApiError::unavailable(
-                "the storage service",
-                format!("refused the upload early: {e}"),
-            )
-        } else {
-            ApiError::unavailable("the storage service", e)
-        }
-    })
+/// Sends a piece of the body: `Ok(false)` once storage has answered (before the body ended).
+fn send(put: &mut StreamedRequest, data: &[u8]) -> Result<bool, ApiError> {
+    match put.write(data) {
+        Ok(()) => Ok(!put.answered_early()),
+        Err(_) if put.answered_early() => Ok(false),
+        Err(e) => Err(ApiError::unavailable("the storage service", e)),
+    }
 }

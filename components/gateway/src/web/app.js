@@ -1,5 +1,6 @@
-// vid2mp3's web page: sign up, log in, upload with progress, a live list of jobs, download,
-// delete, log out. Plain JavaScript against the JSON API under /api/v1; the session token lives
+// vid2mp3's web page: sign up (then confirm the address from the emailed link, which lands on
+// /confirm#token=...), log in, upload with progress, a live list of jobs, download, delete, log
+// out. Plain JavaScript against the JSON API under /api/v1; the session token lives
 // in sessionStorage (this tab only, gone when it closes).
 'use strict';
 
@@ -18,12 +19,18 @@
     email: $('email'),
     password: $('password'),
     authError: $('auth-error'),
+    authNotice: $('auth-notice'),
+    resend: $('resend'),
+    confirmView: $('confirm-view'),
+    confirmError: $('confirm-error'),
+    confirmButton: $('confirm-button'),
     account: $('account'),
     accountEmail: $('account-email'),
     logout: $('logout'),
     dropZone: $('drop-zone'),
     fileInput: $('file-input'),
     profile: $('profile'),
+    loudness: $('loudness'),
     uploads: $('uploads'),
     jobs: $('jobs'),
     jobsEmpty: $('jobs-empty'),
@@ -72,14 +79,23 @@
     return h > 0 ? h + ':' + pad(m % 60) + ':' + pad(s % 60) : m + ':' + pad(s % 60);
   }
 
-  // The API's error body {"error":{"code","message"}} in words; something sensible otherwise.
-  async function errorText(response) {
+  // The API's error body {"error":{"code","message"}}: its code, and its message in words (something
+  // sensible when there is none).
+  async function errorInfo(response) {
     let message = '';
+    let code = '';
     try {
       const body = await response.json();
       if (body && body.error && body.error.message) message = body.error.message;
+      if (body && body.error && body.error.code) code = body.error.code;
     } catch (_) { /* not JSON */ }
-    return describeError(response.status, message, response.headers.get('retry-after'));
+    return { code, text: describeError(response.status, message, response.headers.get('retry-after')) };
+  }
+
+  function sentence(text) {
+    let t = text ? text.charAt(0).toUpperCase() + text.slice(1) : '';
+    if (t && !/[.!?]$/.test(t)) t += '.';
+    return t;
   }
 
   function describeError(status, message, retryAfter) {
@@ -100,7 +116,7 @@
   const NETWORK_ERROR = 'The server cannot be reached. Check your connection and try again.';
 
   class ApiError extends Error {
-    constructor(status, text) { super(text); this.status = status; }
+    constructor(status, text, code) { super(text); this.status = status; this.code = code || ''; }
   }
 
   async function api(path, options) {
@@ -116,11 +132,11 @@
       throw new ApiError(0, NETWORK_ERROR);
     }
     if (!response.ok) {
-      const text = await errorText(response);
+      const info = await errorInfo(response);
       if (response.status === 401 && session) {
         endSession('Your session has ended. Please log in again.');
       }
-      throw new ApiError(response.status, text);
+      throw new ApiError(response.status, info.text, info.code);
     }
     return response;
   }
@@ -205,20 +221,99 @@
     const buttons = el.authForm.querySelectorAll('button');
     buttons.forEach((b) => { b.disabled = true; });
     showError(el.authError, '');
+    showError(el.authNotice, '');
+    el.resend.hidden = true;
     try {
       if (action === 'signup') {
-        await api('/users', {
+        // The account cannot log in until its address is confirmed: the answer says where to look.
+        const r = await api('/users', {
           method: 'POST',
           headers: { 'Content-Type': 'application/json' },
           body: JSON.stringify({ email, password }),
         });
-        announce('Account created.');
+        const body = await r.json();
+        el.password.value = '';
+        showError(el.authNotice, sentence(body.message));
+        announce('Check your inbox for the link to confirm your address.');
+      } else {
+        await logIn(email, password);
       }
-      await logIn(email, password);
+    } catch (e) {
+      showError(el.authError, e.message);
+      // The right password of an unconfirmed account: offer another link.
+      el.resend.hidden = e.code !== 'email_not_confirmed';
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  }
+
+  async function onResend() {
+    const email = el.email.value.trim();
+    const password = el.password.value;
+    if (!email || !password) {
+      showError(el.authError, 'Enter the email address and password you signed up with.');
+      return;
+    }
+    el.resend.disabled = true;
+    showError(el.authError, '');
+    try {
+      const r = await api('/users/confirmation-email', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ email, password }),
+      });
+      const body = await r.json();
+      showError(el.authNotice, sentence(body.message));
+      el.resend.hidden = true;
+      announce('Check your inbox for a new link.');
     } catch (e) {
       showError(el.authError, e.message);
     } finally {
-      buttons.forEach((b) => { b.disabled = false; });
+      el.resend.disabled = false;
+    }
+  }
+
+  // ---- confirming an address (/confirm#token=...) ---------------------------------------
+
+  // The token is in the fragment: the browser never sends it to a server (nor in a Referer).
+  function confirmationToken() {
+    const m = /^#token=([A-Za-z0-9_-]+)$/.exec(window.location.hash);
+    return m ? m[1] : '';
+  }
+
+  function showConfirmView() {
+    el.authView.hidden = true;
+    el.appView.hidden = true;
+    el.account.hidden = true;
+    el.confirmView.hidden = false;
+    if (!confirmationToken()) {
+      showError(el.confirmError, 'This link is incomplete. Copy the whole link from the email into the address bar.');
+      el.confirmButton.hidden = true;
+    }
+  }
+
+  async function onConfirm() {
+    el.confirmButton.disabled = true;
+    showError(el.confirmError, '');
+    try {
+      const r = await api('/users/confirmation', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ token: confirmationToken() }),
+      });
+      const account = await r.json();
+      // The token is spent: it leaves the address bar and the history.
+      window.history.replaceState(null, '', '/');
+      el.confirmView.hidden = true;
+      el.authView.hidden = false;
+      el.email.value = account.email || '';
+      showError(el.authNotice, 'Your address ' + (account.email || '') + ' is confirmed. Log in with the password you chose when you signed up.');
+      announce('Your address is confirmed. You can log in now.');
+      el.password.focus();
+    } catch (e) {
+      showError(el.confirmError, e.message);
+    } finally {
+      el.confirmButton.disabled = false;
     }
   }
 
@@ -259,7 +354,8 @@
     el.uploads.append(li);
 
     const xhr = new XMLHttpRequest();
-    const query = '?name=' + encodeURIComponent(file.name) + '&profile=' + encodeURIComponent(el.profile.value);
+    let query = '?name=' + encodeURIComponent(file.name) + '&profile=' + encodeURIComponent(el.profile.value);
+    if (el.loudness.value !== 'off') query += '&loudness=' + encodeURIComponent(el.loudness.value);
     xhr.open('POST', API + '/jobs' + query);
     xhr.setRequestHeader('Authorization', 'Bearer ' + session.token);
     xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
@@ -351,6 +447,7 @@
       case 'done': {
         const parts = ['Done'];
         if (job.duration_ms != null) parts.push(formatDuration(job.duration_ms));
+        if (job.loudness_lufs != null) parts.push('levelled to ' + job.loudness_lufs + ' LUFS');
         if (job.mp3_size_bytes != null) parts.push(formatBytes(job.mp3_size_bytes) + ' mp3');
         return parts.join(' · ') + '.';
       }
@@ -529,6 +626,8 @@
   // ---- start ----------------------------------------------------------------------------
 
   el.authForm.addEventListener('submit', onAuthSubmit);
+  el.resend.addEventListener('click', onResend);
+  el.confirmButton.addEventListener('click', onConfirm);
   el.logout.addEventListener('click', () => endSession(''));
   el.refresh.addEventListener('click', () => refreshJobs());
   document.addEventListener('visibilitychange', () => {
@@ -536,6 +635,10 @@
   });
   setUpDropZone();
 
-  const saved = loadSession();
-  if (saved) startSession(saved);
+  if (window.location.pathname === '/confirm') {
+    showConfirmView();
+  } else {
+    const saved = loadSession();
+    if (saved) startSession(saved);
+  }
 })();

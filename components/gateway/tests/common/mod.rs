@@ -18,25 +18,20 @@ pub fn client() -> Client {
 /// A strong enough password for the policy.
 pub const PASSWORD: &str = "correct horse battery staple";
 
-pub fn email(tag: &str) -> String {
-    format!("{tag}-{}@example.com", uuid::Uuid::new_v4().simple())
+/// An address of the platform's mailbox (its mail is read through Mailpit and removed with it).
+pub fn email(p: &Platform, tag: &str) -> String {
+    p.mailbox.address_for(tag)
 }
 
-pub async fn sign_up(p: &Platform, email: &str) -> Value {
-    let r = client()
-        .post(p.url("/api/v1/users"))
-        .json(&serde_json::json!({"email": email, "password": PASSWORD}))
-        .send()
+/// Signs up and confirms the address with the link from its confirmation email.
+pub async fn sign_up(p: &Platform, email: &str) {
+    p.sign_up_confirmed(email, PASSWORD)
         .await
-        .expect("sign up");
-    assert_eq!(r.status(), 201, "sign up failed");
-    r.json().await.expect("account JSON")
+        .expect("sign up and confirm");
 }
 
-/// Signs up and logs in; the token.
-pub async fn user_token(p: &Platform, tag: &str) -> String {
-    let email = email(tag);
-    sign_up(p, &email).await;
+/// A session for `email` (which must be confirmed); the token.
+pub async fn log_in(p: &Platform, email: &str) -> String {
     let r = client()
         .post(p.url("/api/v1/sessions"))
         .json(&serde_json::json!({"email": email, "password": PASSWORD}))
@@ -46,6 +41,13 @@ pub async fn user_token(p: &Platform, tag: &str) -> String {
     assert_eq!(r.status(), 200);
     let session: Value = r.json().await.expect("session JSON");
     session["token"].as_str().expect("a token").to_owned()
+}
+
+/// Signs up, confirms and logs in; the token.
+pub async fn user_token(p: &Platform, tag: &str) -> String {
+    let email = email(p, tag);
+    sign_up(p, &email).await;
+    log_in(p, &email).await
 }
 
 /// Status and JSON body, after checking the body against the OpenAPI document's schema for it.

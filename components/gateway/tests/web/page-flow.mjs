@@ -1,5 +1,7 @@
 // Drives the gateway's web page in headless Debian Chromium the way a person uses it:
-// keyboard to the login form, a wrong password (the error in words), create an account, log out,
+// keyboard to the login form, a wrong password (the error in words), create an account (the page
+// says to check the inbox), log in too early (refused, with "Send the link again"), open the link
+// from the confirmation email (read through Mailpit's API) and press Confirm, log in, log out,
 // log in with the keyboard, upload by picking a file and by dropping one (XHR progress), watch
 // both jobs finish, download an mp3 and check it, delete, log out. Screenshots (desktop and
 // 375x667) go to the artifacts folder; an axe-core audit must find no WCAG A/AA violation.
@@ -8,7 +10,8 @@
 // must show values between 0 and 100 on the way, not only the 100 set on success; and the
 // video is minutes long (but small), so each job's row must show it converting before done.
 //
-// usage: node page-flow.mjs BASE_URL VIDEO_FILE ARTIFACTS_DIR
+// usage: VID2MP3_TEST_EMAIL=ADDRESS VID2MP3_MAILPIT_URL=URL node page-flow.mjs BASE_URL VIDEO_FILE ARTIFACTS_DIR
+// (ADDRESS: an address whose mail the test may read on that Mailpit.)
 // Exits 0 when every check passed; otherwise prints what failed and exits 1.
 
 import { readFileSync, mkdirSync, statSync } from 'node:fs';
@@ -25,7 +28,12 @@ if (!baseUrl || !videoFile || !artifacts) {
 const executablePath = process.env.VID2MP3_CHROMIUM || '/usr/bin/chromium';
 mkdirSync(artifacts, { recursive: true });
 
-const email = `web-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
+const email = process.env.VID2MP3_TEST_EMAIL;
+const mailpitUrl = (process.env.VID2MP3_MAILPIT_URL || 'http://127.0.0.1:8025').replace(/\/$/, '');
+if (!email) {
+  console.error('set VID2MP3_TEST_EMAIL to an address whose mail this test may read on Mailpit');
+  process.exit(2);
+}
 const password = 'correct horse battery staple';
 const videoName = path.basename(videoFile);
 const droppedName = 'dropped-' + videoName;
@@ -68,8 +76,8 @@ try {
   check(await page.title() !== '', 'the page has a title');
 
   // ---- keyboard: Tab reaches the login fields and buttons, focus is visible ----
-  const emailField = page.getByLabel('Email');
-  const passwordField = page.getByLabel('Password');
+  const emailField = page.getByLabel('Email', { exact: true });
+  const passwordField = page.getByLabel('Password', { exact: true });
   const logInButton = page.getByRole('button', { name: 'Log in' });
   const signUpButton = page.getByRole('button', { name: 'Create account' });
   const reached = [];
@@ -110,11 +118,36 @@ try {
   const alertText = await alert.textContent();
   check(/email or password is wrong/i.test(alertText), `a failed log in says why: "${alertText}"`);
 
-  // ---- create an account (logs in), log out, log in with the keyboard ----
+  // ---- create an account: check your inbox; too early to log in; confirm; log in ----
   await passwordField.fill(password);
   await signUpButton.click();
+  const notice = page.locator('#auth-notice');
+  await notice.waitFor({ state: 'visible' });
+  check(/check your inbox/i.test(await notice.textContent()), 'creating an account says to check the inbox');
+  await passwordField.fill(password);
+  await logInButton.click();
+  await page.locator('#auth-error').getByText(/confirm your email address first/i).waitFor();
+  check(true, 'logging in before confirming says to confirm first');
+  const resend = page.getByRole('button', { name: 'Send the link again' });
+  check(await resend.isVisible(), 'a refused log in offers another link');
+  await resend.click();
+  await notice.getByText(/new link is on its way/i).waitFor();
+  check(true, 'another link was asked for');
+  const link = await confirmationLink(email, 2);
+  // The link names the configured public URL; the test's server listens elsewhere.
+  const confirmUrl = baseUrl + '/confirm' + link.slice(link.indexOf('#'));
+  await page.goto(confirmUrl);
+  await page.getByRole('heading', { name: 'Confirm your email address' }).waitFor();
+  check(await emailField.isHidden(), 'the link opens the confirmation view, not the form');
+  await axeAudit('the confirmation view');
+  await page.getByRole('button', { name: 'Confirm my address' }).click();
+  await notice.getByText(/is confirmed/i).waitFor();
+  check(page.url() === baseUrl + '/', 'the spent token leaves the address bar');
+  check(await emailField.inputValue() === email, 'the confirmed address is filled in');
+  await passwordField.fill(password);
+  await logInButton.click();
   await page.getByRole('heading', { name: 'My conversions' }).waitFor();
-  check(await page.getByText(`Signed in as ${email}`).isVisible(), 'signed in after creating the account');
+  check(await page.getByText(`Signed in as ${email}`).isVisible(), 'signed in after confirming the address');
   check(await page.evaluate(() => !!sessionStorage.getItem('vid2mp3.session')), 'the token is kept in sessionStorage');
   await page.getByRole('button', { name: 'Log out' }).click();
   await emailField.waitFor({ state: 'visible' });
@@ -275,6 +308,25 @@ try {
   }
 } finally {
   await browser.close();
+}
+
+// The newest confirmation link sent to `to`, once `count` confirmation emails have arrived.
+async function confirmationLink(to, count) {
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    const query = encodeURIComponent(`to:"${to}" subject:"Confirm your email address"`);
+    const found = await (await fetch(`${mailpitUrl}/api/v1/search?query=${query}`)).json();
+    if (found.messages && found.messages.length >= count) {
+      const newest = await (await fetch(`${mailpitUrl}/api/v1/message/${found.messages[0].ID}`)).json();
+      const m = /https?:\/\/\S+\/confirm#token=[A-Za-z0-9_-]+/.exec(newest.Text);
+      if (!m) throw new Error(`no confirmation link in: ${newest.Text}`);
+      return m[0];
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`${(found.messages || []).length} confirmation email(s) reached ${to} in 30 s, expected ${count}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 async function axeAudit(what) {

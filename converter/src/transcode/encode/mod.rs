@@ -68,7 +68,7 @@ pub struct EncodeOutcome {
     pub samples: u64,
     /// Audio frames, not counting the tag frame.
     pub frames: u32,
-    /// Total bytes written, tag frame included.
+    /// Total bytes written, ID3 tag and Xing frame included.
     pub bytes: u64,
     pub encoder_delay: u32,
     pub padding: u32,
@@ -102,6 +102,19 @@ struct SegmentFrames {
 /// soon as each segment is done; the tag frame is patched in by [`Mp3Sink::finish`].
 pub fn encode_stream<E, P>(
     params: EncodeParams,
+    sink: &mut dyn Mp3Sink,
+    pull: P,
+) -> Result<EncodeOutcome, EncodeFailure<E>>
+where
+    P: FnMut(&mut Vec<f32>) -> Result<bool, E>,
+{
+    encode_stream_tagged(params, &[], sink, pull)
+}
+
+/// [`encode_stream`] with `id3` (an ID3v2 tag) written first, before the Xing frame.
+pub fn encode_stream_tagged<E, P>(
+    params: EncodeParams,
+    id3: &[u8],
     sink: &mut dyn Mp3Sink,
     mut pull: P,
 ) -> Result<EncodeOutcome, EncodeFailure<E>>
@@ -158,7 +171,7 @@ where
         drop(done_tx);
         let failed_ref = &failed;
         let writer = scope.spawn(move || {
-            let written = write_in_order(&mut *sink, tag_len, done_rx, failed_ref);
+            let written = write_in_order(&mut *sink, id3, tag_len, done_rx, failed_ref);
             (written, sink)
         });
 
@@ -193,13 +206,13 @@ where
             padding: u32::try_from(padding).map_err(|e| encode_err(e.to_string()))?,
             toc: seek_table(&written.lens, tag_len),
         };
-        let tag = layout.build(&summary).map_err(encode_err)?;
-        sink.finish(&tag)
+        let xing = layout.build(&summary).map_err(encode_err)?;
+        sink.finish(id3.len() as u64, &xing)
             .map_err(|e| EncodeFailure::Encode(TranscodeError::Output(e)))?;
         Ok(EncodeOutcome {
             samples: total.samples,
             frames,
-            bytes: written.audio_bytes + tag_len as u64,
+            bytes: id3.len() as u64 + tag_len as u64 + written.audio_bytes,
             encoder_delay: choices.encoder_delay,
             padding: summary.padding,
         })
@@ -335,9 +348,10 @@ struct Written {
     crc: u16,
 }
 
-/// Writes segments in order as they finish, behind a placeholder for the tag frame.
+/// Writes `id3` and then segments in order as they finish, behind a placeholder for the tag frame.
 fn write_in_order(
     sink: &mut dyn Mp3Sink,
+    id3: &[u8],
     tag_len: usize,
     done: Receiver<(usize, Result<SegmentFrames, String>)>,
     failed: &AtomicBool,
@@ -352,7 +366,8 @@ fn write_in_order(
         failed.store(true, Ordering::Relaxed);
         first_error.get_or_insert(e);
     };
-    if let Err(e) = sink.write_all(&vec![0u8; tag_len]) {
+    let head = [id3, &vec![0u8; tag_len]].concat();
+    if let Err(e) = sink.write_all(&head) {
         fail(TranscodeError::Output(e), &mut first_error);
     }
     let mut pending: BTreeMap<usize, SegmentFrames> = BTreeMap::new();

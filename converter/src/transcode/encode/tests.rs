@@ -183,3 +183,30 @@ fn rates_that_mp3_lacks_are_refused() {
         Err(EncodeFailure::Encode(TranscodeError::Encoder(_)))
     ));
 }
+
+#[test]
+fn an_id3_tag_goes_first_and_the_xing_frame_right_after_it() {
+    let params = EncodeParams::new(44100, 2, Profile::Standard, 0.5);
+    let pcm = signal(44100 * 2, 2, 44100);
+    let (plain, plain_outcome) = segmented(params, &pcm, 4096);
+    let id3 = [b"ID3\x04\0\0\0\0\0\x05".as_slice(), b"12345"].concat();
+    let mut sink = Cursor::new(Vec::new());
+    let mut chunks = pcm.chunks(4096);
+    let outcome =
+        encode_stream_tagged::<(), _>(params, &id3, &mut sink, |buf| match chunks.next() {
+            Some(c) => {
+                buf.extend_from_slice(c);
+                Ok(true)
+            }
+            None => Ok(false),
+        })
+        .map_err(|_| "encode")
+        .expect("tagged encode");
+    let tagged = sink.into_inner();
+    assert_eq!(&tagged[..id3.len()], id3.as_slice());
+    // The same stream after the tag: Xing frame (with its counts, which exclude the ID3 tag,
+    // as LAME's do) and audio, byte for byte.
+    assert_eq!(&tagged[id3.len()..], plain.as_slice());
+    assert_eq!(outcome.bytes, plain_outcome.bytes + id3.len() as u64);
+    assert_eq!(outcome.samples, plain_outcome.samples);
+}

@@ -1,15 +1,12 @@
 //! What the end-to-end tests share: test media, accounts, polling a job, counting samples.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::Path;
 use std::time::Duration;
 
 use reqwest::Client;
 use serde_json::{Value, json};
-pub use vid2mp3_test_support::test_media::{
-    ScratchDir as Scratch, decoded_samples, make_m4a, make_mkv,
-};
 use vid2mp3_test_support::{Platform, PlatformBuilder};
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -21,19 +18,22 @@ pub fn client() -> Client {
         .expect("an HTTP client")
 }
 
+/// A client whose connections come from `address` (any 127.x.y.z is this machine): another
+/// user, as runtime-host's per-client limits see it.
+pub fn client_from(address: std::net::Ipv4Addr) -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(120))
+        .local_address(std::net::IpAddr::V4(address))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// Signs up and confirms the address through the link in its confirmation email (read through
+/// Mailpit's API, then removed from it, so a test counts only the emails it is about).
 pub async fn sign_up(p: &Platform, email: &str) {
-    let r = client()
-        .post(p.url("/api/v1/users"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
+    p.sign_up_confirmed(email, PASSWORD)
         .await
-        .expect("sign up");
-    assert_eq!(
-        r.status(),
-        201,
-        "sign up: {}",
-        r.text().await.unwrap_or_default()
-    );
+        .expect("sign up and confirm");
 }
 
 pub async fn log_in(p: &Platform, email: &str) -> String {
@@ -60,12 +60,23 @@ pub async fn platform_with_user(builder: PlatformBuilder) -> (Platform, String) 
 
 /// Uploads a file as a raw body; the job JSON.
 pub async fn upload_raw(p: &Platform, token: &str, file: &Path, content_type: &str) -> Value {
+    upload_raw_with(&client(), p, token, file, content_type).await
+}
+
+/// [`upload_raw`] through `client`.
+pub async fn upload_raw_with(
+    client: &Client,
+    p: &Platform,
+    token: &str,
+    file: &Path,
+    content_type: &str,
+) -> Value {
     let bytes = std::fs::read(file).expect("the test file");
     let name = file
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("upload");
-    let r = client()
+    let r = client
         .post(p.url(&format!("/api/v1/jobs?name={name}")))
         .bearer_auth(token)
         .header("content-type", content_type)
@@ -147,4 +158,68 @@ pub fn fid_in(text: &str) -> Option<String> {
     let (_, after) = text.split_once("fid=")?;
     let fid: String = after.chars().take_while(char::is_ascii_hexdigit).collect();
     (fid.len() == 24).then_some(fid)
+}
+
+/// What the storage side holds for a platform: video files, video chunks, converter job states.
+pub async fn stored(p: &Platform) -> (u64, u64, u64) {
+    let db = p.mongo.as_ref().expect("the platform's Mongo").database();
+    let count = |name: &'static str| {
+        let collection = db.collection::<mongodb::bson::Document>(name);
+        async move {
+            collection
+                .count_documents(mongodb::bson::doc! {})
+                .await
+                .expect("count")
+        }
+    };
+    (
+        count("videos.files").await,
+        count("videos.chunks").await,
+        count("jobs").await,
+    )
+}
+
+/// Rows (as text) that `sql` selects in the gateway's database, or none for a statement.
+pub async fn gateway_sql(p: &Platform, sql: &str) -> Vec<Vec<String>> {
+    use mysql_async::prelude::Queryable;
+    let pool = p.gateway_db.pool().expect("pool");
+    let mut conn = pool.get_conn().await.expect("connection");
+    let rows: Vec<mysql_async::Row> = conn.query(sql).await.expect(sql);
+    drop(conn);
+    pool.disconnect().await.ok();
+    rows.into_iter()
+        .map(|row| {
+            row.unwrap()
+                .into_iter()
+                .map(|v| match v {
+                    mysql_async::Value::NULL => "NULL".to_owned(),
+                    mysql_async::Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+                    other => other.as_sql(true),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Every job row the gateway holds, visible or still pending.
+pub async fn gateway_job_rows(p: &Platform) -> u64 {
+    let rows = gateway_sql(p, "SELECT COUNT(*) FROM jobs").await;
+    rows[0][0].parse().expect("a count")
+}
+
+/// Polls until the gateway and storage hold nothing of any upload, or fails naming what stayed.
+pub async fn wait_until_nothing_is_stored(p: &Platform, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = gateway_job_rows(p).await;
+        let (files, chunks, states) = stored(p).await;
+        if (rows, files, chunks, states) == (0, 0, 0, 0) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: still {rows} job rows, {files} video files, {chunks} chunks, {states} job states"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
