@@ -200,9 +200,11 @@ impl HttpHandler {
         match <[Self; 1]>::try_from(found) {
             Ok([one]) => Ok(Some(one)),
             Err(found) if found.is_empty() => Ok(None),
-            Err(_) => {
-                Err("it exports more than one wasi:http/incoming-handler; export only one".into())
-            }
+            // Spin's words.
+            Err(_) => Err(
+                "component exports multiple different handlers but it's expected to export only one"
+                    .into(),
+            ),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Where runtime-host must behave as Spin 3.6 does (issue 16): the MySQL and Redis result limit,
 //! application variables in `allowed_outbound_hosts`, Spin's error texts, and components on the
-//! WASI 0.2.0 release candidates that spin-sdk 2.x builds. Real MariaDB and Redis on loopback
+//! WASI 0.2.0 release candidates that spin-sdk 2.x builds, and `wasi:config/store`. Real MariaDB and Redis on loopback
 //! (`scripts/services start`); fixtures from `scripts/build-components`.
 
 mod common;
@@ -411,4 +411,49 @@ async fn components_on_wasi_0_2_0_rc_2023_10_18_run_as_on_spin() {
 #[tokio::test]
 async fn components_on_wasi_0_2_0_rc_2023_11_10_run_as_on_spin() {
     rc_components_run_on_both_triggers("2023-11-10").await;
+}
+
+/// `wasi:config/store@0.2.0-draft-2024-09-27`, which Spin serves beside `fermyon:spin/variables`:
+/// a component reads its own variables (secret ones too), a name it does not have or that no
+/// variable can have is `none` (Spin's reading of the draft), and `get-all` lists only its own.
+#[tokio::test]
+async fn components_read_their_own_variables_through_wasi_config_store() {
+    let manifest = format!(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "config-store"
+[variables]
+greeting = {{ default = "hello" }}
+token = {{ default = "s3cret", secret = true }}
+[[trigger.http]]
+route = "/rc/..."
+component = "rc"
+[[trigger.http]]
+route = "/probe/..."
+component = "probe"
+[component.rc]
+source = "{rc}"
+[component.rc.variables]
+rc_var = "{{{{ greeting }}}} from rc"
+rc_token = "{{{{ token }}}}"
+[component.probe]
+source = "{probe}"
+[component.probe.variables]
+missing = "the probe's own"
+"#,
+        rc = component_wasm("fixture_rc_2023_11_10").display(),
+        probe = http_probe(),
+    );
+    let app = TestApp::start(&manifest).await;
+    // The fixture reads `rc_var`, `missing` (the probe's variable, not its own) and `Bad-Name`.
+    assert_eq!(
+        app.get("/rc/?op=config").await,
+        (
+            200,
+            r#"[Ok(Some("hello from rc")), Ok(None), Ok(None)] Ok([("rc_token", "s3cret"), ("rc_var", "hello from rc")])"#
+                .into()
+        )
+    );
+    app.stop().await;
 }
