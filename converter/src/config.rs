@@ -12,9 +12,9 @@ use vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL;
 use vid2mp3_contracts::progress::DEFAULT_REDIS_KEY_PREFIX;
 use vid2mp3_contracts::storage_api::{StorageTokenProblem, check_storage_token};
 
+use crate::job_timeout::JobTimeouts;
 use crate::quota::Quotas;
 use crate::transcode::Id3Version;
-use crate::worker::JobTimeouts;
 
 /// What one `serve` process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -143,7 +143,7 @@ pub struct Config {
     /// Pause before an undelivered event is handed back to the queue (grows per message).
     pub relay_redeliver_delay: Duration,
     /// A job's time limit: from the size until the media states its duration, then from the
-    /// duration (`crate::worker::JobTimeouts`).
+    /// duration (`crate::job_timeout::JobTimeouts`).
     pub job_timeouts: JobTimeouts,
     /// How long SIGTERM waits for converting jobs before it hands them back to the queue.
     pub shutdown_grace: Duration,

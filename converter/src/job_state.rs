@@ -93,6 +93,32 @@ fn to_i64(n: u64) -> i64 {
 }
 
 impl JobRecord {
+    /// The record of a video just stored: queued, no attempt yet.
+    pub fn new(job: NewJob) -> JobRecord {
+        let at = now();
+        JobRecord {
+            job_id: job.job_id.to_string(),
+            owner_id: job.owner_id.to_string(),
+            owner_email: job.owner_email,
+            original_name: job.original_name,
+            content_type: job.content_type,
+            profile: job.profile,
+            loudness_lufs: job.loudness_lufs,
+            status: JobStatus::Queued,
+            attempts: 0,
+            video_fid: job.video_fid.to_string(),
+            video_size_bytes: to_i64(job.video_size_bytes),
+            mp3_fid: None,
+            mp3_size_bytes: None,
+            duration_ms: None,
+            error: None,
+            partial_mp3_fid: None,
+            created_at: at.clone(),
+            started_at: None,
+            updated_at: at,
+        }
+    }
+
     /// The contract's view; `progress` comes from Redis while converting.
     pub fn to_state(&self, progress: Option<u8>) -> Result<JobState, JobStateError> {
         let damaged = |reason: String| JobStateError::Damaged {
@@ -173,31 +199,11 @@ impl JobStore {
 
     /// Creates the record of a stored video, unless one with this job id exists.
     pub async fn create(&self, job: NewJob) -> Result<Created, JobStateError> {
-        let at = now();
-        let record = JobRecord {
-            job_id: job.job_id.to_string(),
-            owner_id: job.owner_id.to_string(),
-            owner_email: job.owner_email,
-            original_name: job.original_name,
-            content_type: job.content_type,
-            profile: job.profile,
-            loudness_lufs: job.loudness_lufs,
-            status: JobStatus::Queued,
-            attempts: 0,
-            video_fid: job.video_fid.to_string(),
-            video_size_bytes: to_i64(job.video_size_bytes),
-            mp3_fid: None,
-            mp3_size_bytes: None,
-            duration_ms: None,
-            error: None,
-            partial_mp3_fid: None,
-            created_at: at.clone(),
-            started_at: None,
-            updated_at: at,
-        };
+        let job_id = job.job_id;
+        let record = JobRecord::new(job);
         match self.jobs.insert_one(&record).await {
             Ok(_) => Ok(Created::New(record)),
-            Err(error) if is_duplicate_key(&error) => match self.get(&job.job_id).await? {
+            Err(error) if is_duplicate_key(&error) => match self.get(&job_id).await? {
                 Some(existing) => Ok(Created::Existing(existing)),
                 // Deleted between the two calls: report the original conflict.
                 None => Err(error.into()),

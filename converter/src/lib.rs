@@ -2,20 +2,29 @@
 //!
 //! - [`transcode`]: the product's core, any upload in, one gapless mp3 out;
 //! - [`service`]: `serve`, one process running any of the roles below on shared connections;
-//! - [`storage_api`]: the internal HTTP API the gateway stores videos through and reads from;
-//! - [`worker`]: the `video` queue consumer that converts GridFS to GridFS;
-//! - [`relay`]: hands job events from the `mp3` queue to the notifier through Redis;
-//! - [`quota`]: per-account quotas (stored bytes, queued jobs, media minutes per day);
-//! - [`queue`], [`gridfs`], [`job_state`], [`metrics`], [`config`]: what those share.
+//!   it only builds each role's dependencies and starts it;
+//! - `storage_api`: the internal HTTP API the gateway stores videos through and reads from
+//!   (its state: `storage_api::State`; the upload saga: `storage_api::saga`);
+//! - `worker`: the `video.fair` queue consumer that converts GridFS to GridFS (`worker::Deps`);
+//! - `relay`: hands job events from the `mp3` queue to the notifier through Redis
+//!   (`relay::Deps`);
+//! - `quota`: per-account quotas (stored bytes, queued jobs, media minutes per day);
+//! - `queue`, [`gridfs`], `job_state`, `job_timeout`, `redis_conn`, `shutdown`, [`metrics`],
+//!   [`config`]: what those share.
+//!
+//! Only what is used from outside the crate (the binary, the tests) is public.
 
 pub mod config;
 pub mod gridfs;
-pub mod job_state;
+mod job_state;
+mod job_timeout;
 pub mod metrics;
-pub mod queue;
-pub mod quota;
-pub mod relay;
+mod queue;
+mod quota;
+mod redis_conn;
+mod relay;
 pub mod service;
-pub mod storage_api;
+mod shutdown;
+mod storage_api;
 pub mod transcode;
-pub mod worker;
+mod worker;

@@ -6,14 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use mongodb::Database;
-use redis::aio::ConnectionManager;
-use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use vid2mp3_contracts::JobId;
-use vid2mp3_contracts::progress::{JobProgress, progress_key};
 
 use crate::config::{Config, Role};
 use crate::gridfs::{Bucket, MP3S_BUCKET, VIDEOS_BUCKET};
@@ -21,92 +16,25 @@ use crate::job_state::JobStore;
 use crate::metrics::Metrics;
 use crate::queue::Publisher;
 use crate::quota::QuotaStore;
+use crate::redis_conn::RedisConnection;
+use crate::{relay, storage_api, worker};
 
-/// What every role shares: the configuration and the connections to the backing services.
-pub struct Services {
-    pub config: Config,
-    pub db: Database,
-    pub jobs: JobStore,
+/// The connections the roles are made from. Each role gets only the parts it uses
+/// ([`crate::storage_api::State`], [`crate::worker::Deps`], [`crate::relay::Deps`]); the
+/// publisher of `video` jobs is made only for the storage API.
+struct Shared {
+    config: Arc<Config>,
+    jobs: JobStore,
     /// The accounts' quotas, counted from the records above.
-    pub quotas: QuotaStore,
-    pub videos: Bucket,
-    pub mp3s: Bucket,
-    pub redis: RedisConnection,
-    /// Publishes `video` jobs for the storage API.
-    pub publisher: Publisher,
-    pub metrics: Metrics,
+    quotas: QuotaStore,
+    videos: Bucket,
+    mp3s: Bucket,
+    redis: Arc<RedisConnection>,
+    metrics: Metrics,
 }
 
-/// A Redis connection made on first use (Redis may be down when the service starts) that
-/// reconnects by itself afterwards.
-pub struct RedisConnection {
-    client: redis::Client,
-    manager: Mutex<Option<ConnectionManager>>,
-    /// `VID2MP3_REDIS_KEY_PREFIX`: the progress keys read here start with it.
-    key_prefix: String,
-}
-
-const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
-
-impl RedisConnection {
-    pub fn new(url: &str, key_prefix: &str) -> Result<RedisConnection, redis::RedisError> {
-        Ok(RedisConnection {
-            client: redis::Client::open(url)?,
-            manager: Mutex::new(None),
-            key_prefix: key_prefix.to_owned(),
-        })
-    }
-
-    pub async fn get(&self) -> Result<ConnectionManager, redis::RedisError> {
-        let mut manager = self.manager.lock().await;
-        if let Some(m) = manager.as_ref() {
-            return Ok(m.clone());
-        }
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_number_of_retries(2);
-        let m = ConnectionManager::new_with_config(self.client.clone(), config).await?;
-        *manager = Some(m.clone());
-        Ok(m)
-    }
-
-    /// The progress of converting jobs, where Redis has one (advisory: errors give none).
-    pub async fn progress(&self, jobs: &[JobId]) -> Vec<Option<JobProgress>> {
-        if jobs.is_empty() {
-            return Vec::new();
-        }
-        let read = async {
-            let mut conn = self.get().await?;
-            let keys: Vec<String> = jobs
-                .iter()
-                .map(|job| progress_key(&self.key_prefix, job))
-                .collect();
-            let values: Vec<Option<String>> =
-                redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
-            Ok::<_, redis::RedisError>(values)
-        };
-        match read.await {
-            Ok(values) => values
-                .into_iter()
-                .map(|v| v.and_then(|text| serde_json::from_str(&text).ok()))
-                .collect(),
-            Err(error) => {
-                warn!(%error, "cannot read progress from Redis");
-                vec![None; jobs.len()]
-            }
-        }
-    }
-
-    pub async fn ping(&self) -> Result<(), redis::RedisError> {
-        let mut conn = self.get().await?;
-        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
-        Ok(())
-    }
-}
-
-impl Services {
-    pub async fn connect(config: Config) -> anyhow::Result<Arc<Services>> {
+impl Shared {
+    async fn connect(config: Config) -> anyhow::Result<Shared> {
         let mut options = mongodb::options::ClientOptions::parse(&config.mongo_url)
             .await
             .context("VID2MP3_MONGO_URL is not a MongoDB connection string")?;
@@ -118,41 +46,76 @@ impl Services {
         let db = client.database(&config.mongo_db);
         let redis = RedisConnection::new(&config.redis_url, &config.redis_key_prefix)
             .context("VID2MP3_REDIS_URL is not a Redis URL")?;
-        let publisher = Publisher::new(
-            config.amqp_url_with_heartbeat(),
-            "vid2mp3-converter storage".into(),
-            config.retry_delays.clone(),
-        );
-        Ok(Arc::new(Services {
+        Ok(Shared {
             jobs: JobStore::new(&db),
             quotas: QuotaStore::new(&db, config.quotas),
             videos: Bucket::new(&db, VIDEOS_BUCKET),
             mp3s: Bucket::new(&db, MP3S_BUCKET),
-            redis,
-            publisher,
+            redis: Arc::new(redis),
             metrics: Metrics::new().context("registering metrics")?,
-            db,
-            config,
-        }))
+            config: Arc::new(config),
+        })
     }
 
     /// Indexes the queries rely on; a failure is logged (MongoDB may be starting) and the
     /// queries still work, only slower.
-    pub async fn ensure_indexes(&self) {
+    async fn ensure_indexes(&self) {
         let results = [
             self.videos
                 .ensure_indexes()
                 .await
-                .map_err(|e| e.to_string()),
-            self.mp3s.ensure_indexes().await.map_err(|e| e.to_string()),
-            self.jobs.ensure_indexes().await.map_err(|e| e.to_string()),
+                .map_err(anyhow::Error::from),
+            self.mp3s
+                .ensure_indexes()
+                .await
+                .map_err(anyhow::Error::from),
+            self.jobs
+                .ensure_indexes()
+                .await
+                .map_err(anyhow::Error::from),
             self.quotas
                 .ensure_indexes()
                 .await
-                .map_err(|e| e.to_string()),
+                .map_err(anyhow::Error::from),
         ];
         for error in results.into_iter().filter_map(Result::err) {
-            warn!(%error, "cannot create a MongoDB index");
+            warn!(
+                error = format!("{error:#}"),
+                "cannot create a MongoDB index"
+            );
+        }
+    }
+
+    fn storage(&self, publisher: Arc<Publisher>) -> storage_api::State {
+        storage_api::State {
+            config: Arc::clone(&self.config),
+            jobs: self.jobs.clone(),
+            quotas: self.quotas.clone(),
+            videos: self.videos.clone(),
+            mp3s: self.mp3s.clone(),
+            redis: Arc::clone(&self.redis),
+            publisher,
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    fn worker(&self) -> worker::Deps {
+        worker::Deps {
+            config: Arc::clone(&self.config),
+            jobs: self.jobs.clone(),
+            quotas: self.quotas.clone(),
+            videos: self.videos.clone(),
+            mp3s: self.mp3s.clone(),
+            redis: Arc::clone(&self.redis),
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    fn relay(&self) -> relay::Deps {
+        relay::Deps {
+            config: Arc::clone(&self.config),
+            redis: Arc::clone(&self.redis),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -164,7 +127,10 @@ const INDEX_SETUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(15
 pub struct RunningService {
     /// Where the storage API listens (when that role runs).
     pub storage_addr: Option<SocketAddr>,
-    pub services: Arc<Services>,
+    /// The roles' metrics (what `/metrics` serves).
+    pub metrics: Metrics,
+    /// The storage API's publisher, closed once every role stopped.
+    publisher: Option<Arc<Publisher>>,
     shutdown: CancellationToken,
     tasks: JoinSet<(Role, anyhow::Result<()>)>,
 }
@@ -188,11 +154,13 @@ impl RunningService {
                 }
                 Err(error) => {
                     self.shutdown.cancel();
-                    failure.get_or_insert(anyhow::anyhow!("a role panicked: {error}"));
+                    failure.get_or_insert(anyhow::Error::new(error).context("a role panicked"));
                 }
             }
         }
-        self.services.publisher.close().await;
+        if let Some(publisher) = &self.publisher {
+            publisher.close().await;
+        }
         match failure {
             Some(error) => Err(error),
             None => Ok(()),
@@ -210,15 +178,16 @@ impl RunningService {
 /// here; backing services that are down are waited for by each role.
 pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     let roles = config.roles.clone();
-    let services = Services::connect(config).await?;
+    let shared = Shared::connect(config).await?;
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let mut storage_addr = None;
+    let mut publisher = None;
     info!(roles = ?roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(), "starting");
     // Indexes first, before any request or job can write: creating a collection's index while
     // the first documents go into it made the MongoDB-wire test server (SecantusDB) retry a
     // write conflict forever. Bounded, because a Mongo that is down must not stop the start.
-    if tokio::time::timeout(INDEX_SETUP_LIMIT, services.ensure_indexes())
+    if tokio::time::timeout(INDEX_SETUP_LIMIT, shared.ensure_indexes())
         .await
         .is_err()
     {
@@ -228,48 +197,43 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         );
     }
     if roles.contains(&Role::Storage) {
-        let listener = tokio::net::TcpListener::bind(services.config.storage_listen)
+        let listen = shared.config.storage_listen;
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {} (VID2MP3_STORAGE_LISTEN)",
-                    services.config.storage_listen
-                )
-            })?;
+            .with_context(|| format!("cannot listen on {listen} (VID2MP3_STORAGE_LISTEN)"))?;
         let addr = listener.local_addr()?;
         storage_addr = Some(addr);
         info!(%addr, "storage API listening");
-        let services = Arc::clone(&services);
+        let video_publisher = Arc::new(Publisher::new(
+            shared.config.amqp_url_with_heartbeat(),
+            "vid2mp3-converter storage".into(),
+            shared.config.retry_delays.clone(),
+        ));
+        publisher = Some(Arc::clone(&video_publisher));
+        let state = Arc::new(shared.storage(video_publisher));
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
             (
                 Role::Storage,
-                crate::storage_api::serve(listener, services, shutdown).await,
+                storage_api::serve(listener, state, shutdown).await,
             )
         });
     }
     if roles.contains(&Role::Worker) {
-        let services = Arc::clone(&services);
+        let deps = Arc::new(shared.worker());
         let shutdown = shutdown.clone();
-        tasks.spawn(async move { (Role::Worker, crate::worker::run(services, shutdown).await) });
+        tasks.spawn(async move { (Role::Worker, worker::run(deps, shutdown).await) });
     }
     if roles.contains(&Role::Relay) {
-        let services = Arc::clone(&services);
+        let deps = Arc::new(shared.relay());
         let shutdown = shutdown.clone();
-        tasks.spawn(async move { (Role::Relay, crate::relay::run(services, shutdown).await) });
+        tasks.spawn(async move { (Role::Relay, relay::run(deps, shutdown).await) });
     }
     Ok(RunningService {
         storage_addr,
-        services,
+        metrics: shared.metrics,
+        publisher,
         shutdown,
         tasks,
     })
-}
-
-/// Sleeps unless shut down first; returns false when shut down.
-pub async fn pause(shutdown: &CancellationToken, delay: Duration) -> bool {
-    tokio::select! {
-        () = shutdown.cancelled() => false,
-        () = tokio::time::sleep(delay) => true,
-    }
 }

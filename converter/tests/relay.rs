@@ -101,14 +101,7 @@ async fn the_relay_redelivers_until_the_notifier_acks_and_acks_only_then() {
         .unwrap();
     // Acked: after the relay's poll sees the key, stopping it leaves nothing on the queue.
     wait_for("the relay to ack", Duration::from_secs(30), || async {
-        let metrics = relay
-            .running
-            .as_ref()
-            .unwrap()
-            .services
-            .metrics
-            .render()
-            .unwrap();
+        let metrics = relay.running.as_ref().unwrap().metrics.render().unwrap();
         metrics
             .contains("vid2mp3_converter_events_relayed_total{result=\"delivered\"} 1")
             .then_some(())
@@ -130,7 +123,7 @@ async fn with_no_subscriber_the_event_is_not_lost() {
     let sent = event();
     publish(&env, &serde_json::to_vec(&sent).unwrap()).await;
     wait_for("a failed delivery", Duration::from_secs(30), || async {
-        let metrics = relay.running.as_ref()?.services.metrics.render().ok()?;
+        let metrics = relay.running.as_ref()?.metrics.render().ok()?;
         metrics
             .contains("vid2mp3_converter_events_relayed_total{result=\"redelivered\"}")
             .then_some(())
@@ -158,7 +151,7 @@ async fn an_event_already_acked_is_acked_without_publishing_again() {
     let mut relay = env.start("relay", FAST).await;
     publish(&env, &serde_json::to_vec(&sent).unwrap()).await;
     wait_for("the ack", Duration::from_secs(30), || async {
-        let metrics = relay.running.as_ref()?.services.metrics.render().ok()?;
+        let metrics = relay.running.as_ref()?.metrics.render().ok()?;
         metrics
             .contains("vid2mp3_converter_events_relayed_total{result=\"delivered\"} 1")
             .then_some(())

@@ -43,7 +43,7 @@ pub enum GridFsError {
     Misuse(&'static str),
     /// A background chunk insert was cancelled or panicked (the runtime is shutting down).
     #[error("a chunk write was interrupted: {0}")]
-    Interrupted(String),
+    Interrupted(#[source] tokio::task::JoinError),
 }
 
 /// One bucket (`videos` or `mp3s`).

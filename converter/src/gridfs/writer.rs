@@ -195,9 +195,7 @@ async fn insert_outcome(
 ) -> Result<(), GridFsError> {
     match task {
         None => Ok(()),
-        Some(task) => task
-            .await
-            .map_err(|e| GridFsError::Interrupted(e.to_string()))?,
+        Some(task) => task.await.map_err(GridFsError::Interrupted)?,
     }
 }
 

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{Backoff, QueueError, connect, declare_topology};
-use crate::service::pause;
+use crate::shutdown::pause;
 
 /// What a role does with its deliveries.
 pub trait DeliveryHandler: Send + Sync {

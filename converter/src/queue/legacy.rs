@@ -28,7 +28,9 @@ use super::{
     QueueError, VIDEO_DEAD_QUEUE, connect, legacy_retry_queue_name, message_properties,
     publish_confirmed, video_priority,
 };
-use crate::service::{Services, pause};
+use crate::config::Config;
+use crate::quota::QuotaStore;
+use crate::shutdown::pause;
 
 /// How often the legacy queue is looked at again while it exists.
 const PERIOD: Duration = Duration::from_secs(60);
@@ -45,10 +47,10 @@ pub struct Drained {
 }
 
 /// Drains at once and then every minute until `video` is gone or the worker stops.
-pub async fn run(services: Arc<Services>, shutdown: CancellationToken) {
+pub async fn run(config: Arc<Config>, quotas: QuotaStore, shutdown: CancellationToken) {
     let mut told_empty = false;
     loop {
-        match drain(&services).await {
+        match drain(&config, &quotas).await {
             Ok(drained) => {
                 if drained.moved > 0 || drained.unreadable > 0 {
                     info!(
@@ -77,18 +79,22 @@ pub async fn run(services: Arc<Services>, shutdown: CancellationToken) {
 }
 
 /// One pass over the legacy queues (retry queues first: they dead-letter into `video`).
-pub async fn drain(services: &Services) -> Result<Drained, QueueError> {
+pub async fn drain(config: &Config, quotas: &QuotaStore) -> Result<Drained, QueueError> {
     let conn = connect(
-        &services.config.amqp_url_with_heartbeat(),
+        &config.amqp_url_with_heartbeat(),
         "vid2mp3-converter legacy-drain",
     )
     .await?;
-    let result = drain_on(services, &conn).await;
+    let result = drain_on(config, quotas, &conn).await;
     let _ = conn.close(200, "drained".into()).await;
     result
 }
 
-async fn drain_on(services: &Services, conn: &Connection) -> Result<Drained, QueueError> {
+async fn drain_on(
+    config: &Config,
+    quotas: &QuotaStore,
+    conn: &Connection,
+) -> Result<Drained, QueueError> {
     let publish = conn.create_channel().await?;
     publish
         .confirm_select(ConfirmSelectOptions::default())
@@ -98,8 +104,7 @@ async fn drain_on(services: &Services, conn: &Connection) -> Result<Drained, Que
         unreadable: 0,
         legacy_queue_exists: false,
     };
-    let retry_queues = services
-        .config
+    let retry_queues = config
         .retry_delays
         .iter()
         .map(|d| legacy_retry_queue_name(*d));
@@ -117,7 +122,7 @@ async fn drain_on(services: &Services, conn: &Connection) -> Result<Drained, Que
         {
             continue;
         }
-        move_all(services, &channel, &publish, &queue, &mut drained).await?;
+        move_all(quotas, &channel, &publish, &queue, &mut drained).await?;
         if queue == LEGACY_VIDEO_QUEUE {
             drained.legacy_queue_exists = true;
         } else {
@@ -139,7 +144,7 @@ async fn drain_on(services: &Services, conn: &Connection) -> Result<Drained, Que
 }
 
 async fn move_all(
-    services: &Services,
+    quotas: &QuotaStore,
     from: &Channel,
     publish: &Channel,
     queue: &str,
@@ -154,11 +159,7 @@ async fn move_all(
             Ok(job) => {
                 // The job's own record counts among its owner's jobs in flight. With MongoDB
                 // away the job goes first: it has waited in the old queue already.
-                let in_flight = services
-                    .quotas
-                    .active_jobs(&job.owner_id)
-                    .await
-                    .unwrap_or(0);
+                let in_flight = quotas.active_jobs(&job.owner_id).await.unwrap_or(0);
                 let properties = message_properties(&job.message_id.to_string())
                     .with_priority(video_priority(in_flight.saturating_sub(1)));
                 publish_confirmed(publish, VIDEO_QUEUE, &delivery.data, properties).await?;

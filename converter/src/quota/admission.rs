@@ -220,11 +220,6 @@ impl Reservation {
         Ok(())
     }
 
-    /// Bytes this upload may store without asking again.
-    pub fn reserved(&self) -> u64 {
-        self.reserved
-    }
-
     /// Ends the reservation. A failure is only logged: the reservation then expires by itself
     /// (and refuses more than it should until it does).
     pub async fn release(self) {

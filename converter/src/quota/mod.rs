@@ -268,10 +268,6 @@ impl QuotaStore {
         }
     }
 
-    pub fn limits(&self) -> Quotas {
-        self.limits
-    }
-
     /// Every count below filters by owner first.
     pub async fn ensure_indexes(&self) -> Result<(), mongodb::error::Error> {
         self.jobs

@@ -21,9 +21,20 @@ use tracing::{Instrument, error, info, info_span, warn};
 use vid2mp3_contracts::JobEvent;
 use vid2mp3_contracts::messages::{MP3_QUEUE, delivery_ack_key};
 
+use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::queue::QueueError;
 use crate::queue::consume::{Consumer, DeliveryHandler};
-use crate::service::{Services, pause};
+use crate::redis_conn::RedisConnection;
+use crate::shutdown::pause;
+
+/// What the relay uses: its settings, Redis (the event channel, the notifier's delivery acks)
+/// and the metrics.
+pub struct Deps {
+    pub config: Arc<Config>,
+    pub redis: Arc<RedisConnection>,
+    pub metrics: Metrics,
+}
 
 /// The longest pause before an undelivered event is handed back.
 const MAX_REDELIVER_DELAY: Duration = Duration::from_secs(30);
@@ -34,8 +45,8 @@ type Attempts = Arc<Mutex<HashMap<uuid::Uuid, u32>>>;
 /// Runs the relay until `shutdown`, reconnecting with backoff whenever the broker goes away.
 /// A shutdown ends the waits for delivery acks at once; what is not acked is requeued when the
 /// connection closes.
-pub async fn run(services: Arc<Services>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let config = &services.config;
+pub async fn run(deps: Arc<Deps>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let config = &deps.config;
     info!(channel = %config.job_events_channel, "relay publishes job events");
     let consumer = Consumer {
         role: "relay",
@@ -46,7 +57,7 @@ pub async fn run(services: Arc<Services>, shutdown: CancellationToken) -> anyhow
         shutdown_grace: Duration::ZERO,
     };
     let events = JobEvents {
-        services: Arc::clone(&services),
+        deps: Arc::clone(&deps),
         attempts: Attempts::default(),
     };
     consumer.run(&events, &shutdown).await;
@@ -54,7 +65,7 @@ pub async fn run(services: Arc<Services>, shutdown: CancellationToken) -> anyhow
 }
 
 struct JobEvents {
-    services: Arc<Services>,
+    deps: Arc<Deps>,
     /// Kept across reconnects: a message handed back keeps its growing pause.
     attempts: Attempts,
 }
@@ -73,7 +84,7 @@ impl DeliveryHandler for JobEvents {
         stop: CancellationToken,
     ) -> impl Future<Output = ()> + Send + 'static {
         relay_one(
-            Arc::clone(&self.services),
+            Arc::clone(&self.deps),
             delivery,
             stop,
             Arc::clone(&self.attempts),
@@ -88,7 +99,7 @@ enum Outcome {
 }
 
 async fn relay_one(
-    services: Arc<Services>,
+    deps: Arc<Deps>,
     delivery: Delivery,
     stop: CancellationToken,
     attempts: Attempts,
@@ -97,23 +108,19 @@ async fn relay_one(
         Ok(e) => e,
         Err(e) => {
             error!(error = %e, "unreadable job event; dead-lettering it");
-            services
-                .metrics
-                .events
-                .with_label_values(&["unreadable"])
-                .inc();
+            deps.metrics.events.with_label_values(&["unreadable"]).inc();
             let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
             return;
         }
     };
     let span = info_span!("event", job_id = %event.job_id, event_id = %event.message_id, kind = event.kind());
     async {
-        match deliver(&services, &event, &delivery.data, &stop).await {
+        match deliver(&deps, &event, &delivery.data, &stop).await {
             Outcome::Delivered => {
                 if let Ok(mut map) = attempts.lock() {
                     map.remove(&event.message_id);
                 }
-                services
+                deps
                     .metrics
                     .events
                     .with_label_values(&["delivered"])
@@ -133,9 +140,9 @@ async fn relay_one(
                         *n
                     })
                     .unwrap_or(1);
-                let delay = redeliver_delay(services.config.relay_redeliver_delay, n);
+                let delay = redeliver_delay(deps.config.relay_redeliver_delay, n);
                 warn!(reason = %why, times = n, retry_in_ms = delay.as_millis() as u64, "event not delivered; handing it back");
-                services
+                deps
                     .metrics
                     .events
                     .with_label_values(&["redelivered"])
@@ -162,13 +169,13 @@ fn redeliver_delay(base: Duration, n: u32) -> Duration {
 }
 
 async fn deliver(
-    services: &Services,
+    deps: &Deps,
     event: &JobEvent,
     payload: &[u8],
     stop: &CancellationToken,
 ) -> Outcome {
-    let key = delivery_ack_key(&services.config.redis_key_prefix, &event.message_id);
-    let mut conn = match services.redis.get().await {
+    let key = delivery_ack_key(&deps.config.redis_key_prefix, &event.message_id);
+    let mut conn = match deps.redis.get().await {
         Ok(c) => c,
         Err(e) => return Outcome::NotDelivered(format!("Redis: {e}")),
     };
@@ -182,7 +189,7 @@ async fn deliver(
         Err(e) => return Outcome::NotDelivered(format!("Redis: {e}")),
     }
     let receivers: u64 = match redis::cmd("PUBLISH")
-        .arg(&services.config.job_events_channel)
+        .arg(&deps.config.job_events_channel)
         .arg(payload)
         .query_async(&mut conn)
         .await
@@ -193,10 +200,10 @@ async fn deliver(
     if receivers == 0 {
         return Outcome::NotDelivered(format!(
             "no one subscribes to {}",
-            services.config.job_events_channel
+            deps.config.job_events_channel
         ));
     }
-    let deadline = Instant::now() + services.config.relay_ack_timeout;
+    let deadline = Instant::now() + deps.config.relay_ack_timeout;
     let mut wait = Duration::from_millis(25);
     loop {
         match redis::cmd("EXISTS")
@@ -212,7 +219,7 @@ async fn deliver(
         if left.is_zero() {
             return Outcome::NotDelivered(format!(
                 "no delivery ack within {:?}",
-                services.config.relay_ack_timeout
+                deps.config.relay_ack_timeout
             ));
         }
         if !pause(stop, wait.min(left)).await {

@@ -4,144 +4,64 @@
 //! constant time). `/healthz`, `/readyz` and `/metrics` are open: the kubelet and Prometheus
 //! call them, and they reveal nothing about jobs.
 
+mod error;
 pub mod range;
+mod saga;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{MatchedPath, Path, Request, State};
+use axum::extract::{self, MatchedPath, Path, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use futures::{StreamExt, TryStreamExt};
-use mongodb::bson::doc;
+use futures::TryStreamExt;
 use mongodb::bson::oid::ObjectId;
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info, info_span, warn};
-use vid2mp3_contracts::messages::{MESSAGE_VERSION, VIDEO_QUEUE};
+use tracing::{Instrument, info, info_span};
 use vid2mp3_contracts::progress::progress_key;
 use vid2mp3_contracts::storage_api::{
     HEADER_LOUDNESS, HEADER_ORIGINAL_NAME, HEADER_OWNER_EMAIL, HEADER_OWNER_ID, HEADER_PROFILE,
     JobState, JobStatesRequest, JobStatesResponse, JobStatus, StoredVideo,
 };
-use vid2mp3_contracts::{
-    ErrorBody, ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile, UserId, VideoJob,
-};
+use vid2mp3_contracts::{ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile, UserId};
 
+pub use self::error::ApiError;
+use self::error::json_response;
 use self::range::{RangeRequest, parse_range};
-use crate::gridfs::{GridFsError, GridFsWriter};
-use crate::job_state::{Created, JobRecord, JobStateError, NewJob};
-use crate::queue::video_priority;
-use crate::quota::{QuotaError, Reservation};
-use crate::service::Services;
+use self::saga::{Saga, Stored, Upload};
+use crate::config::Config;
+use crate::gridfs::Bucket;
+use crate::job_state::{JobRecord, JobStore};
+use crate::metrics::Metrics;
+use crate::queue::Publisher;
+use crate::quota::QuotaStore;
+use crate::redis_conn::RedisConnection;
+
+/// What the storage API uses: the job records, the quotas (admission), both buckets, Redis for
+/// progress, the publisher of `video` jobs, and the metrics.
+pub struct State {
+    pub config: Arc<Config>,
+    pub jobs: JobStore,
+    pub quotas: QuotaStore,
+    pub videos: Bucket,
+    pub mp3s: Bucket,
+    pub redis: Arc<RedisConnection>,
+    pub publisher: Arc<Publisher>,
+    pub metrics: Metrics,
+}
 
 /// Most job ids one `POST .../states` may ask for.
 pub const MAX_STATES_PER_REQUEST: usize = 1000;
 
-/// How long, and how much of, an upload's body is still read after the upload was refused.
-const LINGER_TIME: Duration = Duration::from_secs(30);
-const LINGER_BYTES: u64 = 256 << 20;
-
-/// An error answer: `{"error": {"code", "message"}}` with the code's status (or the one set).
-#[derive(Debug)]
-pub struct ApiError {
-    code: ErrorCode,
-    message: String,
-    /// Overrides the code's usual status (a stored-bytes quota refusal is a 413).
-    status: Option<StatusCode>,
-    /// Sent as `Retry-After` (whole seconds, rounded up).
-    retry_after: Option<Duration>,
-}
-
-impl ApiError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            message: message.into(),
-            status: None,
-            retry_after: None,
-        }
-    }
-
-    fn unavailable(what: impl std::fmt::Display) -> ApiError {
-        warn!(error = %what, "a backing service failed");
-        ApiError::new(
-            ErrorCode::Unavailable,
-            "storage is unavailable right now; try again shortly",
-        )
-    }
-}
-
-impl From<JobStateError> for ApiError {
-    fn from(error: JobStateError) -> ApiError {
-        match error {
-            JobStateError::Damaged { .. } => {
-                warn!(%error, "damaged job record");
-                ApiError::new(ErrorCode::Internal, "the job's record is damaged")
-            }
-            other => ApiError::unavailable(other),
-        }
-    }
-}
-
-impl From<QuotaError> for ApiError {
-    fn from(error: QuotaError) -> ApiError {
-        match error {
-            QuotaError::Exceeded(exceeded) => ApiError {
-                code: ErrorCode::QuotaExceeded,
-                status: StatusCode::from_u16(exceeded.http_status()).ok(),
-                retry_after: exceeded.retry_after,
-                message: exceeded.message,
-            },
-            QuotaError::Mongo(error) => ApiError::unavailable(error),
-        }
-    }
-}
-
-impl From<GridFsError> for ApiError {
-    fn from(error: GridFsError) -> ApiError {
-        match error {
-            GridFsError::Mongo(_) | GridFsError::Interrupted(_) => ApiError::unavailable(error),
-            other => {
-                warn!(error = %other, "GridFS file damaged");
-                ApiError::new(ErrorCode::Internal, "the stored file is damaged")
-            }
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status.unwrap_or_else(|| {
-            StatusCode::from_u16(self.code.http_status())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-        });
-        let mut response = json_response(status, &ErrorBody::new(self.code, self.message));
-        if let Some(after) = self.retry_after {
-            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
-    }
-}
-
-fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
-}
-
 type ApiResult = Result<Response, ApiError>;
 
 /// The router, with auth, logging and metrics.
-pub fn router(services: Arc<Services>) -> Router {
+pub fn router(state: Arc<State>) -> Router {
     let internal = Router::new()
         .route("/internal/v1/jobs/states", post(job_states))
         .route(
@@ -152,7 +72,7 @@ pub fn router(services: Arc<Services>) -> Router {
         .route("/internal/v1/jobs/{job_id}/mp3", get(get_mp3))
         .route("/internal/v1/mp3s/{mp3_fid}", get(mp3_job))
         .route_layer(middleware::from_fn_with_state(
-            Arc::clone(&services),
+            Arc::clone(&state),
             require_token,
         ));
     Router::new()
@@ -162,26 +82,26 @@ pub fn router(services: Arc<Services>) -> Router {
         .merge(internal)
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .layer(middleware::from_fn_with_state(
-            Arc::clone(&services),
+            Arc::clone(&state),
             log_request,
         ))
-        .with_state(services)
+        .with_state(state)
 }
 
 /// Serves until `shutdown` is cancelled, then lets requests in flight finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    services: Arc<Services>,
+    state: Arc<State>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router(services))
+    axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
     Ok(())
 }
 
 async fn log_request(
-    State(services): State<Arc<Services>>,
+    extract::State(state): extract::State<Arc<State>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -204,12 +124,12 @@ async fn log_request(
             "request"
         );
     });
-    services
+    state
         .metrics
         .requests
         .with_label_values(&[route.as_str(), status.as_str()])
         .inc();
-    services
+    state
         .metrics
         .request_seconds
         .with_label_values(&[route.as_str()])
@@ -218,7 +138,7 @@ async fn log_request(
 }
 
 async fn require_token(
-    State(services): State<Arc<Services>>,
+    extract::State(state): extract::State<Arc<State>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -228,7 +148,7 @@ async fn require_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let expected = services.config.storage_token.expose().as_bytes();
+    let expected = state.config.storage_token.expose().as_bytes();
     match presented {
         Some(token) if bool::from(token.as_bytes().ct_eq(expected)) => next.run(request).await,
         Some(_) => {
@@ -248,10 +168,10 @@ fn parse_job(text: &str) -> Result<JobId, ApiError> {
     })
 }
 
-async fn state_of(services: &Services, record: &JobRecord) -> Result<JobState, ApiError> {
+async fn state_of(state: &State, record: &JobRecord) -> Result<JobState, ApiError> {
     let progress = if record.status == JobStatus::Converting {
         match record.job_id.parse::<JobId>() {
-            Ok(id) => services
+            Ok(id) => state
                 .redis
                 .progress(&[id])
                 .await
@@ -267,20 +187,23 @@ async fn state_of(services: &Services, record: &JobRecord) -> Result<JobState, A
     Ok(record.to_state(progress)?)
 }
 
-async fn job_state(State(services): State<Arc<Services>>, Path(job): Path<String>) -> ApiResult {
+async fn job_state(
+    extract::State(state): extract::State<Arc<State>>,
+    Path(job): Path<String>,
+) -> ApiResult {
     let job = parse_job(&job)?;
-    let record = services
+    let record = state
         .jobs
         .get(&job)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no job {job}")))?;
     Ok(json_response(
         StatusCode::OK,
-        &state_of(&services, &record).await?,
+        &state_of(&state, &record).await?,
     ))
 }
 
-async fn job_states(State(services): State<Arc<Services>>, body: Bytes) -> ApiResult {
+async fn job_states(extract::State(state): extract::State<Arc<State>>, body: Bytes) -> ApiResult {
     let request: JobStatesRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             ErrorCode::BadRequest,
@@ -293,13 +216,13 @@ async fn job_states(State(services): State<Arc<Services>>, body: Bytes) -> ApiRe
             format!("at most {MAX_STATES_PER_REQUEST} job ids per request"),
         ));
     }
-    let records = services.jobs.get_many(&request.job_ids).await?;
+    let records = state.jobs.get_many(&request.job_ids).await?;
     let converting: Vec<JobId> = records
         .iter()
         .filter(|r| r.status == JobStatus::Converting)
         .filter_map(|r| r.job_id.parse().ok())
         .collect();
-    let progress = services.redis.progress(&converting).await;
+    let progress = state.redis.progress(&converting).await;
     let mut jobs = Vec::with_capacity(records.len());
     for record in &records {
         let p = converting
@@ -312,28 +235,31 @@ async fn job_states(State(services): State<Arc<Services>>, body: Bytes) -> ApiRe
     Ok(json_response(StatusCode::OK, &JobStatesResponse { jobs }))
 }
 
-async fn mp3_job(State(services): State<Arc<Services>>, Path(fid): Path<String>) -> ApiResult {
+async fn mp3_job(
+    extract::State(state): extract::State<Arc<State>>,
+    Path(fid): Path<String>,
+) -> ApiResult {
     let fid: FileId = fid.parse().map_err(|e: vid2mp3_contracts::IdError| {
         ApiError::new(ErrorCode::BadRequest, e.to_string())
     })?;
-    let record = services
+    let record = state
         .jobs
         .by_mp3(&fid)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no mp3 {fid}")))?;
     Ok(json_response(
         StatusCode::OK,
-        &state_of(&services, &record).await?,
+        &state_of(&state, &record).await?,
     ))
 }
 
 async fn get_mp3(
-    State(services): State<Arc<Services>>,
+    extract::State(state): extract::State<Arc<State>>,
     Path(job): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult {
     let job = parse_job(&job)?;
-    let record = services
+    let record = state
         .jobs
         .get(&job)
         .await?
@@ -349,7 +275,7 @@ async fn get_mp3(
     };
     let id = ObjectId::parse_str(fid)
         .map_err(|_| ApiError::new(ErrorCode::Internal, "the job's mp3 id is damaged"))?;
-    let file = services.mp3s.file(id).await?.ok_or_else(|| {
+    let file = state.mp3s.file(id).await?.ok_or_else(|| {
         ApiError::new(ErrorCode::NotFound, format!("the mp3 of job {job} is gone"))
     })?;
     let len = file.length;
@@ -374,8 +300,8 @@ async fn get_mp3(
         RangeRequest::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end),
     };
     let content_length = if len == 0 { 0 } else { end - start + 1 };
-    let metrics = services.metrics.clone();
-    let stream = services
+    let metrics = state.metrics.clone();
+    let stream = state
         .mp3s
         .byte_range(file, start, end)
         .inspect_ok(move |piece| metrics.add_bytes("mp3_out", piece.len() as u64))
@@ -398,35 +324,38 @@ async fn get_mp3(
     Ok(response)
 }
 
-async fn delete_job(State(services): State<Arc<Services>>, Path(job): Path<String>) -> ApiResult {
+async fn delete_job(
+    extract::State(state): extract::State<Arc<State>>,
+    Path(job): Path<String>,
+) -> ApiResult {
     let job = parse_job(&job)?;
-    let Some(record) = services.jobs.get(&job).await? else {
+    let Some(record) = state.jobs.get(&job).await? else {
         return Err(ApiError::new(ErrorCode::NotFound, format!("no job {job}")));
     };
     // Files first, the record last: a failure half way leaves the record to try again with.
     if let Ok(id) = ObjectId::parse_str(&record.video_fid) {
-        services.videos.delete(id).await?;
+        state.videos.delete(id).await?;
     }
     for fid in [&record.mp3_fid, &record.partial_mp3_fid]
         .into_iter()
         .flatten()
     {
         if let Ok(id) = ObjectId::parse_str(fid) {
-            services.mp3s.delete(id).await?;
+            state.mp3s.delete(id).await?;
         }
     }
     // An mp3 written by an attempt that died before recording it.
-    while let Some(file) = services
+    while let Some(file) = state
         .mp3s
         .find_by_metadata("job_id", &job.to_string())
         .await?
     {
-        services.mp3s.delete(file.id).await?;
+        state.mp3s.delete(file.id).await?;
     }
-    services.jobs.delete(&job).await?;
-    if let Ok(mut redis) = services.redis.get().await {
+    state.jobs.delete(&job).await?;
+    if let Ok(mut redis) = state.redis.get().await {
         let _: Result<(), _> = redis::cmd("DEL")
-            .arg(progress_key(&services.config.redis_key_prefix, &job))
+            .arg(progress_key(&state.config.redis_key_prefix, &job))
             .query_async(&mut redis)
             .await;
     }
@@ -434,13 +363,13 @@ async fn delete_job(State(services): State<Arc<Services>>, Path(job): Path<Strin
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn readyz(State(services): State<Arc<Services>>) -> Response {
+async fn readyz(extract::State(state): extract::State<Arc<State>>) -> Response {
     const LIMIT: Duration = Duration::from_secs(3);
     let timed = |what: &'static str| move |_| format!("{what}: no answer within {LIMIT:?}");
     let (mongo, rabbit, redis) = tokio::join!(
-        tokio::time::timeout(LIMIT, services.jobs.ping()),
-        tokio::time::timeout(LIMIT, services.publisher.ready()),
-        tokio::time::timeout(LIMIT, services.redis.ping()),
+        tokio::time::timeout(LIMIT, state.jobs.ping()),
+        tokio::time::timeout(LIMIT, state.publisher.ready()),
+        tokio::time::timeout(LIMIT, state.redis.ping()),
     );
     let problems: Vec<String> = [
         mongo
@@ -466,8 +395,8 @@ async fn readyz(State(services): State<Arc<Services>>) -> Response {
     }
 }
 
-async fn metrics(State(services): State<Arc<Services>>) -> Response {
-    match services.metrics.render() {
+async fn metrics(extract::State(state): extract::State<Arc<State>>) -> Response {
+    match state.metrics.render() {
         Ok(text) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -476,17 +405,6 @@ async fn metrics(State(services): State<Arc<Services>>) -> Response {
             .into_response(),
         Err(e) => ApiError::new(ErrorCode::Internal, e.to_string()).into_response(),
     }
-}
-
-/// What the `PUT` headers say about the video.
-struct Upload {
-    job: JobId,
-    owner: UserId,
-    owner_email: String,
-    original_name: String,
-    content_type: String,
-    profile: QualityProfile,
-    loudness_lufs: Option<LoudnessTarget>,
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
@@ -586,7 +504,7 @@ fn video_size_bytes_or_zero(record: &JobRecord) -> u64 {
 }
 
 async fn put_video(
-    State(services): State<Arc<Services>>,
+    extract::State(state): extract::State<Arc<State>>,
     Path(job): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -596,237 +514,38 @@ async fn put_video(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > services.config.max_upload_bytes) {
-        return Err(too_large(services.config.max_upload_bytes));
+    if declared.is_some_and(|n| n > state.config.max_upload_bytes) {
+        return Err(ApiError::too_large(state.config.max_upload_bytes));
     }
-    if let Some(existing) = services.jobs.get(&upload.job).await? {
+    if let Some(existing) = state.jobs.get(&upload.job).await? {
         return stored_answer(&existing, &upload.owner, StatusCode::OK);
     }
+    let upload_owner = upload.owner;
     // The rest runs as its own task: if the client goes away after the body, the handler's
     // future is dropped, but admitting, storing, recording and publishing still finish or roll
     // back together instead of stopping half way (a reservation left behind would count
     // against its owner until it expired).
     let span = tracing::Span::current();
-    tokio::spawn(store_video(services, upload, declared, body).instrument(span))
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("storing failed: {e}")))?
-}
-
-fn too_large(max: u64) -> ApiError {
-    ApiError::new(
-        ErrorCode::PayloadTooLarge,
-        format!("the video is larger than the limit of {max} bytes"),
+    let stored = tokio::spawn(
+        async move {
+            let saga = Saga {
+                admission: &state.quotas,
+                blobs: &state.videos,
+                jobs: &state.jobs,
+                queue: &*state.publisher,
+                metrics: &state.metrics,
+                max_upload_bytes: state.config.max_upload_bytes,
+            };
+            saga.store(upload, declared, body.into_data_stream()).await
+        }
+        .instrument(span),
     )
-}
-
-/// Admits the upload against its owner's quotas, stores it within them, and ends the
-/// reservation whatever happened.
-async fn store_video(
-    services: Arc<Services>,
-    upload: Upload,
-    declared: Option<u64>,
-    body: Body,
-) -> ApiResult {
-    let mut reservation = match services
-        .quotas
-        .admit(&upload.owner, &upload.job, declared)
-        .await
-    {
-        Ok(reservation) => reservation,
-        Err(error) => {
-            linger(body.into_data_stream());
-            return Err(refusal(&services, &upload, error));
-        }
-    };
-    let stored = store_admitted(&services, upload, body, &mut reservation).await;
-    reservation.release().await;
-    stored
-}
-
-/// A quota refusal is logged and counted; a MongoDB failure is an ordinary 503.
-fn refusal(services: &Services, upload: &Upload, error: QuotaError) -> ApiError {
-    if let QuotaError::Exceeded(exceeded) = &error {
-        info!(job = %upload.job, owner = %upload.owner, limit = exceeded.limit.as_str(), "upload refused by a quota");
-        services
-            .metrics
-            .quota_refusals
-            .with_label_values(&[exceeded.limit.as_str()])
-            .inc();
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::Internal, format!("storing failed: {e}")))??;
+    match stored {
+        Stored::New(record) => stored_answer(&record, &record_owner(&record)?, StatusCode::CREATED),
+        Stored::Existing(record) => stored_answer(&record, &upload_owner, StatusCode::OK),
     }
-    ApiError::from(error)
-}
-
-async fn store_admitted(
-    services: &Arc<Services>,
-    upload: Upload,
-    body: Body,
-    reservation: &mut Reservation,
-) -> ApiResult {
-    let job = upload.job;
-    let started = Instant::now();
-    let mut writer = services.videos.writer(false);
-    let mut stream = body.into_data_stream();
-    while let Some(piece) = stream.next().await {
-        let outcome = match piece {
-            Ok(bytes) if writer.len() + bytes.len() as u64 > services.config.max_upload_bytes => {
-                Err(too_large(services.config.max_upload_bytes))
-            }
-            Ok(bytes) => match reservation.cover(writer.len() + bytes.len() as u64).await {
-                Ok(()) => writer.write(&bytes).await.map_err(ApiError::from),
-                Err(error) => {
-                    warn!(%job, received = writer.len(), "the upload crossed its owner's stored-bytes quota; removing it");
-                    Err(refusal(services, &upload, error))
-                }
-            },
-            Err(error) => {
-                services.metrics.uploads_aborted.inc();
-                warn!(%job, received = writer.len(), %error, "the upload ended early; removing it");
-                Err(ApiError::new(
-                    ErrorCode::BadRequest,
-                    "the upload ended before its end; nothing was stored",
-                ))
-            }
-        };
-        if let Err(error) = outcome {
-            abort(writer).await;
-            linger(stream);
-            return Err(error);
-        }
-    }
-    let size = writer.len();
-    let video_fid: FileId = match writer.id().to_hex().parse() {
-        Ok(fid) => fid,
-        Err(_) => {
-            abort(writer).await;
-            return Err(ApiError::new(
-                ErrorCode::Internal,
-                "a new ObjectId did not parse",
-            ));
-        }
-    };
-    let metadata = doc! {
-        "job_id": job.to_string(),
-        "owner_id": upload.owner.to_string(),
-        "owner_email": &upload.owner_email,
-        "original_name": &upload.original_name,
-        "content_type": &upload.content_type,
-        "profile": upload.profile.as_str(),
-        "loudness_lufs": upload.loudness_lufs.map(|t| t.lufs()),
-    };
-    let file = match writer.close(&upload.original_name, metadata).await {
-        Ok(file) => file,
-        Err(error) => {
-            // close() may have written chunks before failing.
-            if let Ok(id) = ObjectId::parse_str(video_fid.as_str()) {
-                let _ = services.videos.delete(id).await;
-            }
-            return Err(error.into());
-        }
-    };
-    services.metrics.add_bytes("video_in", size);
-    let created = services
-        .jobs
-        .create(NewJob {
-            job_id: job,
-            owner_id: upload.owner,
-            owner_email: upload.owner_email.clone(),
-            original_name: upload.original_name.clone(),
-            content_type: upload.content_type.clone(),
-            profile: upload.profile,
-            loudness_lufs: upload.loudness_lufs,
-            video_fid: video_fid.clone(),
-            video_size_bytes: size,
-        })
-        .await;
-    let record = match created {
-        Ok(Created::New(record)) => record,
-        Ok(Created::Existing(existing)) => {
-            // A concurrent PUT of the same job won: ours is a duplicate.
-            let _ = services.videos.delete(file.id).await;
-            return stored_answer(&existing, &upload.owner, StatusCode::OK);
-        }
-        Err(error) => {
-            let _ = services.videos.delete(file.id).await;
-            return Err(error.into());
-        }
-    };
-    let message = VideoJob {
-        version: MESSAGE_VERSION,
-        message_id: uuid::Uuid::now_v7(),
-        job_id: job,
-        video_fid: video_fid.clone(),
-        mp3_fid: None,
-        username: upload.owner_email,
-        owner_id: upload.owner,
-        original_name: upload.original_name,
-        profile: upload.profile,
-        loudness_lufs: upload.loudness_lufs,
-        attempt: 1,
-    };
-    // The owner's backlog (this job included) sets its place among other accounts' jobs.
-    let published = async {
-        let in_flight = services
-            .quotas
-            .active_jobs(&upload.owner)
-            .await
-            .map_err(|e| e.to_string())?;
-        let priority = video_priority(in_flight.saturating_sub(1));
-        let payload = serde_json::to_vec(&message).map_err(|e| e.to_string())?;
-        services
-            .publisher
-            .publish(
-                VIDEO_QUEUE,
-                &payload,
-                &message.message_id.to_string(),
-                Some(priority),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<u8, String>(priority)
-    }
-    .await;
-    let priority = match published {
-        Ok(priority) => priority,
-        Err(error) => {
-            warn!(%job, %error, "the video job was not confirmed; removing the video");
-            let _ = services.videos.delete(file.id).await;
-            let _ = services.jobs.delete(&job).await;
-            return Err(ApiError::new(
-                ErrorCode::Unavailable,
-                "the job queue did not accept the video; nothing was stored, try again shortly",
-            ));
-        }
-    };
-    info!(
-        %job,
-        video_fid = %video_fid,
-        bytes = size,
-        priority,
-        ms = started.elapsed().as_millis() as u64,
-        "video stored and queued"
-    );
-    stored_answer(&record, &record_owner(&record)?, StatusCode::CREATED)
-}
-
-/// Reads and drops what a refused upload's client still sends, for a while, in the background.
-/// Closing a connection with bytes unread makes the kernel reset it, and a client still sending
-/// can then lose the answer to the reset; a client that has read the answer stops sending.
-fn linger<S, E>(mut rest: S)
-where
-    S: futures::Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
-{
-    tokio::spawn(async move {
-        let mut read = 0_u64;
-        let _ = tokio::time::timeout(LINGER_TIME, async {
-            while let Some(Ok(piece)) = rest.next().await {
-                read += piece.len() as u64;
-                if read > LINGER_BYTES {
-                    break;
-                }
-            }
-        })
-        .await;
-    });
 }
 
 fn record_owner(record: &JobRecord) -> Result<UserId, ApiError> {
@@ -834,11 +553,4 @@ fn record_owner(record: &JobRecord) -> Result<UserId, ApiError> {
         .owner_id
         .parse()
         .map_err(|_| ApiError::new(ErrorCode::Internal, "the job's record is damaged"))
-}
-
-async fn abort(writer: GridFsWriter) {
-    let id = writer.id();
-    if let Err(error) = writer.abort().await {
-        warn!(video_fid = %id, %error, "could not remove the chunks of an aborted upload");
-    }
 }

@@ -16,12 +16,12 @@ use vid2mp3_contracts::progress::{JobProgress, PROGRESS_TTL_SECS, progress_key};
 use vid2mp3_contracts::storage_api::JobStatus;
 use vid2mp3_contracts::{ErrorCode, VideoJob};
 
-use super::{Unsettled, events};
+use super::events;
+use super::shared::{Deps, Unsettled};
 use crate::gridfs::writer::GridFsMp3Sink;
 use crate::gridfs::{GridFsError, GridFsReader, GridFsWriter};
 use crate::queue::{VIDEO_DEAD_QUEUE, retry_queue_name};
 use crate::quota::{QuotaError, QuotaExceeded};
-use crate::service::Services;
 use crate::transcode::{
     FailureKind, MediaInput, TagOptions, TranscodeError, TranscodeOptions, TranscodeReport,
     transcode,
@@ -77,7 +77,7 @@ enum Attempt {
 }
 
 pub(super) async fn convert_job(
-    services: &Arc<Services>,
+    deps: &Arc<Deps>,
     publish: &Channel,
     job: &VideoJob,
     priority: u8,
@@ -85,24 +85,16 @@ pub(super) async fn convert_job(
 ) -> Result<(), Unsettled> {
     let video_id = ObjectId::parse_str(job.video_fid.as_str()).ok();
     let video = match video_id {
-        Some(id) => services.videos.file(id).await?,
+        Some(id) => deps.videos.file(id).await?,
         None => None,
     };
     let Some(video) = video else {
         // The record exists but its video does not (a bug or a hand-made message): final.
         let message = format!("the stored video {} is missing", job.video_fid);
-        return fail_permanently(
-            services,
-            publish,
-            job,
-            ErrorCode::Internal,
-            &message,
-            &message,
-        )
-        .await;
+        return fail_permanently(deps, publish, job, ErrorCode::Internal, &message, &message).await;
     };
-    let writer = services.mp3s.writer(true);
-    let Some(record) = services
+    let writer = deps.mp3s.writer(true);
+    let Some(record) = deps
         .jobs
         .start_attempt(&job.job_id, &writer.id().to_hex())
         .await?
@@ -110,7 +102,7 @@ pub(super) async fn convert_job(
         info!("the job was deleted; dropping its message");
         return Ok(());
     };
-    let timeouts = services.config.job_timeouts;
+    let timeouts = deps.config.job_timeouts;
     let mut limit = timeouts.before_duration(video.length);
     info!(
         video_bytes = video.length,
@@ -123,16 +115,16 @@ pub(super) async fn convert_job(
     let started = Instant::now();
     let started_at = tokio::time::Instant::now();
     let cancel = Arc::new(AtomicBool::new(false));
-    let reader = GridFsReader::new(services.videos.clone(), video.clone(), Handle::current())
+    let reader = GridFsReader::new(deps.videos.clone(), video.clone(), Handle::current())
         .with_cancel(Arc::clone(&cancel));
     let read_so_far = reader.progress();
     let sink = GridFsMp3Sink::new(writer, Handle::current(), Arc::clone(&cancel));
     let mut opts = TranscodeOptions {
         profile: job.profile,
-        workers: services.config.encode_workers,
+        workers: deps.config.encode_workers,
         tags: TagOptions {
-            version: services.config.id3_version,
-            frame_cover: services.config.cover_from_video,
+            version: deps.config.id3_version,
+            frame_cover: deps.config.cover_from_video,
             file_name: Some(job.original_name.clone()),
         },
         loudness: job.loudness_lufs,
@@ -142,8 +134,8 @@ pub(super) async fn convert_job(
     // cancel flag; ffmpeg's own limit is only the backstop.
     opts.ffmpeg.timeout = timeouts.max;
     opts.ffmpeg.cancel = Some(Arc::clone(&cancel));
-    opts.ffmpeg.ffmpeg = services.config.ffmpeg.clone();
-    opts.ffmpeg.ffprobe = services.config.ffprobe.clone();
+    opts.ffmpeg.ffmpeg = deps.config.ffmpeg.clone();
+    opts.ffmpeg.ffprobe = deps.config.ffprobe.clone();
     let stated = opts.stated_duration.clone();
     let len = video.length;
     let mut task = tokio::task::spawn_blocking(move || {
@@ -160,7 +152,7 @@ pub(super) async fn convert_job(
     let mut refused = None;
     let mut unclaimed = None;
     let mut reporter = ProgressReporter::new(
-        &services.config.redis_key_prefix,
+        &deps.config.redis_key_prefix,
         &job.job_id.to_string(),
         len,
         read_so_far,
@@ -180,7 +172,7 @@ pub(super) async fn convert_job(
                     limit_s = limit.as_secs(),
                     "time limit set from the media's duration"
                 );
-                match services.quotas.claim_media(&job.job_id, &job.owner_id, media).await {
+                match deps.quotas.claim_media(&job.job_id, &job.owner_id, media).await {
                     Ok(()) => {}
                     Err(QuotaError::Exceeded(exceeded)) => {
                         warn!(media_ms = media.as_millis() as u64, "longer than the owner's media minutes left today; stopping");
@@ -204,7 +196,7 @@ pub(super) async fn convert_job(
                 stopped = true;
                 cancel.store(true, Ordering::Relaxed);
             }
-            () = tokio::time::sleep(PROGRESS_EVERY) => reporter.report(services).await,
+            () = tokio::time::sleep(PROGRESS_EVERY) => reporter.report(deps).await,
         }
     };
     let attempt = match joined {
@@ -263,19 +255,18 @@ pub(super) async fn convert_job(
         Attempt::Stopped => Err(Unsettled::ShuttingDown),
         Attempt::Converted(converted) => {
             let (report, writer) = *converted;
-            finish(services, publish, job, report, writer, started).await
+            finish(deps, publish, job, report, writer, started).await
         }
-        Attempt::Failed(error) => handle_failure(services, publish, job, priority, &error).await,
+        Attempt::Failed(error) => handle_failure(deps, publish, job, priority, &error).await,
         Attempt::Unsettled(error) => Err(Unsettled::GridFs(error)),
         Attempt::Refused(exceeded) => {
-            services
-                .metrics
+            deps.metrics
                 .quota_refusals
                 .with_label_values(&[exceeded.limit.as_str()])
                 .inc();
             let detail = exceeded.to_string();
             fail_permanently(
-                services,
+                deps,
                 publish,
                 job,
                 ErrorCode::QuotaExceeded,
@@ -288,12 +279,12 @@ pub(super) async fn convert_job(
     };
     // Only once the record has moved on: cleared while the mp3 was still being closed, a status
     // read in between saw a converting job with no progress, and its bar went from 99 back to 0.
-    reporter.clear(services).await;
+    reporter.clear(deps).await;
     settled
 }
 
 async fn finish(
-    services: &Arc<Services>,
+    deps: &Arc<Deps>,
     publish: &Channel,
     job: &VideoJob,
     report: TranscodeReport,
@@ -302,7 +293,7 @@ async fn finish(
 ) -> Result<(), Unsettled> {
     let job_key = job.job_id.to_string();
     // Another worker (after a lost connection) may have finished the same job meanwhile.
-    if let Some(theirs) = services.mp3s.find_by_metadata("job_id", &job_key).await? {
+    if let Some(theirs) = deps.mp3s.find_by_metadata("job_id", &job_key).await? {
         info!(mp3_fid = %theirs.id, "another attempt finished first; keeping its mp3");
         writer.abort().await?;
         return Ok(());
@@ -311,8 +302,7 @@ async fn finish(
     // What was converted counts against the owner's minutes, if more than the media stated
     // (or if they stated nothing); before the files document, so a failure here leaves the
     // partial mp3 to the next attempt like any.
-    services
-        .quotas
+    deps.quotas
         .settle_media(
             &job.job_id,
             &job.owner_id,
@@ -339,17 +329,17 @@ async fn finish(
             },
         )
         .await?;
-    let Some(record) = services
+    let Some(record) = deps
         .jobs
         .mark_done(&job.job_id, &file.id.to_hex(), file.length, duration_ms)
         .await?
     else {
         info!("the job was deleted while converting; removing its mp3");
-        services.mp3s.delete(file.id).await?;
+        deps.mp3s.delete(file.id).await?;
         return Ok(());
     };
     let wall = started.elapsed().as_secs_f64();
-    let m = &services.metrics;
+    let m = &deps.metrics;
     m.job("done");
     m.job_seconds.observe(wall);
     m.realtime_factor
@@ -365,11 +355,11 @@ async fn finish(
         gain_db = report.levelling.map(|l| format!("{:.1}", l.gain_db)),
         "converted"
     );
-    events::publish_done(services, publish, job, &record).await
+    events::publish_done(publish, job, &record).await
 }
 
 async fn fail_permanently(
-    services: &Arc<Services>,
+    deps: &Arc<Deps>,
     publish: &Channel,
     job: &VideoJob,
     code: ErrorCode,
@@ -381,16 +371,15 @@ async fn fail_permanently(
         error = detail,
         "the job failed permanently"
     );
-    services
-        .jobs
+    deps.jobs
         .mark_failure(&job.job_id, JobStatus::Failed, code, message)
         .await?;
-    services.metrics.job("failed");
-    events::publish_failed(services, publish, job, code, message).await
+    deps.metrics.job("failed");
+    events::publish_failed(publish, job, code, message).await
 }
 
 async fn handle_failure(
-    services: &Arc<Services>,
+    deps: &Arc<Deps>,
     publish: &Channel,
     job: &VideoJob,
     priority: u8,
@@ -400,9 +389,9 @@ async fn handle_failure(
     if error.kind() == FailureKind::Permanent {
         let code = error_code(error);
         let message = user_message(code, &error.to_string());
-        return fail_permanently(services, publish, job, code, &detail, &message).await;
+        return fail_permanently(deps, publish, job, code, &detail, &message).await;
     }
-    let delays = &services.config.retry_delays;
+    let delays = &deps.config.retry_delays;
     let index = usize::try_from(job.attempt.saturating_sub(1)).unwrap_or(usize::MAX);
     if let Some(delay) = delays.get(index) {
         let next = VideoJob {
@@ -413,8 +402,7 @@ async fn handle_failure(
         // The state before the retry: when MongoDB is what failed, this fails too and the
         // message goes back whole. Published first, the retry would sit beside the requeued
         // message and the job would run twice.
-        services
-            .jobs
+        deps.jobs
             .mark_failure(
                 &job.job_id,
                 JobStatus::Queued,
@@ -424,20 +412,19 @@ async fn handle_failure(
             .await?;
         events::publish_job(publish, &queue, &next, priority).await?;
         warn!(error = %detail, retry_in_ms = delay.as_millis() as u64, "transient failure; retrying");
-        services.metrics.job("retried");
+        deps.metrics.job("retried");
         return Ok(());
     }
     // Out of attempts: keep the job for inspection, tell the owner.
     events::publish_job(publish, VIDEO_DEAD_QUEUE, job, priority).await?;
-    services.metrics.job("dead_lettered");
+    deps.metrics.job("dead_lettered");
     let code = ErrorCode::RetriesExhausted;
     let message = user_message(code, &error.to_string());
     warn!(error = %detail, attempts = job.attempt, "retries exhausted; dead-lettered");
-    services
-        .jobs
+    deps.jobs
         .mark_failure(&job.job_id, JobStatus::Failed, code, &message)
         .await?;
-    events::publish_failed(services, publish, job, code, &message).await
+    events::publish_failed(publish, job, code, &message).await
 }
 
 /// Writes `JobProgress` to Redis, at most once per [`PROGRESS_EVERY`] and only on change.
@@ -460,7 +447,7 @@ impl ProgressReporter {
         }
     }
 
-    async fn report(&mut self, services: &Services) {
+    async fn report(&mut self, deps: &Deps) {
         let read = self.read.load(Ordering::Relaxed);
         let percent = percent_of(read, self.len);
         if self.last_percent == Some(percent) {
@@ -474,7 +461,7 @@ impl ProgressReporter {
             return;
         };
         let write = async {
-            let mut conn = services.redis.get().await?;
+            let mut conn = deps.redis.get().await?;
             redis::cmd("SET")
                 .arg(&self.key)
                 .arg(text)
@@ -490,8 +477,8 @@ impl ProgressReporter {
         }
     }
 
-    async fn clear(&self, services: &Services) {
-        if let Ok(mut conn) = services.redis.get().await {
+    async fn clear(&self, deps: &Deps) {
+        if let Ok(mut conn) = deps.redis.get().await {
             let _: Result<(), _> = redis::cmd("DEL")
                 .arg(&self.key)
                 .query_async(&mut conn)

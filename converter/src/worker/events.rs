@@ -1,17 +1,14 @@
 //! The messages the worker publishes: job events on `mp3`, retries, dead letters. Every one is
 //! confirmed by the broker before the job's message is acked.
 
-use std::sync::Arc;
-
 use lapin::Channel;
 use tracing::info;
 use vid2mp3_contracts::messages::{JobOutcome, MESSAGE_VERSION, MP3_QUEUE};
 use vid2mp3_contracts::{ErrorCode, FileId, JobEvent, VideoJob};
 
-use super::Unsettled;
+use super::shared::Unsettled;
 use crate::job_state::JobRecord;
-use crate::queue::{QueueError, message_properties, publish_confirmed};
-use crate::service::Services;
+use crate::queue::{message_properties, publish_confirmed};
 
 fn event(job: &VideoJob, mp3_fid: Option<FileId>, outcome: JobOutcome) -> JobEvent {
     JobEvent {
@@ -34,14 +31,15 @@ async fn publish_json<T: serde::Serialize>(
     message: &T,
     message_id: &str,
 ) -> Result<(), Unsettled> {
-    let payload = serde_json::to_vec(message)
-        .map_err(|e| Unsettled::Queue(QueueError::Nacked(format!("{queue} ({e})"))))?;
+    let payload = serde_json::to_vec(message).map_err(|source| Unsettled::Encode {
+        queue: queue.to_owned(),
+        source,
+    })?;
     publish_confirmed(channel, queue, &payload, message_properties(message_id)).await?;
     Ok(())
 }
 
 pub(super) async fn publish_done(
-    services: &Arc<Services>,
     channel: &Channel,
     job: &VideoJob,
     record: &JobRecord,
@@ -63,12 +61,10 @@ pub(super) async fn publish_done(
     );
     publish_json(channel, MP3_QUEUE, &e, &e.message_id.to_string()).await?;
     info!(event_id = %e.message_id, "done event published");
-    let _ = services;
     Ok(())
 }
 
 pub(super) async fn publish_failed(
-    services: &Arc<Services>,
     channel: &Channel,
     job: &VideoJob,
     code: ErrorCode,
@@ -84,7 +80,6 @@ pub(super) async fn publish_failed(
     );
     publish_json(channel, MP3_QUEUE, &e, &e.message_id.to_string()).await?;
     info!(event_id = %e.message_id, code = code.as_str(), "failed event published");
-    let _ = services;
     Ok(())
 }
 
@@ -95,8 +90,10 @@ pub(super) async fn publish_job(
     next: &VideoJob,
     priority: u8,
 ) -> Result<(), Unsettled> {
-    let payload = serde_json::to_vec(next)
-        .map_err(|e| Unsettled::Queue(QueueError::Nacked(format!("{queue} ({e})"))))?;
+    let payload = serde_json::to_vec(next).map_err(|source| Unsettled::Encode {
+        queue: queue.to_owned(),
+        source,
+    })?;
     let properties = message_properties(&next.message_id.to_string()).with_priority(priority);
     publish_confirmed(channel, queue, &payload, properties).await?;
     Ok(())

@@ -16,8 +16,7 @@
 
 mod convert;
 mod events;
-mod timeout;
-
+mod shared;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,29 +31,11 @@ use vid2mp3_contracts::messages::VIDEO_QUEUE;
 use vid2mp3_contracts::storage_api::JobStatus;
 use vid2mp3_contracts::{ErrorCode, VideoJob};
 
-use crate::gridfs::GridFsError;
-use crate::job_state::JobStateError;
 use crate::queue::QueueError;
 use crate::queue::consume::{Consumer, DeliveryHandler};
-use crate::service::{Services, pause};
+use crate::shutdown::pause;
 
-pub use self::convert::{error_code, user_message};
-pub use self::timeout::JobTimeouts;
-
-/// Why a message could not be settled: it goes back to the queue.
-#[derive(Debug, thiserror::Error)]
-pub enum Unsettled {
-    #[error("job state: {0}")]
-    State(#[from] JobStateError),
-    #[error("GridFS: {0}")]
-    GridFs(#[from] GridFsError),
-    #[error("broker: {0}")]
-    Queue(#[from] QueueError),
-    #[error("media minutes ledger: {0}")]
-    Quota(mongodb::error::Error),
-    #[error("the worker is shutting down")]
-    ShuttingDown,
-}
+pub use self::shared::{Deps, Unsettled};
 
 /// Pause before a message whose services failed is handed back (no hot redelivery loop).
 const REQUEUE_PAUSE: Duration = Duration::from_secs(2);
@@ -62,12 +43,12 @@ const REQUEUE_PAUSE: Duration = Duration::from_secs(2);
 /// Runs the worker until `shutdown`, reconnecting with backoff whenever the broker goes away.
 /// After a shutdown, jobs in flight get `VID2MP3_SHUTDOWN_GRACE_SECS` to finish before they are
 /// stopped and handed back.
-pub async fn run(services: Arc<Services>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    if services.config.sweep_orphans_at_start {
-        let services = Arc::clone(&services);
+pub async fn run(deps: Arc<Deps>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if deps.config.sweep_orphans_at_start {
+        let deps = Arc::clone(&deps);
         tokio::spawn(async move {
             // Only chunks older than any job could run: other workers may be writing now.
-            for bucket in [&services.mp3s, &services.videos] {
+            for bucket in [&deps.mp3s, &deps.videos] {
                 match bucket.sweep_orphans(Duration::from_secs(6 * 3600)).await {
                     Ok(0) => {}
                     Ok(n) => info!(bucket = bucket.name(), chunks = n, "removed orphan chunks"),
@@ -77,10 +58,11 @@ pub async fn run(services: Arc<Services>, shutdown: CancellationToken) -> anyhow
         });
     }
     tokio::spawn(crate::queue::legacy::run(
-        Arc::clone(&services),
+        Arc::clone(&deps.config),
+        deps.quotas.clone(),
         shutdown.clone(),
     ));
-    let config = &services.config;
+    let config = &deps.config;
     let consumer = Consumer {
         role: "worker",
         queue: VIDEO_QUEUE,
@@ -92,7 +74,7 @@ pub async fn run(services: Arc<Services>, shutdown: CancellationToken) -> anyhow
     consumer
         .run(
             &VideoJobs {
-                services: Arc::clone(&services),
+                deps: Arc::clone(&deps),
             },
             &shutdown,
         )
@@ -101,7 +83,7 @@ pub async fn run(services: Arc<Services>, shutdown: CancellationToken) -> anyhow
 }
 
 struct VideoJobs {
-    services: Arc<Services>,
+    deps: Arc<Deps>,
 }
 
 impl DeliveryHandler for VideoJobs {
@@ -123,12 +105,12 @@ impl DeliveryHandler for VideoJobs {
         delivery: Delivery,
         stop: CancellationToken,
     ) -> impl Future<Output = ()> + Send + 'static {
-        handle_delivery(Arc::clone(&self.services), publish.clone(), delivery, stop)
+        handle_delivery(Arc::clone(&self.deps), publish.clone(), delivery, stop)
     }
 }
 
 async fn handle_delivery(
-    services: Arc<Services>,
+    deps: Arc<Deps>,
     publish: Channel,
     delivery: Delivery,
     stop: CancellationToken,
@@ -137,7 +119,7 @@ async fn handle_delivery(
         Ok(job) => job,
         Err(e) => {
             error!(error = %e, bytes = delivery.data.len(), "unreadable video message; dead-lettering it");
-            services.metrics.job("unreadable");
+            deps.metrics.job("unreadable");
             // No requeue: the queue dead-letters it to video.dead, where it can be looked at.
             let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
             return;
@@ -147,8 +129,7 @@ async fn handle_delivery(
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        services
-            .metrics
+        deps.metrics
             .queue_lag_seconds
             .observe(now.saturating_sub(*published) as f64);
     }
@@ -156,7 +137,7 @@ async fn handle_delivery(
     let priority = delivery.properties.priority().unwrap_or(0);
     let span = info_span!("job", job_id = %job.job_id, attempt = job.attempt, priority);
     async {
-        match process(&services, &publish, &job, priority, &stop).await {
+        match process(&deps, &publish, &job, priority, &stop).await {
             Ok(()) => {
                 if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
                     warn!(%error, "ack failed; the job will be redelivered and not converted twice");
@@ -189,23 +170,23 @@ async fn handle_delivery(
 
 /// Does everything the message asks for; Ok means it may be acked.
 async fn process(
-    services: &Arc<Services>,
+    deps: &Arc<Deps>,
     publish: &Channel,
     job: &VideoJob,
     priority: u8,
     stop: &CancellationToken,
 ) -> Result<(), Unsettled> {
-    let Some(record) = services.jobs.get(&job.job_id).await? else {
+    let Some(record) = deps.jobs.get(&job.job_id).await? else {
         info!("the job was deleted; dropping its message");
-        services.metrics.job("deleted");
+        deps.metrics.job("deleted");
         return Ok(());
     };
     let job_key = job.job_id.to_string();
     match record.status {
         JobStatus::Done if record.mp3_fid.is_some() => {
             info!("already done; publishing its event again");
-            services.metrics.job("duplicate");
-            return events::publish_done(services, publish, job, &record).await;
+            deps.metrics.job("duplicate");
+            return events::publish_done(publish, job, &record).await;
         }
         JobStatus::Failed => {
             info!("already failed; publishing its event again");
@@ -213,16 +194,16 @@ async fn process(
                 (ErrorCode::Internal, "the conversion failed".to_owned()),
                 |e| (e.code, e.message.clone()),
             );
-            return events::publish_failed(services, publish, job, code, &message).await;
+            return events::publish_failed(publish, job, code, &message).await;
         }
         _ => {}
     }
     // An attempt that wrote its mp3 and died before recording it: use that mp3.
-    if let Some(file) = services.mp3s.find_by_metadata("job_id", &job_key).await? {
+    if let Some(file) = deps.mp3s.find_by_metadata("job_id", &job_key).await? {
         info!(mp3_fid = %file.id, "the mp3 exists already; recording it instead of converting");
-        services.metrics.job("duplicate");
+        deps.metrics.job("duplicate");
         let duration_ms = file.metadata.get_i64("duration_ms").unwrap_or(0);
-        let Some(record) = services
+        let Some(record) = deps
             .jobs
             .mark_done(
                 &job.job_id,
@@ -232,16 +213,16 @@ async fn process(
             )
             .await?
         else {
-            services.mp3s.delete(file.id).await?;
+            deps.mp3s.delete(file.id).await?;
             return Ok(());
         };
-        return events::publish_done(services, publish, job, &record).await;
+        return events::publish_done(publish, job, &record).await;
     }
     // The chunks an attempt that died mid-write left behind.
     if let Some(partial) = record.partial_mp3_fid.as_deref()
         && let Ok(id) = ObjectId::parse_str(partial)
     {
-        let removed = services.mp3s.delete_chunks(id).await?;
+        let removed = deps.mp3s.delete_chunks(id).await?;
         if removed > 0 {
             info!(
                 chunks = removed,
@@ -249,5 +230,5 @@ async fn process(
             );
         }
     }
-    convert::convert_job(services, publish, job, priority, stop).await
+    convert::convert_job(deps, publish, job, priority, stop).await
 }
