@@ -3,8 +3,9 @@
 //!
 //! A reservation is a document in `uploads` (owner, job, bytes reserved, expiry). It counts as a
 //! queued job and its bytes as stored until the upload ends: the job's record then counts
-//! instead (the record is written before the reservation is removed, so for a moment both count,
-//! which can only refuse, never admit too much). An upload of unknown length (chunked,
+//! instead. The record is written before the reservation is removed, and a record whose job
+//! still has a reservation is not counted, so an upload that ends is counted exactly once
+//! throughout (counting both for that moment refused racing uploads below the limit). An upload of unknown length (chunked,
 //! multipart) reserves half of what was left when it last looked, at most 64 MiB at a time, so
 //! that uploads running side by side share what is left instead of the first taking it all; the
 //! piece that does not fit ends the upload with `413`, before it is stored. A reservation whose
@@ -127,26 +128,35 @@ impl QuotaStore {
                 "_id": Bson::Null,
                 "uploads": {"$sum": 1},
                 "bytes": {"$sum": "$reserved_bytes"},
+                "jobs": {"$push": "$job_id"},
             }},
         ];
         let Some(totals) = first(self.uploads.aggregate(pipeline).await?).await? else {
             return Ok(UploadsUsage::default());
         };
+        let jobs = match totals.get("jobs") {
+            Some(Bson::Array(ids)) => ids
+                .iter()
+                .filter_map(|id| id.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
         Ok(UploadsUsage {
             uploads: number(&totals, "uploads"),
             reserved_bytes: number(&totals, "bytes"),
+            jobs,
         })
     }
 
     /// Uploads first, then jobs: an upload that ends meanwhile writes its job's record before
-    /// it removes its reservation, so it is counted in one or the other (or both), never in
-    /// neither.
+    /// it removes its reservation, so it is counted by one or the other, never by neither, and
+    /// never by both (a record is skipped while its job was seen reserved).
     async fn usage_after_write(
         &self,
         owner: &UserId,
     ) -> Result<(UploadsUsage, super::JobsUsage), mongodb::error::Error> {
         let uploads = self.uploads_usage(owner).await?;
-        let jobs = self.jobs_usage(owner).await?;
+        let jobs = self.jobs_usage(owner, &uploads.jobs).await?;
         Ok((uploads, jobs))
     }
 }

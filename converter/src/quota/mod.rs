@@ -251,10 +251,12 @@ struct JobsUsage {
 }
 
 /// What an account's uploads under way have reserved.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct UploadsUsage {
     uploads: u64,
     reserved_bytes: u64,
+    /// The jobs those uploads are for: their records, once written, are not counted again.
+    jobs: Vec<String>,
 }
 
 impl QuotaStore {
@@ -303,9 +305,14 @@ impl QuotaStore {
         Ok(())
     }
 
-    async fn jobs_usage(&self, owner: &UserId) -> Result<JobsUsage, mongodb::error::Error> {
+    /// The owner's jobs, but for those in `reserved` (an upload under way counts them).
+    async fn jobs_usage(
+        &self,
+        owner: &UserId,
+        reserved: &[String],
+    ) -> Result<JobsUsage, mongodb::error::Error> {
         let pipeline = [
-            doc! {"$match": {"owner_id": owner.to_string()}},
+            doc! {"$match": {"owner_id": owner.to_string(), "_id": {"$nin": reserved}}},
             doc! {"$group": {
                 "_id": Bson::Null,
                 "bytes": {"$sum": {"$add": [
