@@ -76,7 +76,9 @@ echo "runtime-host pid $RH_PID ($(readlink "/proc/$RH_PID/exe")), converter pid 
 if want upload; then
   # Uncompressed 640x480 frames (460,800 bytes, 25 a second) with an Opus tone: the size is in
   # the video, and the converter decodes only the sound.
-  frames=$(((UPLOAD_MIB * 1048576 + 460799) / 460800))
+  # 16 MiB below UPLOAD_MIB for the sound and Matroska's framing, so that the default 2048 stays
+  # under the gateway's 2 GiB limit (the whole frames alone came to 2,150,240,699 bytes, a 413).
+  frames=$(((UPLOAD_MIB * 1048576 - 16777216) / 460800))
   secs="$(awk -v f="$frames" 'BEGIN {printf "%.2f", f / 25}')"
   ffmpeg -nostdin -v error -f lavfi -i "testsrc=size=640x480:rate=25:d=$secs" \
     -f lavfi -i "aevalsrc=exprs='0.4*sin(2*PI*440*t)':s=48000:d=$secs" \
