@@ -18,29 +18,7 @@ use redis::AsyncCommands;
 const LIMIT: usize = 64 << 10;
 
 fn probe_manifest(mysql_url: &str, allowed: &[&str]) -> String {
-    let hosts: Vec<String> = allowed.iter().map(|h| format!("\"{h}\"")).collect();
-    format!(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "conformance"
-[variables]
-mysql_url = {{ default = "{mysql_url}" }}
-redis_url = {{ default = "{}" }}
-[[trigger.http]]
-route = "/..."
-component = "probe"
-[component.probe]
-source = "{}"
-allowed_outbound_hosts = [{}]
-[component.probe.variables]
-mysql_url = "{{{{ mysql_url }}}}"
-redis_url = "{{{{ redis_url }}}}"
-"#,
-        redis_url(),
-        http_probe(),
-        hosts.join(", ")
-    )
+    common::probe_manifest("conformance", mysql_url, &redis_url(), allowed)
 }
 
 async fn limited_app(mysql_url: &str) -> TestApp {

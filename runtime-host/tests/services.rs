@@ -6,34 +6,11 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{
-    TempDatabase, TestApp, eventually, http_probe, percent_encode, redis_probe, redis_url, unique,
-};
+use common::{TempDatabase, TestApp, eventually, percent_encode, redis_probe, redis_url, unique};
 use redis::AsyncCommands;
 
 fn probe_manifest(mysql_url: &str, redis: &str, allowed: &[&str]) -> String {
-    let hosts: Vec<String> = allowed.iter().map(|h| format!("\"{h}\"")).collect();
-    format!(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "services"
-[variables]
-mysql_url = {{ default = "{mysql_url}" }}
-redis_url = {{ default = "{redis}" }}
-[[trigger.http]]
-route = "/..."
-component = "probe"
-[component.probe]
-source = "{}"
-allowed_outbound_hosts = [{}]
-[component.probe.variables]
-mysql_url = "{{{{ mysql_url }}}}"
-redis_url = "{{{{ redis_url }}}}"
-"#,
-        http_probe(),
-        hosts.join(", ")
-    )
+    common::probe_manifest("services", mysql_url, redis, allowed)
 }
 
 #[tokio::test]

@@ -230,3 +230,30 @@ impl TempDatabase {
         let _ = self.admin.disconnect().await;
     }
 }
+
+/// An app of one `http-probe` component with its MySQL and Redis URLs as variables and
+/// `allowed` as its outbound hosts.
+pub fn probe_manifest(name: &str, mysql_url: &str, redis: &str, allowed: &[&str]) -> String {
+    let hosts: Vec<String> = allowed.iter().map(|h| format!("\"{h}\"")).collect();
+    format!(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "{name}"
+[variables]
+mysql_url = {{ default = "{mysql_url}" }}
+redis_url = {{ default = "{redis}" }}
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[component.probe]
+source = "{}"
+allowed_outbound_hosts = [{}]
+[component.probe.variables]
+mysql_url = "{{{{ mysql_url }}}}"
+redis_url = "{{{{ redis_url }}}}"
+"#,
+        http_probe(),
+        hosts.join(", ")
+    )
+}
