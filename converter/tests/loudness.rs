@@ -5,40 +5,13 @@
 //!
 //! Needs Debian's ffmpeg.
 
+mod cli_runs;
+
 use std::path::Path;
 use std::process::Command;
 
+use cli_runs::{convert, ffmpeg};
 use vid2mp3_test_support::test_media::{ScratchDir, decoded_samples, ebur128};
-
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn convert(input: &Path, output: &Path, extra: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_vid2mp3-converter"))
-        .arg("convert")
-        .arg(input)
-        .arg(output)
-        .args(extra)
-        .output()
-        .expect("the converter runs");
-    assert!(
-        out.status.success(),
-        "convert {}: {}",
-        input.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Speech-like level changes: a chord whose loudness moves with a slow envelope, at `scale`
 /// (above 1 it is clipped to 16 bits, as an overdriven phone recording is).

@@ -5,27 +5,16 @@
 //!
 //! Needs Debian's ffmpeg and the tools venv with mutagen (`scripts/services install`).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod cli_runs;
 
+use std::path::{Path, PathBuf};
+
+use cli_runs::{convert, ffmpeg};
 use serde_json::Value;
 use vid2mp3_test_support::test_media::{ScratchDir, decoded_samples, ffprobe_json, id3_tag};
 
 const AT_44K: u64 = 132_300;
 const AT_48K: u64 = 144_000;
-
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
@@ -61,24 +50,6 @@ const TAGS: [(&str, &str); 5] = [
 const VIDEO: &str = "testsrc=size=800x450:rate=25:d=3";
 const TONE_44K: &str = "sine=f=440:r=44100:d=3";
 const TONE_48K: &str = "sine=f=440:r=48000:d=3";
-
-/// Converts with the production pipeline; the `convert` report line.
-fn convert(input: &Path, output: &Path, extra: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_vid2mp3-converter"))
-        .arg("convert")
-        .arg(input)
-        .arg(output)
-        .args(extra)
-        .output()
-        .expect("the converter runs");
-    assert!(
-        out.status.success(),
-        "convert {}: {}",
-        input.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn text<'a>(tag: &'a Value, frame: &str) -> Option<&'a str> {
     tag["text"][frame].as_str()
