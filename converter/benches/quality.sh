@@ -5,9 +5,9 @@
 #
 #   converter/benches/quality.sh [WORK_DIR]
 #
-# Installs what it needs: Debian's wesnoth-1.16-music (freely licensed orchestral and folk
-# recordings), espeak-ng and ffmpeg (apt, when missing), and a Python venv with visqol-python and
-# numba under .data/quality-venv (git-ignored). Nothing it downloads or makes lands in the repo.
+# Installs what it needs (`scripts/install run bench`): Debian's wesnoth-1.16-music (freely licensed
+# orchestral and folk recordings), espeak-ng and ffmpeg, and visqol-python and numba in the
+# project's venv. Nothing it downloads or makes lands in the repo.
 #
 # Each source excerpt is first made into a container the product gets (MP4 with AAC-LC, or MKV
 # with Vorbis). The reference is that container decoded by ffmpeg; every mp3 is scored against it,
@@ -16,7 +16,7 @@
 # channels to mono, so stereo coding artefacts weigh little.
 #
 # Scoring is CPU-heavy and runs under `nice -n 10` (the machine is shared); CLIP_SECONDS (default
-# 12) sets the excerpt length, QUALITY_VENV the venv, BUILD=0 skips `cargo build`.
+# 12) sets the excerpt length, BUILD=0 skips `cargo build`.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,25 +25,10 @@ work=${1:-$(mktemp -d)}
 mkdir -p "$work"
 target=${CARGO_TARGET_DIR:-$root/target}
 seconds=${CLIP_SECONDS:-12}
-venv=${QUALITY_VENV:-$root/.data/quality-venv}
 music=/usr/share/games/wesnoth/1.16/data/core/music
-
-need_apt=()
-[[ -d $music ]] || need_apt+=(wesnoth-1.16-music)
-command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
-command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
-if ((${#need_apt[@]})); then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >&2
-fi
-
-if [[ ! -x $venv/bin/python ]]; then
-    python3 -m venv "$venv"
-fi
-if ! "$venv/bin/python" -c 'import visqol, numba' 2>/dev/null; then
-    # numba is optional for visqol-python; it makes the same scores 2-5x faster.
-    "$venv/bin/pip" install -q visqol-python numba >&2
-fi
+"$root/scripts/install" run bench >&2
+# shellcheck source=../../scripts/lib/common.sh
+venv=$(source "$root/scripts/lib/common.sh" && echo "$VID2MP3_VENV")
 
 bin=$target/release/vid2mp3-converter
 # BUILD=0 uses the binary as it is (e.g. while someone else holds the target directory's lock).

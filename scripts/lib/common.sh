@@ -75,8 +75,6 @@ export VID2MP3_REDIS_URL="${VID2MP3_REDIS_URL:-$(redis_dev_url vid2mp3-admin)}"
 export VID2MP3_MONGO_URL="${VID2MP3_MONGO_URL:-mongodb://127.0.0.1:$VID2MP3_MONGO_PORT}"
 export VID2MP3_MAILPIT_URL="${VID2MP3_MAILPIT_URL:-http://127.0.0.1:$VID2MP3_MAILPIT_HTTP_PORT}"
 
-MAILPIT_VERSION="v1.33.1"
-SECANTUSDB_VERSION="0.7.0b3"
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 warn() { printf '\033[33mwarning:\033[0m %s\n' "$*" >&2; }
@@ -127,21 +125,45 @@ link_target_dir() {
   fi
 }
 
+# Where deploy/tests' Kubernetes binaries live once built (scripts/install deploy): named by the
+# Kubernetes version and a hash of the go.mod/go.sum files that pin them, so a bump builds again.
+kubernetes_bin_dir() {
+  local tools="$VID2MP3_ROOT/deploy/tests/tools" hash version
+  hash="$(cat "$tools"/kubernetes/go.mod "$tools"/kubernetes/go.sum "$tools"/etcd/go.mod "$tools"/etcd/go.sum | sha256sum | cut -c1-16)"
+  version="$(cd "$tools/kubernetes" && GOFLAGS=-mod=readonly go list -m -f '{{.Version}}' k8s.io/kubernetes)"
+  echo "$VID2MP3_CACHE/k8s/$version-$hash/bin"
+}
+
 # A full build and test run writes about BUILD_DISK_GB to the target directory, and RabbitMQ
-# stops taking messages when its disk runs low, which hangs whatever publishes. Old builds
-# (test binaries of earlier commits) are what fill a long-lived target directory, so when space
-# is short they go first.
+# stops taking messages when its disk runs low, which hangs whatever publishes. Short of space, this
+# says so and what could go; it deletes nothing unless asked with VID2MP3_PRUNE_BUILDS=1 (.ci/run
+# asks: a CI machine's target directory is nobody's work). Pruning removes first what is rebuilt by
+# linking alone (test and program binaries, incremental caches), and the whole debug build only if
+# that was not enough.
 BUILD_DISK_GB=25
+free_disk_gb() { df -P -BG "$CARGO_TARGET_DIR" | awk 'NR == 2 { sub("G", "", $4); print $4 }'; }
 ensure_disk_space() {
   local free_gb
-  free_gb="$(df -P -BG "$CARGO_TARGET_DIR" | awk 'NR == 2 { sub("G", "", $4); print $4 }')"
+  free_gb="$(free_disk_gb)"
   log "free disk space: ${free_gb} GB"
-  if [ "$free_gb" -lt "$BUILD_DISK_GB" ] && [ -d "$CARGO_TARGET_DIR/debug" ]; then
-    log "under ${BUILD_DISK_GB} GB free: removing old builds in $CARGO_TARGET_DIR/debug (the next build starts cold)"
-    rm -rf "$CARGO_TARGET_DIR/debug"
-    free_gb="$(df -P -BG "$CARGO_TARGET_DIR" | awk 'NR == 2 { sub("G", "", $4); print $4 }')"
+  [ "$free_gb" -lt "$BUILD_DISK_GB" ] || return 0
+  if [ "${VID2MP3_PRUNE_BUILDS:-0}" = 1 ] && [ -d "$CARGO_TARGET_DIR/debug" ]; then
+    log "under ${BUILD_DISK_GB} GB free, and VID2MP3_PRUNE_BUILDS=1: removing linked binaries and incremental caches in $CARGO_TARGET_DIR/debug"
+    rm -rf "$CARGO_TARGET_DIR/debug/incremental"
+    find "$CARGO_TARGET_DIR/debug/deps" -maxdepth 1 -type f -perm -u+x ! -name '*.so' ! -name '*.rlib' -delete
+    free_gb="$(free_disk_gb)"
+    if [ "$free_gb" -lt "$BUILD_DISK_GB" ]; then
+      log "still ${free_gb} GB: removing $CARGO_TARGET_DIR/debug (the next build starts cold)"
+      rm -rf "$CARGO_TARGET_DIR/debug"
+      free_gb="$(free_disk_gb)"
+    fi
     log "free disk space now: ${free_gb} GB"
+    return 0
   fi
+  warn "only ${free_gb} GB free where the build goes; a full build and test run needs about ${BUILD_DISK_GB} GB"
+  warn "what could go, largest first (old test binaries of earlier commits are what fill a long-lived target directory):"
+  du -sh "$CARGO_TARGET_DIR"/*/ "$VID2MP3_CACHE"/containers "$VID2MP3_DATA" 2>/dev/null | sort -rh | head -n 8 | sed 's/^/    /' >&2 || true
+  warn "to free it: VID2MP3_PRUNE_BUILDS=1 scripts/test (removes linked binaries first, rebuilt in minutes), or 'cargo clean' (all of it); carrying on"
 }
 
 # Every workspace package with a cdylib target is a Spin component (or a test fixture of one).
@@ -178,7 +200,7 @@ ensure_dev_secrets() {
   local dir="$VID2MP3_DATA/secrets"
   mkdir -p "$dir"
   chmod 700 "$dir"
-  command -v openssl >/dev/null || apt_install openssl
+  command -v openssl >/dev/null || die "openssl is missing: run scripts/install"
   if [ ! -s "$dir/token-signing-key" ]; then
     log "making a token signing key (Ed25519) in $dir"
     (umask 077 && openssl genpkey -algorithm ed25519 -outform DER | base64 -w0 >"$dir/token-signing-key")
@@ -217,30 +239,6 @@ ensure_dev_secrets() {
     done
     printf 'VID2MP3_STORAGE_TOKEN=%q\nVID2MP3_REDIS_URL=%q\n' "$VID2MP3_STORAGE_TOKEN" "$VID2MP3_CONVERTER_REDIS_URL"
   ) >"$dir/spin.env"
-}
-
-# The web page's browser test (components/gateway/tests/web_page.rs): Debian's Chromium, Node.js
-# with npm, and the test's pinned npm packages (playwright-core, axe-core) from its lock file.
-# Idempotent and quiet when everything is in place; the npm cache lives under $VID2MP3_CACHE.
-ensure_browser_test_tools() {
-  local dir="$VID2MP3_ROOT/components/gateway/tests/web"
-  # A Node.js from another source (NodeSource's bundles npm and conflicts with Debian's npm
-  # package) is kept as it is.
-  if ! command -v node >/dev/null; then
-    apt_install nodejs npm
-  elif ! command -v npm >/dev/null; then
-    apt_install npm
-  fi
-  apt_install chromium
-  local stamp="$dir/node_modules/.vid2mp3-lock.sha256"
-  local want
-  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    log "installing the browser test's npm packages in $dir"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error --cache "$VID2MP3_CACHE/npm" </dev/null) ||
-      die "npm ci failed in $dir"
-    printf '%s\n' "$want" >"$stamp"
-  fi
 }
 
 # sign_up_confirmed BASE_URL EMAIL PASSWORD: an account that can log in, made as a person makes one

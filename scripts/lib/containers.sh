@@ -5,10 +5,10 @@
 
 VID2MP3_CONTAINERS="${VID2MP3_CONTAINERS:-$VID2MP3_CACHE/containers}"
 
-# Installs the tools and writes the configuration files; exports CONTAINERS_CONF and
+# Installs the tools (scripts/install images) and writes the configuration files; exports CONTAINERS_CONF and
 # CONTAINERS_STORAGE_CONF so buildah and podman (and the tests they start) read them.
 ensure_container_tools() {
-  apt_install buildah podman runc docker-registry mmdebstrap uidmap
+  "$VID2MP3_ROOT/scripts/install" images
   mkdir -p "$VID2MP3_CONTAINERS"
   # podman's default ulimits raise the process's own limits, which this kind of machine refuses;
   # Debian's runc is the runtime (crun is not installed with --no-install-recommends).

@@ -24,8 +24,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 # shellcheck source-path=SCRIPTDIR/../../.. source=scripts/lib/common.sh
 source "$ROOT/scripts/lib/common.sh"
 BASE="http://127.0.0.1:${VID2MP3_HTTP_PORT:-3000}"
-command -v wrk >/dev/null || apt_install wrk
-command -v mariadb >/dev/null || apt_install mariadb-client
+"$VID2MP3_ROOT/scripts/install" run bench
 curl -fsS "$BASE/readyz" >/dev/null || die "the platform is not ready at $BASE: run scripts/up first"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$ROOT/components/gateway/bench/lib.sh"

@@ -36,7 +36,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 source "$ROOT/scripts/lib/common.sh"
 BASE="http://127.0.0.1:${VID2MP3_HTTP_PORT:-3000}"
 STORAGE="http://127.0.0.1:${VID2MP3_STORAGE_PORT:-8081}"
-command -v jq >/dev/null || apt_install jq
+"$VID2MP3_ROOT/scripts/install" run bench
 curl -fsS "$BASE/readyz" >/dev/null || die "the platform is not ready at $BASE: run scripts/up first"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$ROOT/components/gateway/bench/lib.sh"

@@ -4,7 +4,7 @@
 //! and 100), watch each job converting and then done, download the mp3, delete, log out.
 //!
 //! The browser test needs node, `/usr/bin/chromium` and `npm ci` in `tests/web/`; scripts/test
-//! installs them (`ensure_browser_test_tools` in scripts/lib/common.sh). Missing tools fail the
+//! installs them (`scripts/install browser`). Missing tools fail the
 //! test with what to run; they never make it pass silently.
 
 mod common;
@@ -153,8 +153,7 @@ async fn the_page_in_headless_chromium_from_sign_up_to_download() {
     assert!(
         missing.is_empty(),
         "the browser test cannot run: {}.\nInstall them with: \
-         bash -c 'source scripts/lib/common.sh && ensure_browser_test_tools' \
-         (scripts/test does this before cargo test)",
+         scripts/install browser (scripts/test does this before cargo test)",
         missing.join("; ")
     );
 

@@ -30,8 +30,7 @@ BASE="http://127.0.0.1:${VID2MP3_HTTP_PORT:-3000}"
 MAILPIT="$VID2MP3_MAILPIT_URL"
 MONGO_DB="${VID2MP3_MONGO_DB:-vid2mp3}"
 PYTHON="$VID2MP3_VENV/bin/python3"
-command -v jq >/dev/null || apt_install jq
-command -v ffmpeg >/dev/null || apt_install ffmpeg
+"$VID2MP3_ROOT/scripts/install" run bench
 "$PYTHON" -c 'import pymongo' 2>/dev/null || die "no pymongo in $VID2MP3_VENV: run scripts/services install"
 curl -fsS "$BASE/readyz" >/dev/null || die "the platform is not ready at $BASE: run scripts/up first"
 

@@ -1,5 +1,5 @@
 //! The public API fuzzed from its own OpenAPI document: schemathesis (PyPI, installed with the
-//! project's Python tools from `scripts/lib/requirements.txt`) reads the document the platform
+//! project's Python tools from `scripts/install.list`) reads the document the platform
 //! serves at `/api/v1/openapi.json`, generates requests for every operation, signed in as a real
 //! user, and checks every answer: never a 5xx, and each status, content type, header and body as
 //! the document says. Generation is deterministic and bounded in examples; the run is bounded in
@@ -48,8 +48,8 @@ fn schemathesis() -> PathBuf {
     let binary = venv.join("bin").join("schemathesis");
     assert!(
         binary.is_file(),
-        "{} is missing: install the project's Python tools (scripts/services install, which \
-         scripts/test runs; they are pinned in scripts/lib/requirements.txt)",
+        "{} is missing: install the project's Python tools (scripts/install test, which \
+         scripts/test runs; they are pinned in scripts/install.list)",
         binary.display()
     );
     binary
