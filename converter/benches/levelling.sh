@@ -6,7 +6,7 @@
 #
 #   converter/benches/levelling.sh [WORK_DIR]
 #
-# Needs ffmpeg and GNU time (/usr/bin/time). Builds the release binary first. Prints, per
+# Needs ffmpeg and GNU time (/usr/bin/time). Builds the release binary first (BUILD=0: not). Prints, per
 # command, the best and median wall and CPU seconds (user + system) over RUNS rounds (default 3)
 # and the peak RSS; then the ratios against plain `standard`, and the levelled file's loudness as
 # ffmpeg's ebur128 filter measures it.
@@ -19,8 +19,11 @@ mkdir -p "$work"
 target=${CARGO_TARGET_DIR:-$root/target}
 runs=${RUNS:-3}
 
-(cd "$root" && cargo build --release -p vid2mp3-converter >&2)
 bin=$target/release/vid2mp3-converter
+# BUILD=0 uses the binary as it is (e.g. one built earlier into another CARGO_TARGET_DIR).
+if [[ ${BUILD:-1} != 0 ]]; then
+    (cd "$root" && cargo build --release -p vid2mp3-converter >&2)
+fi
 
 input=$work/ten-minutes.mp4
 if [[ ! -s $input ]]; then

@@ -11,6 +11,8 @@ use std::time::Duration;
 use vid2mp3_contracts::messages::JOB_EVENTS_CHANNEL;
 use vid2mp3_contracts::progress::DEFAULT_REDIS_KEY_PREFIX;
 use vid2mp3_contracts::storage_api::{StorageTokenProblem, check_storage_token};
+// Secrets never show in `Debug` output or logs: the one type every service holds them in.
+pub use vid2mp3_contracts::Secret;
 
 use crate::job_timeout::JobTimeouts;
 use crate::quota::Quotas;
@@ -94,26 +96,6 @@ pub enum ConfigError {
         value: String,
         expected: &'static str,
     },
-}
-
-/// A secret that never shows in `Debug` output or logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
 }
 
 /// Everything `serve` needs.
@@ -215,7 +197,7 @@ impl Config {
             redis_url: text("VID2MP3_REDIS_URL", "redis://127.0.0.1:6379"),
             redis_key_prefix,
             storage_listen,
-            storage_token: Secret(token),
+            storage_token: Secret::new(token),
             job_events_channel: text("VID2MP3_JOB_EVENTS_CHANNEL", JOB_EVENTS_CHANNEL),
             worker_prefetch: parse(&lookup, "VID2MP3_WORKER_PREFETCH", "1", "1..=65535")
                 .and_then(|n: u16| nonzero(n, "VID2MP3_WORKER_PREFETCH"))?,

@@ -6,6 +6,7 @@ use mongodb::bson::{self, doc};
 use mongodb::options::ReturnDocument;
 use mongodb::{Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
+use vid2mp3_contracts::progress::JobProgress;
 use vid2mp3_contracts::storage_api::{JobError, JobState, JobStatus};
 use vid2mp3_contracts::{ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile, UserId};
 
@@ -120,16 +121,16 @@ impl JobRecord {
     }
 
     /// The contract's view; `progress` comes from Redis while converting.
-    pub fn to_state(&self, progress: Option<u8>) -> Result<JobState, JobStateError> {
+    pub fn to_state(&self, progress: Option<JobProgress>) -> Result<JobState, JobStateError> {
         let damaged = |reason: String| JobStateError::Damaged {
             id: self.job_id.clone(),
             reason,
         };
         let fid = |s: &str| s.parse::<FileId>().map_err(|e| damaged(e.to_string()));
-        let progress_percent = match self.status {
-            JobStatus::Done => 100,
-            JobStatus::Converting => progress.unwrap_or(0).min(99),
-            JobStatus::Queued | JobStatus::Failed => 0,
+        let (progress_percent, eta_ms) = match self.status {
+            JobStatus::Done => (100, None),
+            JobStatus::Converting => progress.map_or((0, None), |p| (p.percent.min(99), p.eta_ms)),
+            JobStatus::Queued | JobStatus::Failed => (0, None),
         };
         Ok(JobState {
             job_id: self
@@ -145,6 +146,7 @@ impl JobRecord {
             loudness_lufs: self.loudness_lufs,
             attempts: u32::try_from(self.attempts).unwrap_or(0),
             progress_percent,
+            eta_ms,
             video_fid: fid(&self.video_fid)?,
             video_size_bytes: u64::try_from(self.video_size_bytes).unwrap_or(0),
             mp3_fid: self.mp3_fid.as_deref().map(fid).transpose()?,
@@ -346,14 +348,21 @@ mod tests {
 
     #[test]
     fn progress_shows_only_while_converting_and_never_reaches_100_early() {
+        let at = |percent, eta_ms| Some(JobProgress { percent, eta_ms });
         let mut r = record();
-        assert_eq!(r.to_state(Some(42)).unwrap().progress_percent, 42);
-        assert_eq!(r.to_state(Some(100)).unwrap().progress_percent, 99);
+        let converting = r.to_state(at(42, Some(1500))).unwrap();
+        assert_eq!(
+            (converting.progress_percent, converting.eta_ms),
+            (42, Some(1500))
+        );
+        assert_eq!(r.to_state(at(100, None)).unwrap().progress_percent, 99);
         assert_eq!(r.to_state(None).unwrap().progress_percent, 0);
         r.status = JobStatus::Done;
-        assert_eq!(r.to_state(Some(3)).unwrap().progress_percent, 100);
+        let done = r.to_state(at(3, Some(9))).unwrap();
+        assert_eq!((done.progress_percent, done.eta_ms), (100, None));
         r.status = JobStatus::Queued;
-        assert_eq!(r.to_state(Some(3)).unwrap().progress_percent, 0);
+        let queued = r.to_state(at(3, Some(9))).unwrap();
+        assert_eq!((queued.progress_percent, queued.eta_ms), (0, None));
     }
 
     #[test]

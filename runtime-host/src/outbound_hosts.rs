@@ -349,6 +349,13 @@ impl OutboundTarget {
     }
 }
 
+/// Everything but RFC 3986's unreserved characters.
+const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Percent-encodes the user info of `scheme://user:pass@host...` so that any password parses.
 fn encode_userinfo(address: &str) -> String {
     let Some(at) = address.find('@') else {
@@ -359,15 +366,7 @@ fn encode_userinfo(address: &str) -> String {
     if at < start || at > path {
         return address.to_owned();
     }
-    let userinfo: String = address[start..at]
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
+    let userinfo = percent_encoding::utf8_percent_encode(&address[start..at], NOT_UNRESERVED);
     format!("{}{userinfo}{}", &address[..start], &address[at..])
 }
 

@@ -6,7 +6,9 @@
 //! the application values; secret values are wrapped so that `Debug` cannot print them.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
+
+// A variable's value never reaches a log: the project's one secret type.
+use vid2mp3_contracts::Secret;
 
 use crate::manifest::Manifest;
 
@@ -33,22 +35,6 @@ pub enum VariablesError {
     UnknownOverride(String),
     #[error("template refers to undefined variable {0:?}")]
     Undefined(String),
-}
-
-/// A string that must never reach a log. `Debug` and `Display` print a placeholder.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 /// Spin's rule for variable names, checked in Spin's order and explained in Spin's words (a
@@ -201,7 +187,7 @@ impl ResolvedVariables {
                 .or_else(|| env(&format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())))
                 .or_else(|| decl.default.clone())
                 .ok_or_else(|| VariablesError::MissingRequired(name.clone()))?;
-            app.insert(name.clone(), Secret(value));
+            app.insert(name.clone(), Secret::new(value));
         }
         let mut components = HashMap::new();
         for (id, decl) in &manifest.components {
@@ -212,7 +198,7 @@ impl ResolvedVariables {
                     Template::parse(text).map_err(|_| VariablesError::Undefined(name.clone()))?;
                 let value =
                     template.render(|n| app.get(n).map(|s: &Secret| s.expose().to_owned()))?;
-                values.insert(name.clone(), Secret(value));
+                values.insert(name.clone(), Secret::new(value));
             }
             components.insert(id.clone(), ComponentVariables { values });
         }

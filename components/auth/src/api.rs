@@ -115,12 +115,12 @@ fn client_of(req: &Request) -> String {
 }
 
 fn open_throttle(config: &AuthConfig) -> Result<Throttle<'_>, ApiError> {
-    Throttle::open(&config.redis_url, &config.redis_key_prefix)
+    Throttle::open(config.redis_url.expose(), &config.redis_key_prefix)
         .map_err(|e| ApiError::unavailable("Redis", e))
 }
 
 fn open_accounts(config: &AuthConfig) -> Result<Accounts, ApiError> {
-    Accounts::open(&config.db_url).map_err(|e| ApiError::unavailable("MySQL", e))
+    Accounts::open(config.db_url.expose()).map_err(|e| ApiError::unavailable("MySQL", e))
 }
 
 fn count(throttle: &Throttle<'_>, counters: &[Counter]) -> Result<Verdict, ApiError> {
@@ -300,7 +300,7 @@ fn send_account_email(
     let kind = make()?;
     let what = kind.as_str();
     let (message_id, receivers) = account_mail::publish(
-        &config.redis_url,
+        config.redis_url.expose(),
         &config.account_emails_channel,
         email.as_str(),
         kind,

@@ -1,21 +1,16 @@
 //! auth's settings, from Spin variables (see spin.toml's `[component.auth.variables]`).
 
 use crate::password::HashCost;
-use crate::tokens::{KeyError, TokenSigner};
+use vid2mp3_contracts::spin_variables::secret_variable;
+pub use vid2mp3_contracts::{ConfigError, Secret};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("the Spin variable `{0}` is not set: {1}")]
-    Missing(&'static str, String),
-    #[error("the Spin variable `{name}` is {problem}")]
-    Invalid { name: &'static str, problem: String },
-    #[error("the Spin variable `token_signing_key` is unusable: {0}")]
-    SigningKey(#[from] KeyError),
-}
+use crate::tokens::TokenSigner;
 
 pub struct AuthConfig {
-    pub db_url: String,
-    pub redis_url: String,
+    /// `mysql://user:password@host/db`: holds auth's account password.
+    pub db_url: Secret,
+    /// `redis://user:password@host:port`: auth's own Redis account.
+    pub redis_url: Secret,
     /// Prepended to every Redis key auth writes (tests isolate themselves with it).
     pub redis_key_prefix: String,
     pub signer: TokenSigner,
@@ -44,24 +39,10 @@ pub struct ThrottleLimits {
     pub email_window_secs: u64,
 }
 
-/// Reads one variable through `get` (the Spin host in the component, a map in tests).
-/// What a secret left at its empty default is told: spin.toml gives secrets no value, so that
-/// each app runs with only its own components' secrets.
-const EMPTY_SECRET: &str = "empty: it holds a secret, so it has no default; scripts/up sets it \
-     from .data/secrets/, Kubernetes from the Secret vid2mp3-secrets";
-
+/// Reads the variables through `get` (the Spin host in the component, a map in tests).
 pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<AuthConfig, ConfigError> {
     let text = |name: &'static str| get(name).map_err(|e| ConfigError::Missing(name, e));
-    let secret = |name: &'static str| {
-        let value = text(name)?;
-        if value.trim().is_empty() {
-            return Err(ConfigError::Invalid {
-                name,
-                problem: EMPTY_SECRET.into(),
-            });
-        }
-        Ok(value)
-    };
+    let secret = |name: &'static str| secret_variable(&get, name);
     let number = |name: &'static str, min: u64| -> Result<u64, ConfigError> {
         let raw = text(name)?;
         let value: u64 = raw.trim().parse().map_err(|_| ConfigError::Invalid {
@@ -76,7 +57,11 @@ pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<AuthConfig, 
         }
         Ok(value)
     };
-    let signer = TokenSigner::new(&text("token_key_id")?, &secret("token_signing_key")?)?;
+    let signer = TokenSigner::new(
+        &text("token_key_id")?,
+        secret("token_signing_key")?.expose(),
+    )
+    .map_err(|e| ConfigError::unusable("token_signing_key", e))?;
     let memory_kib =
         u32::try_from(number("password_hash_memory_kib", 8 * 1024)?).map_err(|_| {
             ConfigError::Invalid {

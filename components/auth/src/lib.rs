@@ -7,14 +7,14 @@
 //! address, [`throttle`] counts attempts in Redis, [`api`] answers requests, [`config`] reads the
 //! Spin variables.
 
-pub mod account_mail;
-pub mod accounts;
-pub mod api;
-pub mod config;
-pub mod confirmations;
-pub mod email;
-pub mod password;
-pub mod throttle;
+mod account_mail;
+mod accounts;
+mod api;
+mod config;
+mod confirmations;
+mod email;
+mod password;
+mod throttle;
 pub mod tokens;
 
 // Exported only in the Wasm build: a native cdylib cannot link WIT export names, and native
@@ -22,7 +22,13 @@ pub mod tokens;
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
 fn handle(req: spin_sdk::http::Request) -> spin_sdk::http::Response {
-    api::handle(&req, || {
+    serve(&req)
+}
+
+/// Answers one request, with the settings from this instance's Spin variables: the component's
+/// whole behaviour, which the export above hands every request to.
+pub fn serve(req: &spin_sdk::http::Request) -> spin_sdk::http::Response {
+    api::handle(req, || {
         config::load(|name| spin_sdk::variables::get(name).map_err(|e| e.to_string())).map_err(
             |e| {
                 // The operator's mistake, logged in full; the caller learns only that auth is misconfigured.

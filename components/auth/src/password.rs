@@ -64,12 +64,6 @@ pub struct HashCost {
 }
 
 impl HashCost {
-    /// OWASP's minimum for argon2id (19 MiB, 2 passes, 1 lane).
-    pub const DEFAULT: HashCost = HashCost {
-        memory_kib: 19 * 1024,
-        passes: 2,
-    };
-
     fn hasher(self) -> Result<Argon2<'static>, HashError> {
         let params = Params::new(self.memory_kib, self.passes, 1, None)
             .map_err(|e| HashError::Params(e.to_string()))?;

@@ -1,6 +1,6 @@
 //! What vid2mp3's services agree on, defined once: ids, queue messages, account emails, the
-//! converter's storage API, conversion progress, token claims, error codes, and how a client's
-//! address is found behind trusted proxies.
+//! converter's storage API, conversion progress, token claims, error codes, how a client's
+//! address is found behind trusted proxies, and how secrets and configuration errors are held.
 //!
 //! Plain Rust with serde only, so it builds for the native converter and for the wasm32-wasip2
 //! components alike. Changing a type here changes a wire format: add fields as optional, bump
@@ -16,6 +16,8 @@ pub mod loudness;
 pub mod messages;
 pub mod profile;
 pub mod progress;
+pub mod secret;
+pub mod spin_variables;
 pub mod storage_api;
 
 pub use claims::Claims;
@@ -24,3 +26,5 @@ pub use ids::{FileId, IdError, JobId, UserId};
 pub use loudness::LoudnessTarget;
 pub use messages::{JobEvent, JobOutcome, VideoJob};
 pub use profile::QualityProfile;
+pub use secret::Secret;
+pub use spin_variables::ConfigError;

@@ -1,6 +1,8 @@
-//! Conversion progress: the converter writes it to Redis while a job converts, the gateway reads
-//! it when it answers a status request. It is advisory (a lost update only makes a bar lag), so
-//! it lives in Redis with a TTL rather than in the converter's durable job state.
+//! Conversion progress: the converter's worker writes it to Redis while a job converts, and the
+//! converter's storage API reads it back into the job's state (`storage_api::JobState`'s
+//! `progress_percent` and `eta_ms`), the one place it is read; the gateway shows what that state
+//! says. It is advisory (a lost update only makes a bar lag), so it lives in Redis with a TTL
+//! rather than in the converter's durable job record.
 
 use serde::{Deserialize, Serialize};
 

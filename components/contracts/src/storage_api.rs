@@ -161,8 +161,11 @@ pub struct JobState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loudness_lufs: Option<LoudnessTarget>,
     pub attempts: u32,
-    /// 0–100 while converting; 100 when done.
+    /// 0–99 while converting; 100 when done.
     pub progress_percent: u8,
+    /// While converting, the converter's estimate of the time left, when it can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_ms: Option<u64>,
     pub video_fid: FileId,
     pub video_size_bytes: u64,
     pub mp3_fid: Option<FileId>,

@@ -6,7 +6,6 @@ use serde_json::json;
 use spin_sdk::http::{IncomingRequest, IncomingResponse, ResponseOutparam};
 use vid2mp3_contracts::auth_api::{Confirmation, Credentials};
 use vid2mp3_contracts::client_addr::{client_address, parse_node};
-use vid2mp3_contracts::storage_api::JobStatus;
 use vid2mp3_contracts::{Claims, ErrorCode, FileId, JobId};
 
 use crate::config::GatewayConfig;
@@ -18,7 +17,7 @@ use crate::job_view::{JobPage, decode_cursor, encode_cursor, view};
 use crate::jobs_store::{JobsStore, OwnedJob, PageStart};
 use crate::routes::{Route, route};
 use crate::upload::naming::{content_disposition, mp3_name};
-use crate::{auth_client, basic_auth, progress, upload, web};
+use crate::{auth_client, basic_auth, redis_ping, upload, web};
 
 /// Sign-up and log-in bodies are a small JSON object.
 const MAX_JSON_BODY: usize = 16 * 1024;
@@ -191,16 +190,7 @@ fn answer(
             let claims = authenticate(head, &config)?;
             let job = owned_job(&config, &id, &claims)?;
             let state = config.storage.state(&job.id)?;
-            // Only a converting job has a progress figure worth a trip to Redis.
-            let progress = match &state {
-                Some(s) if s.status == JobStatus::Converting => {
-                    progress::read(&config.redis_url, &config.redis_key_prefix, &[job.id])
-                        .pop()
-                        .flatten()
-                }
-                _ => None,
-            };
-            reply(Reply::json(200, &view(&job, state.as_ref(), progress)))
+            reply(Reply::json(200, &view(&job, state.as_ref())))
         }
         Route::DeleteJob(id) => {
             let config = config()?;
@@ -273,12 +263,12 @@ fn json_body<T: serde::de::DeserializeOwned>(
     let body = BodyReader::of_request(req)
         .map_err(|e| ApiError::internal("reading the body", e))?
         .read_to_end(MAX_JSON_BODY)
-        .map_err(|_| ApiError::bad_request("the body was cut off; send it again"))?
-        .map_err(|()| {
-            ApiError::new(
+        .map_err(|e| match e {
+            IoError::TooLarge { .. } => ApiError::new(
                 ErrorCode::PayloadTooLarge,
                 format!("the body must be a JSON object under {MAX_JSON_BODY} bytes"),
-            )
+            ),
+            _ => ApiError::bad_request("the body was cut off; send it again"),
         })?;
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the body must be JSON {shape}: {e}")))
@@ -351,27 +341,9 @@ fn list_jobs(
     let owned = JobsStore::open(&config.db_url)?.list_owned(&claims.sub, start.as_ref(), limit)?;
     let ids: Vec<JobId> = owned.iter().map(|j| j.id).collect();
     let states = config.storage.states(ids)?;
-    // Only converting jobs have a progress figure worth a trip to Redis.
-    let converting: Vec<JobId> = states
-        .iter()
-        .filter(|s| s.status == JobStatus::Converting)
-        .map(|s| s.job_id)
-        .collect();
-    let progress = if converting.is_empty() {
-        Vec::new()
-    } else {
-        progress::read(&config.redis_url, &config.redis_key_prefix, &converting)
-    };
     let jobs = owned
         .iter()
-        .map(|job| {
-            let state = states.iter().find(|s| s.job_id == job.id);
-            let progress = converting
-                .iter()
-                .position(|id| *id == job.id)
-                .and_then(|i| progress.get(i).cloned().flatten());
-            view(job, state, progress)
-        })
+        .map(|job| view(job, states.iter().find(|s| s.job_id == job.id)))
         .collect();
     let next_cursor = (owned.len() == limit as usize)
         .then(|| owned.last())
@@ -389,7 +361,7 @@ fn readiness(config: &GatewayConfig) -> Reply {
     let mysql = JobsStore::open(&config.db_url)
         .map_err(|e| e.message)
         .and_then(|s| s.ping());
-    let redis = progress::ping(&config.redis_url, &config.redis_key_prefix);
+    let redis = redis_ping::ping(&config.redis_url, &config.redis_key_prefix);
     let storage = config.storage.ready();
     let word = |r: &Result<(), String>| if r.is_ok() { "ok" } else { "unavailable" };
     for (name, r) in [("mysql", &mysql), ("redis", &redis), ("storage", &storage)] {

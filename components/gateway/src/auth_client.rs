@@ -8,7 +8,7 @@ use vid2mp3_contracts::auth_api::{
 use vid2mp3_contracts::{ErrorBody, ErrorCode};
 
 use crate::errors::ApiError;
-use crate::http_io::{Target, fetch};
+use crate::http_io::{BodyLimit, Target, fetch};
 
 const AUTH_AUTHORITY: &str = "auth.spin.internal";
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -51,7 +51,8 @@ fn call<T: serde::de::DeserializeOwned>(
         },
         &headers,
         &body,
-        MAX_ANSWER_BYTES,
+        BodyLimit::Refuse(MAX_ANSWER_BYTES),
+        None,
     )
     .map_err(|e| ApiError::unavailable("accounts", e))?;
     if (200..300).contains(&answer.status) {

@@ -2,23 +2,18 @@
 
 use vid2mp3_contracts::client_addr::{ForwardedHeader, TrustedProxies};
 
-use crate::storage_client::StorageEndpoint;
-use crate::token_check::{KeySetError, TokenVerifier};
+use vid2mp3_contracts::spin_variables::secret_variable;
 use vid2mp3_contracts::storage_api::check_storage_token;
+pub use vid2mp3_contracts::{ConfigError, Secret};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("the Spin variable `{0}` is not set: {1}")]
-    Missing(&'static str, String),
-    #[error("the Spin variable `{name}` is {problem}")]
-    Invalid { name: &'static str, problem: String },
-    #[error("the Spin variable `token_public_keys` is unusable: {0}")]
-    PublicKeys(#[from] KeySetError),
-}
+use crate::storage_client::StorageEndpoint;
+use crate::token_check::TokenVerifier;
 
 pub struct GatewayConfig {
-    pub db_url: String,
-    pub redis_url: String,
+    /// `mysql://user:password@host/db`: holds the gateway account's password.
+    pub db_url: Secret,
+    /// `redis://user:password@host:port`: the gateway's own Redis account.
+    pub redis_url: Secret,
     pub redis_key_prefix: String,
     pub storage: StorageEndpoint,
     pub verifier: TokenVerifier,
@@ -29,23 +24,9 @@ pub struct GatewayConfig {
     pub forwarded_header: ForwardedHeader,
 }
 
-/// What a variable left at its empty default is told: spin.toml gives secrets (and the key set)
-/// no value, so that each app runs with only its own components' secrets.
-const EMPTY: &str = "empty: it has no default; scripts/up sets it from .data/secrets/, \
-     Kubernetes from the Secret vid2mp3-secrets";
-
 pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<GatewayConfig, ConfigError> {
     let text = |name: &'static str| get(name).map_err(|e| ConfigError::Missing(name, e));
-    let required = |name: &'static str| {
-        let value = text(name)?;
-        if value.trim().is_empty() {
-            return Err(ConfigError::Invalid {
-                name,
-                problem: EMPTY.into(),
-            });
-        }
-        Ok(value)
-    };
+    let required = |name: &'static str| secret_variable(&get, name);
     let storage_url = text("storage_url")?;
     let storage_token = text("storage_token")?;
     // The converter refuses the same tokens at start-up; refusing them here too names the
@@ -54,12 +35,13 @@ pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<GatewayConfi
         name: "storage_token",
         problem: problem.to_string(),
     })?;
-    let storage = StorageEndpoint::parse(&storage_url, storage_token).map_err(|problem| {
-        ConfigError::Invalid {
-            name: "storage_url",
-            problem,
-        }
-    })?;
+    let storage =
+        StorageEndpoint::parse(&storage_url, Secret::new(storage_token)).map_err(|problem| {
+            ConfigError::Invalid {
+                name: "storage_url",
+                problem,
+            }
+        })?;
     let raw_max = text("max_upload_bytes")?;
     let max_upload_bytes = raw_max
         .trim()
@@ -86,7 +68,8 @@ pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<GatewayConfi
         redis_url: required("redis_url")?,
         redis_key_prefix: text("redis_key_prefix")?,
         storage,
-        verifier: TokenVerifier::from_jwks(&required("token_public_keys")?)?,
+        verifier: TokenVerifier::from_jwks(required("token_public_keys")?.expose())
+            .map_err(|e| ConfigError::unusable("token_public_keys", e))?,
         max_upload_bytes,
         trusted_proxies,
         forwarded_header,

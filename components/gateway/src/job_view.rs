@@ -1,10 +1,9 @@
 //! A job as the public API shows it: the gateway's ownership record joined with the converter's
-//! processing state and the progress in Redis.
+//! processing state (which carries the conversion's progress: the storage API reads it).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
-use vid2mp3_contracts::progress::JobProgress;
 use vid2mp3_contracts::storage_api::{JobError, JobState, JobStatus};
 use vid2mp3_contracts::{ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile};
 
@@ -49,7 +48,7 @@ pub struct JobPage {
     pub next_cursor: Option<String>,
 }
 
-pub fn view(job: &OwnedJob, state: Option<&JobState>, progress: Option<JobProgress>) -> JobView {
+pub fn view(job: &OwnedJob, state: Option<&JobState>) -> JobView {
     let this = format!("/api/v1/jobs/{}", job.id);
     let created_at = rfc3339(job.created_ms);
     let Some(state) = state else {
@@ -80,9 +79,7 @@ pub fn view(job: &OwnedJob, state: Option<&JobState>, progress: Option<JobProgre
     };
     let (progress_percent, eta_ms) = match state.status {
         JobStatus::Done => (100, None),
-        JobStatus::Converting => progress
-            .map(|p| (p.percent.min(99), p.eta_ms))
-            .unwrap_or((state.progress_percent.min(99), None)),
+        JobStatus::Converting => (state.progress_percent.min(99), state.eta_ms),
         JobStatus::Queued | JobStatus::Failed => (state.progress_percent.min(99), None),
     };
     JobView {
@@ -157,6 +154,7 @@ mod tests {
             loudness_lufs: None,
             attempts: 1,
             progress_percent: 0,
+            eta_ms: None,
             video_fid: "65f0c0ffee65f0c0ffee65f0".parse().unwrap(),
             video_size_bytes: 1000,
             mp3_fid: (status == JobStatus::Done)
@@ -170,26 +168,21 @@ mod tests {
     }
 
     #[test]
-    fn converting_jobs_show_redis_progress_and_done_jobs_100() {
+    fn converting_jobs_show_their_progress_and_done_jobs_100() {
         let j = job();
-        let v = view(
-            &j,
-            Some(&state(&j, JobStatus::Converting)),
-            Some(JobProgress {
-                percent: 42,
-                eta_ms: Some(900),
-            }),
-        );
+        let mut converting = state(&j, JobStatus::Converting);
+        (converting.progress_percent, converting.eta_ms) = (42, Some(900));
+        let v = view(&j, Some(&converting));
         assert_eq!((v.progress_percent, v.eta_ms), (42, Some(900)));
         assert_eq!(v.links.mp3, None);
-        let v = view(&j, Some(&state(&j, JobStatus::Done)), None);
+        let v = view(&j, Some(&state(&j, JobStatus::Done)));
         assert_eq!(v.progress_percent, 100);
         assert_eq!(v.links.mp3, Some(format!("/api/v1/jobs/{}/mp3", j.id)));
     }
 
     #[test]
     fn a_job_the_converter_lost_is_failed_with_a_reason() {
-        let v = view(&job(), None, None);
+        let v = view(&job(), None);
         assert_eq!(v.status, JobStatus::Failed);
         assert!(v.error.unwrap().message.contains("upload"));
     }

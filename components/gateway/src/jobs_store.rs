@@ -1,7 +1,7 @@
 //! The gateway's `jobs` table: who owns which job. Nothing about processing lives here.
 
 use spin_sdk::mysql::{Connection, DbValue, Decode, MysqlError, ParameterValue, Row};
-use vid2mp3_contracts::{JobId, UserId};
+use vid2mp3_contracts::{JobId, Secret, UserId};
 
 use crate::errors::ApiError;
 
@@ -30,8 +30,8 @@ const COLUMNS: &str =
     "id, original_name, content_type, CAST(UNIX_TIMESTAMP(created_at) * 1000 AS SIGNED)";
 
 impl JobsStore {
-    pub fn open(db_url: &str) -> Result<JobsStore, ApiError> {
-        Connection::open(db_url)
+    pub fn open(db_url: &Secret) -> Result<JobsStore, ApiError> {
+        Connection::open(db_url.expose())
             .map(|conn| JobsStore { conn })
             .map_err(|e| ApiError::unavailable("the jobs database", describe(&e)))
     }

@@ -5,23 +5,24 @@
 //! verified locally), [`auth_client`] (sign-up and log-in through service chaining),
 //! [`jobs_store`] (who owns which job, MySQL), [`storage_client`] (the converter's storage API),
 //! [`upload`] (checked, streamed uploads), [`job_view`] (what a job looks like to clients),
-//! [`progress`] (Redis), [`http_io`] (streaming WASI HTTP), [`config`] (Spin variables).
+//! [`redis_ping`] (readiness), [`http_io`] (requests and answers over WASI HTTP; outgoing calls
+//! and body reads from `vid2mp3-wasi-http`), [`config`] (Spin variables).
 
 pub mod api;
-pub mod auth_client;
-pub mod basic_auth;
-pub mod config;
-pub mod errors;
-pub mod http_io;
-pub mod job_view;
-pub mod jobs_store;
-pub mod media_sniff;
-pub mod progress;
-pub mod routes;
-pub mod storage_client;
+mod auth_client;
+mod basic_auth;
+mod config;
+mod errors;
+mod http_io;
+mod job_view;
+mod jobs_store;
+mod media_sniff;
+mod redis_ping;
+mod routes;
+mod storage_client;
 pub mod token_check;
-pub mod upload;
-pub mod web;
+mod upload;
+mod web;
 
 use errors::ApiError;
 

@@ -4,7 +4,7 @@
 //! passes. What fails here is what no decoder would take (images, documents, archives, text),
 //! so those uploads get a 415 at once instead of a failure email later.
 
-/// How many leading bytes [`is_media`] wants to see (fewer only when the body is shorter).
+/// How many leading bytes [`container`] wants to see (fewer only when the body is shorter).
 pub const SNIFF_BYTES: usize = 512;
 
 /// The container the first bytes announce, or `None` when they are not media.
@@ -67,13 +67,13 @@ pub fn container(head: &[u8]) -> Option<&'static str> {
     }
 }
 
-pub fn is_media(head: &[u8]) -> bool {
-    container(head).is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn is_media(head: &[u8]) -> bool {
+        container(head).is_some()
+    }
 
     #[test]
     fn media_containers_pass() {

@@ -6,11 +6,11 @@ use vid2mp3_contracts::storage_api::{
     HEADER_PROFILE, JobState, JobStatesRequest, JobStatesResponse, StoredVideo,
 };
 use vid2mp3_contracts::{
-    ErrorBody, ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile, UserId,
+    ErrorBody, ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile, Secret, UserId,
 };
 
 use crate::errors::ApiError;
-use crate::http_io::{Fetched, IoError, StreamedRequest, Target, fetch};
+use crate::http_io::{BodyLimit, Fetched, IoError, StreamedRequest, Target, fetch};
 
 /// Answers of the JSON calls are small; a states list of 100 jobs is a few tens of KB.
 const MAX_ANSWER_BYTES: usize = 4 << 20;
@@ -20,12 +20,12 @@ pub struct StorageEndpoint {
     https: bool,
     authority: String,
     base_path: String,
-    token: String,
+    token: Secret,
 }
 
 impl StorageEndpoint {
     /// `url`: `http(s)://host:port[/base]`.
-    pub fn parse(url: &str, token: String) -> Result<StorageEndpoint, String> {
+    pub fn parse(url: &str, token: Secret) -> Result<StorageEndpoint, String> {
         let (https, rest) = if let Some(rest) = url.strip_prefix("http://") {
             (false, rest)
         } else if let Some(rest) = url.strip_prefix("https://") {
@@ -37,7 +37,7 @@ impl StorageEndpoint {
         if authority.is_empty() {
             return Err(format!("'{url}', which has no host"));
         }
-        if token.trim().is_empty() {
+        if token.expose().trim().is_empty() {
             return Err("set, but `storage_token` is empty".into());
         }
         Ok(StorageEndpoint {
@@ -51,7 +51,7 @@ impl StorageEndpoint {
     }
 
     fn bearer(&self) -> String {
-        format!("Bearer {}", self.token)
+        format!("Bearer {}", self.token.expose())
     }
 
     fn target<'a>(&'a self, method: wt::Method, path: &'a str) -> Target<'a> {
@@ -78,7 +78,8 @@ impl StorageEndpoint {
             &self.target(method, &full),
             &headers,
             body.as_deref().unwrap_or_default(),
-            MAX_ANSWER_BYTES,
+            BodyLimit::Refuse(MAX_ANSWER_BYTES),
+            None,
         )
         .map_err(|e| ApiError::unavailable("the storage service", e))
     }
@@ -131,7 +132,8 @@ impl StorageEndpoint {
             &self.target(wt::Method::Get, &path),
             &[],
             &[],
-            MAX_ANSWER_BYTES,
+            BodyLimit::Refuse(MAX_ANSWER_BYTES),
+            None,
         ) {
             Ok(r) if r.status == 200 => Ok(()),
             Ok(r) => Err(format!("answered {}", r.status)),
@@ -166,7 +168,7 @@ impl StorageEndpoint {
         if let Some(length) = upload.content_length {
             headers.push(("content-length".to_owned(), length.to_string()));
         }
-        StreamedRequest::start(&self.target(wt::Method::Put, &path), &headers)
+        StreamedRequest::start(&self.target(wt::Method::Put, &path), &headers, None)
     }
 
     /// Starts `GET .../mp3`, passing the client's `Range` on.
@@ -180,7 +182,7 @@ impl StorageEndpoint {
         if let Some(range) = range {
             headers.push(("range".to_owned(), range.to_owned()));
         }
-        StreamedRequest::start(&self.target(wt::Method::Get, &path), &headers)?.finish()
+        StreamedRequest::start(&self.target(wt::Method::Get, &path), &headers, None)?.finish()
     }
 }
 

@@ -3,46 +3,10 @@
 //! Everything is checked here, once per event, so a misconfiguration fails before any email is
 //! claimed or sent, with a message naming the variable (never its value when it is a secret).
 
-use std::fmt;
+use vid2mp3_contracts::spin_variables::secret_variable;
+pub use vid2mp3_contracts::{ConfigError, Secret};
 
 use crate::mail_api::{Endpoint, MailApi, MailApiKind, Sender};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("the Spin variable `{0}` is not set: {1}")]
-    Missing(&'static str, String),
-    #[error("the Spin variable `{name}` is {problem}")]
-    Invalid { name: &'static str, problem: String },
-}
-
-/// What a secret variable left at its empty default is told: spin.toml gives secrets no value,
-/// so that an app runs with only the secrets of its own components.
-pub const EMPTY_SECRET: &str = "empty: it holds a password, so it has no default; scripts/up sets it \
-     from .data/secrets/, Kubernetes from the Secret vid2mp3-secrets";
-
-/// A value that must never reach a log: `Debug` prints a placeholder.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct NotifierConfig {
@@ -62,13 +26,7 @@ pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<NotifierConf
     let text = |name: &'static str| get(name).map_err(|e| ConfigError::Missing(name, e));
     let invalid = |name: &'static str, problem: String| ConfigError::Invalid { name, problem };
 
-    let secret = |name: &'static str| -> Result<Secret, ConfigError> {
-        let value = text(name)?.trim().to_owned();
-        if value.is_empty() {
-            return Err(invalid(name, EMPTY_SECRET.into()));
-        }
-        Ok(Secret::new(value))
-    };
+    let secret = |name: &'static str| secret_variable(&get, name);
     let db_url = secret("notifier_db_url")?;
     let db_host = text("mysql_host")?.trim().to_owned();
     check_db_host(db_url.expose(), &db_host)?;

@@ -11,24 +11,30 @@
 //! `account_email` field: [`account_mail`] writes and sends them, [`account_sent_log`] makes sure
 //! each goes out once.
 
-pub mod account_mail;
-pub mod account_sent_log;
-pub mod config;
-pub mod delivery_ack;
-pub mod email;
-pub mod event;
-pub mod handle;
-pub mod mail_api;
-pub mod sent_log;
+mod account_mail;
+mod account_sent_log;
+mod config;
+mod delivery_ack;
+mod email;
+mod event;
+mod handle;
+mod mail_api;
+mod sent_log;
 
 // Exported only in the Wasm build: a native cdylib cannot link WIT export names, and native
 // builds exist for unit tests.
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::redis_component]
 fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
-    if account_mail::is_account_email(&message) {
+    handle_message(&message)
+}
+
+/// Handles one message from either channel, with the settings from this instance's Spin
+/// variables: the component's whole behaviour, which the export above hands every message to.
+pub fn handle_message(message: &[u8]) -> anyhow::Result<()> {
+    if account_mail::is_account_email(message) {
         let report = account_mail::handle(
-            &message,
+            message,
             || {
                 let config =
                     config::load(|name| spin_sdk::variables::get(name).map_err(|e| e.to_string()))
@@ -48,7 +54,7 @@ fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
         return Ok(());
     }
     let report = handle::handle(
-        &message,
+        message,
         || {
             let config =
                 config::load(|name| spin_sdk::variables::get(name).map_err(|e| e.to_string()))

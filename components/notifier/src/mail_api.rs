@@ -28,15 +28,6 @@ pub enum MailApiKind {
     SendGrid,
 }
 
-impl MailApiKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MailApiKind::Mailpit => "mailpit",
-            MailApiKind::SendGrid => "sendgrid",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     Http,
@@ -122,6 +113,7 @@ impl PreparedRequest {
         format!("{}{}", self.endpoint, self.path)
     }
 
+    #[cfg(test)]
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -304,128 +296,43 @@ impl Mailer for HttpMailer {
 /// `wasi:http/outgoing-handler` with timeouts (spin-sdk's `send` sets none, which would let a
 /// hung provider hold a claim for as long as the host allows).
 mod transport {
-    use wasi::http::outgoing_handler;
-    use wasi::http::types::{
-        ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
-    };
-    use wasi::io::streams::StreamError;
+    use spin_sdk::wit::wasi::http0_2_0::types::Method;
+    use vid2mp3_wasi_http::{BodyLimit, Target, Timeouts, fetch};
 
     use super::{PreparedRequest, RawResponse};
 
-    const NANOS_PER_SEC: u64 = 1_000_000_000;
+    const TIMEOUTS: Timeouts = Timeouts {
+        connect_secs: super::CONNECT_TIMEOUT_SECS,
+        first_byte_secs: super::FIRST_BYTE_TIMEOUT_SECS,
+        between_bytes_secs: super::BETWEEN_BYTES_TIMEOUT_SECS,
+    };
 
     pub fn send(prepared: &PreparedRequest) -> Result<RawResponse, String> {
-        let entries: Vec<(String, Vec<u8>)> = prepared
+        let headers: Vec<(String, String)> = prepared
             .headers
             .iter()
-            .map(|(name, value)| ((*name).to_owned(), value.as_bytes().to_vec()))
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
             .collect();
-        // The error names the header, never its value (one is the API key).
-        let headers = Fields::from_list(&entries).map_err(|e| format!("invalid header: {e:?}"))?;
-        let request = OutgoingRequest::new(headers);
-        let scheme = match prepared.endpoint.scheme {
-            super::Scheme::Http => Scheme::Http,
-            super::Scheme::Https => Scheme::Https,
+        let target = Target {
+            method: Method::Post,
+            https: prepared.endpoint.scheme == super::Scheme::Https,
+            authority: &prepared.endpoint.authority,
+            path_and_query: prepared.path,
         };
-        let set = [
-            request.set_method(&Method::Post),
-            request.set_scheme(Some(&scheme)),
-            request.set_authority(Some(&prepared.endpoint.authority)),
-            request.set_path_with_query(Some(prepared.path)),
-        ];
-        if set.iter().any(Result::is_err) {
-            return Err(format!("cannot build a request for {}", prepared.url()));
-        }
-        let body = request
-            .body()
-            .map_err(|()| "request body already taken".to_owned())?;
-        let options = RequestOptions::new();
-        // A host that does not support a timeout refuses to set it; the request still goes,
-        // bounded by the host's own limits.
-        let _ = options.set_connect_timeout(Some(super::CONNECT_TIMEOUT_SECS * NANOS_PER_SEC));
-        let _ =
-            options.set_first_byte_timeout(Some(super::FIRST_BYTE_TIMEOUT_SECS * NANOS_PER_SEC));
-        let _ = options
-            .set_between_bytes_timeout(Some(super::BETWEEN_BYTES_TIMEOUT_SECS * NANOS_PER_SEC));
-        let future = outgoing_handler::handle(request, Some(options)).map_err(describe)?;
-
-        // The body is written after `handle`, as spin-sdk does, so the host is already reading it.
-        let written = write_body(body, &prepared.body);
-        future.subscribe().block();
-        let response = match future.get() {
-            Some(Ok(Ok(response))) => response,
-            Some(Ok(Err(code))) => return Err(describe(code)),
-            Some(Err(())) => return Err("the response was already taken".into()),
-            None => return Err("no response after waiting for it".into()),
-        };
-        // A failed write with a response anyway is still a failed request.
-        written?;
-
-        let status = response.status();
-        let message_id_header = response
-            .headers()
-            .get(&"x-message-id".to_owned())
-            .into_iter()
-            .next()
-            .and_then(|v| String::from_utf8(v).ok());
-        let incoming = response
-            .consume()
-            .map_err(|()| "response body already taken".to_owned())?;
-        let stream = incoming
-            .stream()
-            .map_err(|()| "response stream already taken".to_owned())?;
-        let mut bytes = Vec::new();
-        loop {
-            match stream.blocking_read(16 * 1024) {
-                Ok(chunk) => {
-                    bytes.extend_from_slice(&chunk);
-                    if bytes.len() >= super::MAX_RESPONSE_BYTES {
-                        bytes.truncate(super::MAX_RESPONSE_BYTES);
-                        break;
-                    }
-                }
-                Err(StreamError::Closed) => break,
-                Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(format!(
-                        "reading the answer failed: {}",
-                        e.to_debug_string()
-                    ));
-                }
-            }
-        }
+        // A provider's answer is judged by its status; only its start is kept for the log.
+        let answer = fetch(
+            &target,
+            &headers,
+            &prepared.body,
+            BodyLimit::Truncate(super::MAX_RESPONSE_BYTES),
+            Some(&TIMEOUTS),
+        )
+        .map_err(|e| e.to_string())?;
         Ok(RawResponse {
-            status,
-            message_id_header,
-            body: bytes,
+            status: answer.status,
+            message_id_header: answer.header("x-message-id").map(str::to_owned),
+            body: answer.body,
         })
-    }
-
-    fn write_body(body: OutgoingBody, bytes: &[u8]) -> Result<(), String> {
-        {
-            let stream = body
-                .write()
-                .map_err(|()| "request body stream already taken".to_owned())?;
-            // At most 4096 bytes per call, as wasi:io's blocking write allows.
-            for chunk in bytes.chunks(4096) {
-                stream
-                    .blocking_write_and_flush(chunk)
-                    .map_err(|e| format!("sending the request failed: {e:?}"))?;
-            }
-            // The stream must be gone before the body can be finished.
-        }
-        OutgoingBody::finish(body, None).map_err(describe)
-    }
-
-    fn describe(code: ErrorCode) -> String {
-        match code {
-            ErrorCode::HttpRequestDenied => {
-                "refused by allowed_outbound_hosts (does it include mail_api_url?)".into()
-            }
-            ErrorCode::ConnectionRefused => "connection refused".into(),
-            ErrorCode::ConnectionTimeout => "connection timed out".into(),
-            ErrorCode::ConnectionReadTimeout => "no answer in time".into(),
-            other => format!("{other:?}"),
-        }
     }
 }
 

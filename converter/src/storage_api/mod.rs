@@ -177,8 +177,7 @@ async fn state_of(state: &State, record: &JobRecord) -> Result<JobState, ApiErro
                 .await
                 .into_iter()
                 .next()
-                .flatten()
-                .map(|p| p.percent),
+                .flatten(),
             Err(_) => None,
         }
     } else {
@@ -228,8 +227,7 @@ async fn job_states(extract::State(state): extract::State<Arc<State>>, body: Byt
         let p = converting
             .iter()
             .position(|id| id.to_string() == record.job_id)
-            .and_then(|i| progress.get(i).copied().flatten())
-            .map(|p| p.percent);
+            .and_then(|i| progress.get(i).copied().flatten());
         jobs.push(record.to_state(p)?);
     }
     Ok(json_response(StatusCode::OK, &JobStatesResponse { jobs }))

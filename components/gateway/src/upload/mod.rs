@@ -293,8 +293,7 @@ fn storage_answer(response: Result<IncomingResponse, IoError>) -> Result<StoredV
     let retry_after = response_header(&response, "retry-after");
     let body = BodyReader::of_response(&response)
         .and_then(|r| r.read_to_end(64 * 1024))
-        .map_err(|e| ApiError::unavailable("the storage service", e))?
-        .map_err(|()| ApiError::unavailable("the storage service", "an oversized answer"))?;
+        .map_err(|e| ApiError::unavailable("the storage service", e))?;
     stored_video(status, retry_after.as_deref(), &body)
 }
 
