@@ -166,14 +166,17 @@ async fn a_service_cannot_touch_another_services_redis_keys_or_channels() {
     let mut auth = connect("auth").await;
     let mut converter = connect("converter").await;
 
-    // The notifier's user reading the gateway's progress key.
-    let message = refused(
-        redis::cmd("GET")
-            .arg(&progress)
-            .query_async::<Option<String>>(&mut notifier)
-            .await,
-    );
-    assert!(message.starts_with("NOPERM:"), "{message}");
+    // Progress is the converter's alone (its storage API is the one reader): neither the
+    // notifier nor the gateway may read it.
+    for (who, conn) in [("notifier", &mut notifier), ("gateway", &mut gateway)] {
+        let message = refused(
+            redis::cmd("GET")
+                .arg(&progress)
+                .query_async::<Option<String>>(conn)
+                .await,
+        );
+        assert!(message.starts_with("NOPERM:"), "{who}: {message}");
+    }
 
     // A non-notifier user publishing a job event (what would make the notifier send mail).
     let event = br#"{"version":1}"#;
@@ -213,10 +216,10 @@ async fn a_service_cannot_touch_another_services_redis_keys_or_channels() {
         assert!(message.starts_with("NOPERM:"), "{who}: {message}");
     }
 
-    // The gateway only reads progress: no writes, not even to progress.
+    // The gateway writes nothing, not even its own readiness key.
     let message = refused(
         redis::cmd("SET")
-            .arg(&progress)
+            .arg(p.redis.key("readyz"))
             .arg("{}")
             .query_async::<()>(&mut gateway)
             .await,
@@ -249,13 +252,19 @@ async fn a_service_cannot_touch_another_services_redis_keys_or_channels() {
         assert!(message.starts_with("NOPERM:"), "{message}");
     }
 
-    // What each may do, it can: the gateway reads progress, the converter publishes.
-    let seen: Option<String> = redis::cmd("GET")
-        .arg(&progress)
+    // What each may do, it can: the gateway reads its readiness key, the converter reads progress
+    // and publishes.
+    let _: Option<String> = redis::cmd("GET")
+        .arg(p.redis.key("readyz"))
         .query_async(&mut gateway)
         .await
-        .expect("the gateway reads progress");
-    assert!(seen.is_some());
+        .expect("the gateway reads its readiness key");
+    let seen: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(&progress)
+        .query_async(&mut converter)
+        .await
+        .expect("the converter reads progress");
+    assert!(seen[0].is_some());
     let _: u64 = redis::cmd("PUBLISH")
         .arg(&p.channel)
         .arg("not an event")
