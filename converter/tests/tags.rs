@@ -51,6 +51,44 @@ const VIDEO: &str = "testsrc=size=800x450:rate=25:d=3";
 const TONE_44K: &str = "sine=f=440:r=44100:d=3";
 const TONE_48K: &str = "sine=f=440:r=48000:d=3";
 
+/// `source` made by ffmpeg: a test-pattern video, `tone` as its audio in `audio_codec`, and the
+/// tags and chapters of `meta` (a [`metadata_file`]); `extra` goes in before the output name.
+fn with_video_tags_and_chapters(
+    source: &Path,
+    tone: &str,
+    meta: &Path,
+    audio_codec: &str,
+    extra: &[&str],
+) {
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        VIDEO,
+        "-f",
+        "lavfi",
+        "-i",
+        tone,
+        "-i",
+        p(meta),
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-map_metadata",
+        "2",
+        "-map_chapters",
+        "2",
+        "-c:v",
+        "mpeg4",
+        "-c:a",
+        audio_codec,
+    ];
+    args.extend_from_slice(extra);
+    args.push(p(source));
+    ffmpeg(&args);
+}
+
 fn text<'a>(tag: &'a Value, frame: &str) -> Option<&'a str> {
     tag["text"][frame].as_str()
 }
@@ -87,31 +125,7 @@ fn an_mp4_gives_its_tags_chapters_and_a_frame_as_the_cover() {
     let dir = ScratchDir::new();
     let source = dir.path("lecture.mp4");
     let meta = metadata_file(&dir, &TAGS, 3, 1000);
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        VIDEO,
-        "-f",
-        "lavfi",
-        "-i",
-        TONE_44K,
-        "-i",
-        p(&meta),
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        "-map_metadata",
-        "2",
-        "-map_chapters",
-        "2",
-        "-c:v",
-        "mpeg4",
-        "-c:a",
-        "aac",
-        p(&source),
-    ]);
+    with_video_tags_and_chapters(&source, TONE_44K, &meta, "aac", &[]);
     let mp3 = dir.path("lecture.mp3");
     let report = convert(&source, &mp3, &[]);
     assert!(report.contains("via native"), "{report}");
@@ -177,37 +191,20 @@ fn a_matroska_file_keeps_its_attached_cover_byte_for_byte_and_its_chapters() {
     ]);
     let source = dir.path("talk.mkv");
     let meta = metadata_file(&dir, &TAGS, 4, 700);
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        VIDEO,
-        "-f",
-        "lavfi",
-        "-i",
+    with_video_tags_and_chapters(
+        &source,
         TONE_48K,
-        "-i",
-        p(&meta),
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        "-map_metadata",
-        "2",
-        "-map_chapters",
-        "2",
-        "-c:v",
-        "mpeg4",
-        "-c:a",
+        &meta,
         "libopus",
-        "-attach",
-        p(&cover),
-        "-metadata:s:t:0",
-        "mimetype=image/png",
-        "-metadata:s:t:0",
-        "filename=cover.png",
-        p(&source),
-    ]);
+        &[
+            "-attach",
+            p(&cover),
+            "-metadata:s:t:0",
+            "mimetype=image/png",
+            "-metadata:s:t:0",
+            "filename=cover.png",
+        ],
+    );
     let mp3 = dir.path("talk.mp3");
     // symphonia 0.6 refuses Matroska chapters without an EditionUID (ffmpeg writes none), so
     // this file takes the ffmpeg path, tags and all.
@@ -347,31 +344,7 @@ fn the_ffmpeg_path_reads_tags_chapters_and_a_frame_from_ffprobe() {
     let dir = ScratchDir::new();
     let source = dir.path("broadcast.mkv");
     let meta = metadata_file(&dir, &TAGS, 3, 1000);
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        VIDEO,
-        "-f",
-        "lavfi",
-        "-i",
-        TONE_48K,
-        "-i",
-        p(&meta),
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        "-map_metadata",
-        "2",
-        "-map_chapters",
-        "2",
-        "-c:v",
-        "mpeg4",
-        "-c:a",
-        "ac3",
-        p(&source),
-    ]);
+    with_video_tags_and_chapters(&source, TONE_48K, &meta, "ac3", &[]);
     let mp3 = dir.path("broadcast.mp3");
     let report = convert(&source, &mp3, &[]);
     assert!(report.contains("via ffmpeg"), "{report}");
@@ -389,31 +362,7 @@ fn id3v23_is_written_when_asked_for() {
     let dir = ScratchDir::new();
     let source = dir.path("old player.mp4");
     let meta = metadata_file(&dir, &TAGS, 2, 1500);
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        VIDEO,
-        "-f",
-        "lavfi",
-        "-i",
-        TONE_44K,
-        "-i",
-        p(&meta),
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        "-map_metadata",
-        "2",
-        "-map_chapters",
-        "2",
-        "-c:v",
-        "mpeg4",
-        "-c:a",
-        "aac",
-        p(&source),
-    ]);
+    with_video_tags_and_chapters(&source, TONE_44K, &meta, "aac", &[]);
     let mp3 = dir.path("old.mp3");
     convert(&source, &mp3, &["--id3-version", "2.3", "--no-frame-cover"]);
     let tag = id3_tag(&mp3);
