@@ -57,8 +57,8 @@ pub trait OutboundInterceptor: Send + Sync {
 pub enum Destination {
     /// A relative URL: the app's own HTTP trigger.
     SelfRequest,
-    /// `http://<id>.spin.internal`: component `<id>` of the app.
-    Component(String),
+    /// `http://<id>.spin.internal`: component `id` of the app.
+    Component { id: String, target: OutboundTarget },
     /// Anywhere else.
     Network(OutboundTarget),
     /// An absolute URL without a usable host.
@@ -79,7 +79,10 @@ pub fn destination(uri: &http::Uri) -> Destination {
     match target_of(uri) {
         None => Destination::Invalid,
         Some(target) => match target.chaining_target() {
-            Some(id) => Destination::Component(id.to_owned()),
+            Some(id) => Destination::Component {
+                id: id.to_owned(),
+                target,
+            },
             None => Destination::Network(target),
         },
     }
@@ -180,15 +183,12 @@ impl Outbound<'_> {
                 tracing::warn!(component = %self.component.id, request_id = %self.request_id, "outbound request without a host");
                 return (OutboundKind::Http, Err(HttpError::HttpRequestUriInvalid));
             }
-            Destination::Component(_) | Destination::Network(_) => {
-                let Some(target) = target_of(request.uri()) else {
-                    return (OutboundKind::Http, Err(HttpError::HttpRequestUriInvalid));
-                };
+            Destination::Component { target, .. } | Destination::Network(target) => {
                 let kind = match destination {
-                    Destination::Component(_) => OutboundKind::SpinInternal,
+                    Destination::Component { .. } => OutboundKind::SpinInternal,
                     _ => OutboundKind::Http,
                 };
-                if !allowed.allows(&target) {
+                if !allowed.allows(target) {
                     log_refusal(&self.component.id, &self.request_id, &target.authority());
                     return (kind, Err(HttpError::HttpRequestDenied));
                 }
@@ -209,7 +209,7 @@ impl Outbound<'_> {
                 tracing::warn!(request_id = %self.request_id, "relative outbound request, but the app serves no HTTP");
                 return (kind, Err(HttpError::HttpRequestUriInvalid));
             }
-            Destination::Component(id) => {
+            Destination::Component { id, .. } => {
                 tracing::warn!(request_id = %self.request_id, component = %id, "chained request, but nothing serves the app's components");
                 return (kind, Err(HttpError::DestinationNotFound));
             }
@@ -230,12 +230,23 @@ impl Outbound<'_> {
 mod tests {
     use super::*;
 
-    fn network(scheme: &str, host: &str, port: Option<u16>) -> Destination {
-        Destination::Network(OutboundTarget {
+    fn target(scheme: &str, host: &str, port: Option<u16>) -> OutboundTarget {
+        OutboundTarget {
             scheme: scheme.into(),
             host: host.into(),
             port,
-        })
+        }
+    }
+
+    fn network(scheme: &str, host: &str, port: Option<u16>) -> Destination {
+        Destination::Network(target(scheme, host, port))
+    }
+
+    fn component(id: &str, scheme: &str, host: &str, port: Option<u16>) -> Destination {
+        Destination::Component {
+            id: id.into(),
+            target: target(scheme, host, port),
+        }
     }
 
     #[test]
@@ -249,11 +260,11 @@ mod tests {
             ("https://self.alt:8443/path", Destination::SelfRequest),
             (
                 "http://auth.spin.internal/",
-                Destination::Component("auth".into()),
+                component("auth", "http", "auth.spin.internal", None),
             ),
             (
                 "https://Auth.Spin.Internal:8443/x",
-                Destination::Component("auth".into()),
+                component("auth", "https", "auth.spin.internal", Some(8443)),
             ),
             // only the allowed-hosts pattern is called "self"
             ("http://self/path", network("http", "self", None)),

@@ -52,7 +52,7 @@ impl OutboundInterceptor for InProcess {
                 }
                 None => Intercepted::Continue(request),
             },
-            Destination::Component(id) => {
+            Destination::Component { id, .. } => {
                 let interceptor = Arc::new(Self {
                     runtime: self.runtime.clone(),
                     server: self.server.clone(),
