@@ -11,8 +11,9 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 
 use crate::client_limits::ClientLimits;
-use crate::http_trigger::HttpTrigger;
+use crate::http_trigger::{HttpTrigger, InProcess};
 use crate::manifest::{Manifest, RedisTrigger};
+use crate::outbound_http::OutboundInterceptor;
 use crate::routing::Router;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::runtime_config::RuntimeConfigFile;
@@ -115,6 +116,9 @@ pub async fn start(options: UpOptions) -> anyhow::Result<RunningApp> {
         .filter_map(|t| t.route.as_ref().map(|r| (t.component.as_str(), r)))
         .collect();
     let mut http_addr = None;
+    // What serves the app's own requests of a Redis-triggered instance: the HTTP trigger's
+    // interceptor, or one that only chains when the app serves no HTTP.
+    let mut interceptor: Arc<dyn OutboundInterceptor> = InProcess::new(runtime.clone(), None);
     if !manifest.http_triggers.is_empty() {
         let (router, duplicates) = Router::build(public)?;
         for route in duplicates {
@@ -133,6 +137,7 @@ pub async fn start(options: UpOptions) -> anyhow::Result<RunningApp> {
             admission,
             addr,
         )?;
+        interceptor = trigger.interceptor();
         let mut rx = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
@@ -164,6 +169,7 @@ pub async fn start(options: UpOptions) -> anyhow::Result<RunningApp> {
     }
     tasks.extend(crate::redis_trigger::spawn(
         runtime.clone(),
+        interceptor,
         &redis_triggers,
         stop_rx,
     ));
@@ -213,7 +219,7 @@ fn render_redis_addresses(
         .redis_triggers
         .iter()
         .map(|t| {
-            let template = crate::variables::Template::parse(&t.address).map_err(|e| {
+            let template = crate::template::Template::parse(&t.address).map_err(|e| {
                 anyhow::anyhow!("the redis trigger address of {:?}: {e}", t.component)
             })?;
             let address = template

@@ -9,6 +9,7 @@ pub mod body_pace;
 pub mod build_command;
 pub mod client_address;
 pub mod client_limits;
+pub mod component_config;
 pub mod host;
 pub mod http_client;
 pub mod http_trigger;
@@ -24,6 +25,7 @@ pub mod routing;
 pub mod runtime;
 pub mod runtime_config;
 pub mod stdio;
+pub mod template;
 pub mod variables;
 pub mod wasi_rc;
 

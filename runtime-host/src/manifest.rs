@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::outbound_hosts::{AllowedHostsError, AllowedPattern};
 use crate::routing::{RouteError, RouteSpec};
-use crate::variables::{self, Template, TemplateError};
+use crate::template::{self, Template, TemplateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -280,7 +280,7 @@ impl Manifest {
         }
 
         for (name, decl) in &raw.variables {
-            variables::validate_name(name).map_err(|reason| ManifestError::VariableName {
+            template::validate_name(name).map_err(|reason| ManifestError::VariableName {
                 name: name.clone(),
                 reason,
             })?;
@@ -293,7 +293,7 @@ impl Manifest {
         for (id, mut decl) in raw.component {
             validate_component_id(&id)?;
             for (name, value) in &decl.variables {
-                variables::validate_name(name).map_err(|reason| ManifestError::VariableName {
+                template::validate_name(name).map_err(|reason| ManifestError::VariableName {
                     name: format!("{id}.{name}"),
                     reason,
                 })?;

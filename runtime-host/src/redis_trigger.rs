@@ -1,5 +1,9 @@
 //! The Redis trigger: one subscription per address covering its channels, a fresh instance per
 //! message, and reconnection with capped exponential backoff when the connection drops.
+//!
+//! A message's instance reaches the app's other components (`http://<id>.spin.internal`) and,
+//! when the app serves HTTP, its routes (relative URLs) through the interceptor it is given,
+//! which the HTTP trigger makes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,21 +12,35 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tokio::sync::watch;
 
+use crate::activity::{Activity, Cut};
 use crate::manifest::RedisTrigger;
 use crate::metrics::{Cause, Invocation, Trigger};
 use crate::outbound_hosts::OutboundTarget;
-use crate::runtime::{InvokeError, Runtime};
+use crate::outbound_http::OutboundInterceptor;
+use crate::runtime::{InvokeError, LoadedComponent, Runtime};
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// What a message's instance needs: the runtime, and the interceptor for its own requests.
+#[derive(Clone)]
+struct Handler {
+    runtime: Arc<Runtime>,
+    interceptor: Arc<dyn OutboundInterceptor>,
+}
 
 /// Subscribers for every `[[trigger.redis]]`, grouped by address. Each stops when `shutdown`
 /// becomes true.
 pub fn spawn(
     runtime: Arc<Runtime>,
+    interceptor: Arc<dyn OutboundInterceptor>,
     triggers: &[RedisTrigger],
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let handler = Handler {
+        runtime,
+        interceptor,
+    };
     let mut by_address: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for t in triggers {
         by_address
@@ -34,7 +52,7 @@ pub fn spawn(
         .into_iter()
         .map(|(address, routes)| {
             tokio::spawn(subscribe_loop(
-                runtime.clone(),
+                handler.clone(),
                 address,
                 routes,
                 shutdown.clone(),
@@ -50,7 +68,7 @@ fn loggable(address: &str) -> String {
 }
 
 async fn subscribe_loop(
-    runtime: Arc<Runtime>,
+    handler: Handler,
     address: String,
     routes: Vec<(String, String)>,
     mut shutdown: watch::Receiver<bool>,
@@ -69,7 +87,7 @@ async fn subscribe_loop(
                 loop {
                     tokio::select! {
                         message = messages.next() => match message {
-                            Some(message) => dispatch(&runtime, &routes, message),
+                            Some(message) => dispatch(&handler, &routes, message),
                             None => {
                                 tracing::warn!(address = %shown, "redis trigger lost its connection; resubscribing");
                                 break;
@@ -105,23 +123,23 @@ async fn subscribe(
     Ok(pubsub)
 }
 
-fn dispatch(runtime: &Arc<Runtime>, routes: &[(String, String)], message: redis::Msg) {
+fn dispatch(handler: &Handler, routes: &[(String, String)], message: redis::Msg) {
     let channel = message.get_channel_name().to_owned();
     let payload = message.get_payload_bytes().to_vec();
     for (_, component_id) in routes.iter().filter(|(c, _)| *c == channel) {
-        let Some(component) = runtime.component(component_id).cloned() else {
+        let Some(component) = handler.runtime.component(component_id).cloned() else {
             tracing::error!(channel = %channel, component = %component_id, "redis trigger points at an unknown component");
             continue;
         };
-        let runtime = runtime.clone();
+        let handler = handler.clone();
         let channel = channel.clone();
         let payload = payload.clone();
         tokio::spawn(async move {
             let message_id: Arc<str> = Arc::from(uuid::Uuid::now_v7().simple().to_string());
             let started = Instant::now();
             let bytes = payload.len();
-            let result = runtime
-                .handle_redis_message(&component, payload, message_id.clone())
+            let result = handler
+                .handle_message(&component, payload, message_id.clone())
                 .await;
             let elapsed = started.elapsed();
             let (status, cause) = match &result {
@@ -130,10 +148,10 @@ fn dispatch(runtime: &Arc<Runtime>, routes: &[(String, String)], message: redis:
                 Err(InvokeError::Timeout(_)) => ("error", Cause::Timeout),
                 Err(_) => ("error", Cause::Failed),
             };
-            runtime.metrics.record(&Invocation {
+            handler.runtime.metrics.record(&Invocation {
                 trigger: Trigger::Redis,
                 route: &channel,
-                component: &component.id,
+                component: component.id(),
                 status,
                 cause,
                 elapsed,
@@ -141,12 +159,55 @@ fn dispatch(runtime: &Arc<Runtime>, routes: &[(String, String)], message: redis:
             let elapsed_ms = elapsed.as_secs_f64() * 1e3;
             match result {
                 Ok(()) => {
-                    tracing::info!(message_id = %message_id, channel = %channel, component = %component.id, bytes, elapsed_ms, outcome = "ok", "redis message")
+                    tracing::info!(message_id = %message_id, channel = %channel, component = %component.id(), bytes, elapsed_ms, outcome = "ok", "redis message")
                 }
                 Err(e) => {
-                    tracing::error!(message_id = %message_id, channel = %channel, component = %component.id, bytes, elapsed_ms, outcome = "error", error = %e, "redis message")
+                    tracing::error!(message_id = %message_id, channel = %channel, component = %component.id(), bytes, elapsed_ms, outcome = "error", error = %e, "redis message")
                 }
             }
         });
+    }
+}
+
+impl Handler {
+    /// Runs `component`'s Redis handler for one message.
+    async fn handle_message(
+        &self,
+        component: &LoadedComponent,
+        payload: Vec<u8>,
+        request_id: Arc<str>,
+    ) -> Result<(), InvokeError> {
+        let pre = component
+            .redis
+            .clone()
+            .ok_or_else(|| InvokeError::NotRedis(component.id().to_string()))?;
+        // A message has no body to stream, so its limit counts from the start.
+        let activity = Activity::new();
+        let mut held = self
+            .runtime
+            .instance_store(
+                component,
+                request_id,
+                activity.clone(),
+                Some(self.interceptor.clone()),
+            )
+            .await?;
+        let _in_flight = self.runtime.metrics.in_flight(component.id());
+        let timeout = self.runtime.config.request_timeout;
+        let run = async {
+            let instance = pre.instantiate_async(&mut held.store).await?;
+            instance
+                .fermyon_spin_inbound_redis()
+                .call_handle_message(&mut held.store, &payload)
+                .await
+        };
+        match activity.bound(timeout, run).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(InvokeError::Guest(format!("{e:?}"))),
+            Ok(Err(e)) => Err(self.runtime.classify(e)),
+            Err(Cut::Idle) => Err(InvokeError::Timeout(timeout)),
+            // A message has no client to stall.
+            Err(Cut::ClientStalled) => Err(InvokeError::ClientTooSlow),
+        }
     }
 }

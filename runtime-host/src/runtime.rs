@@ -14,13 +14,10 @@
 //! Redis instances that work spawns wait for a slot instead of failing.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{HeaderName, HeaderValue};
-use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
@@ -28,26 +25,21 @@ use wasmtime::{
     StoreLimitsBuilder, UpdateDeadline,
 };
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpView};
 
 use crate::activity::{Activity, Cut};
-use crate::admission::RequestTicket;
-use crate::host::HostState;
+use crate::component_config::ComponentConfig;
 use crate::host::bindings::RedisTriggerPre;
-use crate::host::mysql::MysqlPools;
-use crate::host::redis::RedisConnections;
+use crate::host::{HostServices, HostState};
 use crate::http_client::PooledHttpClient;
-use crate::http_trigger::HttpTrigger;
 use crate::manifest::{FileMount, Manifest};
-use crate::metrics::{Cause, Invocation, Metrics, Trigger, status_class};
+use crate::metrics::Metrics;
 use crate::outbound_hosts::AllowedHosts;
-use crate::outbound_http::OutboundHttp;
-use crate::routing::RouteMatch;
+use crate::outbound_http::{OutboundHttp, OutboundInterceptor};
 use crate::stdio::ComponentOutput;
-use crate::variables::{ComponentVariables, ResolvedVariables, Template, VariablesError};
+use crate::template::{Template, TemplateError};
+use crate::variables::{ResolvedVariables, VariablesError};
 
 /// Spin's limit on a host-buffered query result (`MAX_HOST_BUFFERED_BYTES` in spin-world).
 pub const DEFAULT_MAX_RESULT_BYTES: usize = 128 << 20;
@@ -139,8 +131,8 @@ struct ClientStalled;
 /// A store and the pool slot it was given; the slot's permit goes back only after the store
 /// (and with it the instance's slot) is gone, so a waiting instantiation never finds the pool
 /// full.
-struct SlottedStore {
-    store: Store<HostState>,
+pub(crate) struct SlottedStore {
+    pub(crate) store: Store<HostState>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -208,7 +200,10 @@ impl HttpHandler {
         }
     }
 
-    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<HttpInstance> {
+    pub(crate) async fn instantiate(
+        &self,
+        store: &mut Store<HostState>,
+    ) -> wasmtime::Result<HttpInstance> {
         Ok(match self {
             Self::Wasi0_2(pre) => HttpInstance::Wasi0_2(pre.instantiate_async(store).await?),
             Self::Rc2023_11_10(pre) => {
@@ -221,73 +216,35 @@ impl HttpHandler {
     }
 }
 
-enum HttpInstance {
+/// An instance of a component's HTTP handler; the HTTP trigger calls it.
+pub(crate) enum HttpInstance {
     Wasi0_2(wasmtime_wasi_http::p2::bindings::Proxy),
     Rc2023_11_10(crate::wasi_rc::v2023_11_10::Proxy),
     Rc2023_10_18(crate::wasi_rc::v2023_10_18::Proxy),
 }
 
-impl HttpInstance {
-    /// The three handlers take the same host objects: only the interface name differs.
-    async fn handle(
-        &self,
-        store: &mut Store<HostState>,
-        request: wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostIncomingRequest>,
-        response: wasmtime::component::Resource<
-            wasmtime_wasi_http::p2::types::HostResponseOutparam,
-        >,
-    ) -> wasmtime::Result<()> {
-        match self {
-            Self::Wasi0_2(proxy) => {
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(store, request, response)
-                    .await
-            }
-            Self::Rc2023_11_10(proxy) => {
-                proxy
-                    .wasi_http0_2_0_rc_2023_11_10_incoming_handler()
-                    .call_handle(store, request, response)
-                    .await
-            }
-            Self::Rc2023_10_18(proxy) => {
-                proxy
-                    .wasi_http0_2_0_rc_2023_10_18_incoming_handler()
-                    .call_handle(store, request, response)
-                    .await
-            }
-        }
-    }
-}
-
+/// A compiled component: its pre-instantiated exports and what it runs with.
 pub struct LoadedComponent {
-    pub id: Arc<str>,
+    pub config: Arc<ComponentConfig>,
     pub(crate) http: Option<HttpHandler>,
     pub(crate) redis: Option<RedisTriggerPre<HostState>>,
-    pub variables: ComponentVariables,
-    pub allowed_hosts: AllowedHosts,
-    environment: Vec<(String, String)>,
-    /// Host directory preopened read-only at `/`, holding the component's `files`.
-    files_root: Option<PathBuf>,
 }
 
-#[derive(Default)]
-pub struct Services {
-    pub mysql: MysqlPools,
-    pub redis: RedisConnections,
-    pub http: PooledHttpClient,
+impl LoadedComponent {
+    pub fn id(&self) -> &Arc<str> {
+        &self.config.id
+    }
 }
 
 pub struct Runtime {
     pub(crate) engine: Engine,
     components: HashMap<String, Arc<LoadedComponent>>,
-    pub(crate) services: Services,
+    pub(crate) services: Arc<HostServices>,
+    http_client: Arc<PooledHttpClient>,
     pub(crate) config: RuntimeConfig,
     pub app_name: String,
     pub app_version: Option<String>,
     staging: Option<PathBuf>,
-    /// Where relative outbound URLs go; weak because the trigger owns the runtime.
-    http_trigger: OnceLock<Weak<HttpTrigger>>,
     /// One permit per slot of the pooling allocator.
     slots: Arc<Semaphore>,
     pub(crate) metrics: Arc<Metrics>,
@@ -449,26 +406,29 @@ impl Runtime {
             components.insert(
                 id.clone(),
                 Arc::new(LoadedComponent {
-                    id: Arc::from(id.as_str()),
+                    config: Arc::new(ComponentConfig {
+                        id: Arc::from(id.as_str()),
+                        variables: component_vars,
+                        allowed_hosts,
+                        environment,
+                        files_root,
+                    }),
                     http,
                     redis,
-                    variables: component_vars,
-                    allowed_hosts,
-                    environment,
-                    files_root,
                 }),
             );
         }
+        let metrics = Metrics::new()?;
         Ok(Arc::new(Self {
             engine,
             components,
-            services: Services::default(),
+            services: Arc::new(HostServices::new(metrics.clone(), config.max_result_bytes)),
+            http_client: Arc::new(PooledHttpClient::default()),
             app_name: manifest.application.name.clone(),
             app_version: manifest.application.version.clone(),
             staging: used_staging.then_some(staging),
-            http_trigger: OnceLock::new(),
             slots: Arc::new(Semaphore::new(config.max_instances as usize)),
-            metrics: Metrics::new()?,
+            metrics,
             config,
         }))
     }
@@ -479,15 +439,6 @@ impl Runtime {
 
     pub fn config(&self) -> &RuntimeConfig {
         &self.config
-    }
-
-    /// Makes `trigger` the target of components' relative outbound URLs (the first one set wins).
-    pub fn set_http_trigger(&self, trigger: &Arc<HttpTrigger>) {
-        let _ = self.http_trigger.set(Arc::downgrade(trigger));
-    }
-
-    pub(crate) fn http_trigger(&self) -> Option<Arc<HttpTrigger>> {
-        self.http_trigger.get().and_then(Weak::upgrade)
     }
 
     /// Waits for a free slot of the instance pool.
@@ -511,12 +462,31 @@ impl Runtime {
             .render(capacity.saturating_sub(self.free_slots()), capacity)
     }
 
-    fn new_store(
-        self: &Arc<Self>,
-        component: &Arc<LoadedComponent>,
+    /// A store for one instance of `component`, once a slot of the instance pool is free. Its
+    /// time limit counts from the last progress on `activity`; `interceptor` serves the
+    /// instance's requests to its own app.
+    pub(crate) async fn instance_store(
+        &self,
+        component: &LoadedComponent,
         request_id: Arc<str>,
         activity: Activity,
+        interceptor: Option<Arc<dyn OutboundInterceptor>>,
+    ) -> Result<SlottedStore, InvokeError> {
+        let slot = self.slot().await?;
+        let store = self
+            .new_store(component, request_id, activity, interceptor)
+            .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
+        Ok(SlottedStore { store, _slot: slot })
+    }
+
+    fn new_store(
+        &self,
+        component: &LoadedComponent,
+        request_id: Arc<str>,
+        activity: Activity,
+        interceptor: Option<Arc<dyn OutboundInterceptor>>,
     ) -> wasmtime::Result<Store<HostState>> {
+        let component = &component.config;
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(ComponentOutput::new(
             component.id.clone(),
@@ -533,16 +503,18 @@ impl Runtime {
             wasi.preopened_dir(root, "/", FsPerms::ReadOnly)?;
         }
         let state = HostState {
-            runtime: self.clone(),
+            services: self.services.clone(),
             component: component.clone(),
             request_id: request_id.clone(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: OutboundHttp {
-                runtime: self.clone(),
                 component: component.clone(),
                 request_id,
+                client: self.http_client.clone(),
+                metrics: self.metrics.clone(),
+                interceptor,
             },
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.config.max_memory_bytes)
@@ -569,11 +541,11 @@ impl Runtime {
         let proxy = component
             .http
             .as_ref()
-            .ok_or_else(|| InvokeError::NotHttp(component.id.to_string()))?;
+            .ok_or_else(|| InvokeError::NotHttp(component.id().to_string()))?;
         let slot = self.slot().await?;
         let started = Instant::now();
         let mut store = self
-            .new_store(component, Arc::clone(&component.id), Activity::new())
+            .new_store(component, Arc::clone(component.id()), Activity::new(), None)
             .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
         let stored = Instant::now();
         // The instance is a handle into the store; dropping the store frees it.
@@ -592,7 +564,8 @@ impl Runtime {
         })
     }
 
-    fn classify(&self, e: wasmtime::Error) -> InvokeError {
+    /// What a trap or host error of an instance means for its request or message.
+    pub(crate) fn classify(&self, e: wasmtime::Error) -> InvokeError {
         if e.downcast_ref::<DeadlineExceeded>().is_some() {
             InvokeError::Timeout(self.config.request_timeout)
         } else if e.downcast_ref::<ClientStalled>().is_some() {
@@ -602,260 +575,9 @@ impl Runtime {
         }
     }
 
-    /// Runs `component`'s HTTP handler for `request`, whose URI must be absolute. The response
-    /// is returned as soon as the component sets it; its body streams while the instance runs on.
-    /// The request time limit counts from the last body frame read or written on `activity`;
-    /// a client that stalls on it ends the request with [`InvokeError::ClientTooSlow`]. `ticket`
-    /// (a public request's admission) is held until the instance has ended.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn handle_http<B>(
-        self: &Arc<Self>,
-        component: &Arc<LoadedComponent>,
-        mut request: http::Request<B>,
-        route: &RouteMatch,
-        client: SocketAddr,
-        request_id: Arc<str>,
-        activity: Activity,
-        ticket: Option<RequestTicket>,
-    ) -> Result<http::Response<HyperOutgoingBody>, InvokeError>
-    where
-        B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
-    {
-        let proxy = component
-            .http
-            .clone()
-            .ok_or_else(|| InvokeError::NotHttp(component.id.to_string()))?;
-        let full_url = request.uri().to_string();
-        for (name, value) in route.headers(&full_url, client) {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| InvokeError::Host(e.to_string()))?;
-            match HeaderValue::from_str(&value) {
-                Ok(value) => {
-                    request.headers_mut().insert(name, value);
-                }
-                Err(_) => {
-                    tracing::debug!(header = %name, "skipping a spin header that is not a valid header value")
-                }
-            }
-        }
-        let scheme = match request.uri().scheme_str() {
-            Some("https") => Scheme::Https,
-            _ => Scheme::Http,
-        };
-        let request = request.map(|body| activity.watch(body));
-        let slot = self.slot().await?;
-        let store = self
-            .new_store(component, request_id.clone(), activity.clone())
-            .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
-        let mut held = SlottedStore { store, _slot: slot };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let incoming = held
-            .store
-            .data_mut()
-            .http()
-            .new_incoming_request(scheme, request)
-            .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
-        let outparam = held
-            .store
-            .data_mut()
-            .http()
-            .new_response_outparam(tx)
-            .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
-        let timeout = self.config.request_timeout;
-        let this = self.clone();
-        let task_activity = activity.clone();
-        let in_flight = self.metrics.in_flight(&component.id);
-        // The instance runs inside the caller's task until it has set its response. Only if it
-        // is still running then (a body still streaming) does it move to a task of its own, so
-        // a small response costs no spawn and no wake-up of another thread.
-        let mut instance = Box::pin(async move {
-            let mut held = held;
-            let run = async {
-                let instance = proxy.instantiate(&mut held.store).await?;
-                instance.handle(&mut held.store, incoming, outparam).await
-            };
-            let outcome = match task_activity.bound(timeout, run).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(this.classify(e)),
-                Err(Cut::Idle) => Err(InvokeError::Timeout(timeout)),
-                Err(Cut::ClientStalled) => Err(InvokeError::ClientTooSlow),
-            };
-            // The store first (its slot back to the pool), then the permit, then the admission.
-            drop(held);
-            drop(ticket);
-            drop(in_flight);
-            outcome
-        });
-        let finish = |instance| run_to_end(instance, component.id.clone(), request_id.clone());
-        let mut rx = rx;
-        let set = tokio::select! {
-            biased;
-            set = &mut rx => set,
-            finished = &mut instance => {
-                // It may have set its response and returned in the same poll.
-                return match rx.try_recv() {
-                    _ if activity.is_stalled() => Err(InvokeError::ClientTooSlow),
-                    Ok(Ok(response)) => {
-                        if let Err(e) = finished {
-                            tracing::error!(component = %component.id, request_id = %request_id, error = %e, "component failed after sending its response");
-                        }
-                        Ok(response.map(|body| activity.watch(body).boxed_unsync()))
-                    }
-                    Ok(Err(code)) => Err(InvokeError::Guest(format!("{code:?}"))),
-                    Err(_) => Err(finished.err().unwrap_or(InvokeError::NoResponse)),
-                };
-            }
-            // The client stalled before an answer: whatever the component answers to its
-            // failed read, the client gets 408. The instance may clean up until it is cut.
-            () = activity.stalled() => {
-                tokio::spawn(finish(instance));
-                return Err(InvokeError::ClientTooSlow);
-            }
-        };
-        match set {
-            Ok(Ok(_)) if activity.is_stalled() => {
-                tokio::spawn(finish(instance));
-                Err(InvokeError::ClientTooSlow)
-            }
-            Ok(Ok(response)) => {
-                let response = response.map(|body| activity.watch(body).boxed_unsync());
-                let mut finish = Box::pin(finish(instance));
-                // Most handlers return right after setting a small response: no task needed.
-                if futures::FutureExt::now_or_never(&mut finish).is_none() {
-                    tokio::spawn(finish);
-                }
-                Ok(response)
-            }
-            Ok(Err(code)) => {
-                // The handler still runs to its end: it may have work left after answering.
-                tokio::spawn(finish(instance));
-                Err(InvokeError::Guest(format!("{code:?}")))
-            }
-            // The outparam was dropped unset: the handler has returned or is about to.
-            Err(_) => match instance.await {
-                Ok(()) => Err(InvokeError::NoResponse),
-                Err(e) => Err(e),
-            },
-        }
-    }
-
-    /// Service chaining: `http://<id>.spin.internal/...` handled by component `<id>` in-process,
-    /// with the catch-all route match Spin synthesises for it.
-    pub(crate) async fn handle_chained(
-        self: &Arc<Self>,
-        id: &str,
-        mut request: http::Request<WasiBody>,
-        parent_request_id: Arc<str>,
-    ) -> Result<http::Response<WasiBody>, wasmtime_wasi_http::Error> {
-        let Some(component) = self.components.get(id).cloned() else {
-            return Err(wasmtime_wasi_http::Error::DestinationNotFound);
-        };
-        let request_id: Arc<str> = Arc::from(format!("{parent_request_id}/{id}"));
-        // The chained component must see its own request, not the caller's Host.
-        request.headers_mut().remove(http::header::HOST);
-        let path = request.uri().path().to_owned();
-        let route = RouteMatch::synthetic(id, &path);
-        let client = crate::http_trigger::IN_PROCESS_CLIENT;
-        let started = Instant::now();
-        let method = request.method().clone();
-        let result = self
-            .handle_http(
-                &component,
-                request,
-                &route,
-                client,
-                request_id.clone(),
-                Activity::new(),
-                None,
-            )
-            .await;
-        let (status, cause) = match &result {
-            Ok(response) => (status_class(response.status()), Cause::Component),
-            Err(InvokeError::Timeout(_)) => ("5xx", Cause::Timeout),
-            Err(_) => ("5xx", Cause::Failed),
-        };
-        self.metrics.record(&Invocation {
-            trigger: Trigger::Chained,
-            route: &route.raw_route,
-            component: id,
-            status,
-            cause,
-            elapsed: started.elapsed(),
-        });
-        match result {
-            Ok(response) => {
-                tracing::info!(
-                    request_id = %request_id,
-                    component = %id,
-                    method = %method,
-                    path = %path,
-                    status = response.status().as_u16(),
-                    elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-                    "chained request"
-                );
-                Ok(response)
-            }
-            Err(e) => {
-                tracing::error!(request_id = %request_id, component = %id, path = %path, error = %e, "chained request failed");
-                Err(wasmtime_wasi_http::Error::InternalError(Some(
-                    e.to_string(),
-                )))
-            }
-        }
-    }
-
-    /// Runs `component`'s Redis handler for one message.
-    pub async fn handle_redis_message(
-        self: &Arc<Self>,
-        component: &Arc<LoadedComponent>,
-        payload: Vec<u8>,
-        request_id: Arc<str>,
-    ) -> Result<(), InvokeError> {
-        let pre = component
-            .redis
-            .clone()
-            .ok_or_else(|| InvokeError::NotRedis(component.id.to_string()))?;
-        // A message has no body to stream, so its limit counts from the start.
-        let activity = Activity::new();
-        let slot = self.slot().await?;
-        let _in_flight = self.metrics.in_flight(&component.id);
-        let store = self
-            .new_store(component, request_id, activity.clone())
-            .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
-        let mut held = SlottedStore { store, _slot: slot };
-        let timeout = self.config.request_timeout;
-        let run = async {
-            let instance = pre.instantiate_async(&mut held.store).await?;
-            instance
-                .fermyon_spin_inbound_redis()
-                .call_handle_message(&mut held.store, &payload)
-                .await
-        };
-        match activity.bound(timeout, run).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(e))) => Err(InvokeError::Guest(format!("{e:?}"))),
-            Ok(Err(e)) => Err(self.classify(e)),
-            Err(Cut::Idle) => Err(InvokeError::Timeout(timeout)),
-            // A message has no client to stall.
-            Err(Cut::ClientStalled) => Err(InvokeError::ClientTooSlow),
-        }
-    }
-
     /// Releases shared connections; in-flight work must have finished.
     pub async fn close(&self) {
         self.services.mysql.close().await;
-    }
-}
-
-/// The rest of an instance's run once its answer is decided: only logged.
-async fn run_to_end(
-    instance: impl std::future::Future<Output = Result<(), InvokeError>>,
-    component: Arc<str>,
-    request_id: Arc<str>,
-) {
-    if let Err(e) = instance.await {
-        tracing::error!(component = %component, request_id = %request_id, error = %e, "component failed after sending its response");
     }
 }
 
@@ -875,7 +597,7 @@ fn resolve_allowed_hosts(
         let text = template
             .render(|name| variables.app_value(name).map(str::to_owned))
             .map_err(|e| match e {
-                VariablesError::Undefined(name) => format!("invalid variable name: {name}"),
+                TemplateError::Undefined(name) => format!("invalid variable name: {name}"),
                 other => other.to_string(),
             })?;
         rendered.push(text);
@@ -917,4 +639,216 @@ fn copy_tree(source: &Path, destination: &Path) -> Result<(), String> {
         std::fs::copy(source, destination).map_err(|e| format!("{}: {e}", source.display()))?;
     }
     Ok(())
+}
+
+/// Loading the test fixtures for the crate's unit tests (built by `scripts/build-components`).
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+
+    use super::{Runtime, RuntimeConfig};
+    use crate::manifest::Manifest;
+
+    /// The `.wasm` of a fixture crate (`fixture_hello`), where `scripts/build-components` puts it.
+    pub(crate) fn fixture(crate_name: &str) -> PathBuf {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                // A test binary sits in <target>/<profile>/deps/.
+                let exe = std::env::current_exe().ok()?;
+                exe.ancestors().nth(3).map(Path::to_path_buf)
+            })
+            .unwrap_or_else(|| PathBuf::from("target"));
+        let path = target
+            .join("wasm32-wasip2/component")
+            .join(format!("{crate_name}.wasm"));
+        assert!(
+            path.is_file(),
+            "{} is missing: build the wasm components first: scripts/build-components",
+            path.display()
+        );
+        path
+    }
+
+    pub(crate) fn manifest(text: &str) -> Manifest {
+        let dir = std::env::temp_dir();
+        Manifest::parse(text, &dir.join("spin.toml"), &dir).expect("the test manifest parses")
+    }
+
+    /// A runtime for `manifest` with a small instance pool.
+    pub(crate) fn load(text: &str) -> Arc<Runtime> {
+        let config = RuntimeConfig {
+            max_instances: 4,
+            ..RuntimeConfig::default()
+        };
+        Runtime::load(&manifest(text), config, |_| None).expect("the test app loads")
+    }
+
+    /// One `hello` component (an HTTP handler answering `hello`, or fetching `?to=<url>`) on
+    /// `/...`, allowed to reach `allowed`.
+    pub(crate) fn hello_app(allowed: &[&str]) -> Arc<Runtime> {
+        load(&hello_manifest(allowed))
+    }
+
+    pub(crate) fn hello_manifest(allowed: &[&str]) -> String {
+        let hosts: Vec<String> = allowed.iter().map(|h| format!("{h:?}")).collect();
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"t\"\n\
+             [[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n\
+             [component.hello]\nsource = {:?}\nallowed_outbound_hosts = [{}]\n",
+            fixture("fixture_hello").display().to_string(),
+            hosts.join(", ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_wasm_is_refused_with_what_to_do() {
+        let manifest = testing::manifest(
+            "spin_manifest_version = 2\n[application]\nname = \"t\"\n\
+             [[trigger.http]]\nroute = \"/...\"\ncomponent = \"a\"\n\
+             [component.a]\nsource = \"/nonexistent/a.wasm\"\n",
+        );
+        let Err(e) = Runtime::load(&manifest, RuntimeConfig::default(), |_| None) else {
+            panic!("a component without its .wasm loaded");
+        };
+        assert!(matches!(e, LoadError::MissingWasm { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("/nonexistent/a.wasm") && text.contains("scripts/build-components"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_trigger_needs_its_export() {
+        // redis-probe exports no HTTP handler.
+        let manifest = testing::manifest(&format!(
+            "spin_manifest_version = 2\n[application]\nname = \"t\"\n\
+             [[trigger.http]]\nroute = \"/...\"\ncomponent = \"r\"\n\
+             [component.r]\nsource = {:?}\n",
+            testing::fixture("fixture_redis_probe")
+                .display()
+                .to_string()
+        ));
+        let Err(e) = Runtime::load(&manifest, RuntimeConfig::default(), |_| None) else {
+            panic!("an HTTP trigger on a component without a handler loaded");
+        };
+        assert!(
+            matches!(
+                e,
+                LoadError::MissingExport {
+                    trigger: "http",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_instance_holds_a_pool_slot_until_its_store_is_gone() {
+        let runtime = testing::hello_app(&[]);
+        let hello = runtime
+            .component("hello")
+            .cloned()
+            .expect("hello is loaded");
+        assert!(hello.http.is_some() && hello.redis.is_none());
+        assert_eq!(runtime.free_slots(), 4);
+        let held = runtime
+            .instance_store(&hello, Arc::from("r1"), Activity::new(), None)
+            .await
+            .expect("a store");
+        assert_eq!(runtime.free_slots(), 3);
+        drop(held);
+        assert_eq!(runtime.free_slots(), 4);
+        let timing = runtime
+            .time_http_instantiation(&hello)
+            .await
+            .expect("hello instantiates");
+        assert!(timing.instantiate > Duration::ZERO);
+        assert_eq!(runtime.free_slots(), 4);
+    }
+
+    #[test]
+    fn deadline_and_stall_traps_are_told_apart_from_other_traps() {
+        let runtime = testing::hello_app(&[]);
+        let limit = runtime.config().request_timeout;
+        assert!(matches!(
+            runtime.classify(wasmtime::Error::new(DeadlineExceeded)),
+            InvokeError::Timeout(t) if t == limit
+        ));
+        assert!(matches!(
+            runtime.classify(wasmtime::Error::new(ClientStalled)),
+            InvokeError::ClientTooSlow
+        ));
+        assert!(matches!(
+            runtime.classify(wasmtime::Error::msg("unreachable")),
+            InvokeError::Trap(_)
+        ));
+    }
+
+    #[test]
+    fn allowed_hosts_render_application_variables_in_spins_words() {
+        let manifest = testing::manifest(
+            "spin_manifest_version = 2\n[application]\nname = \"t\"\n\
+             [variables]\ndb_host = { default = \"db.internal\" }\n\
+             [component.a]\nsource = \"a.wasm\"\n",
+        );
+        let variables =
+            ResolvedVariables::resolve(&manifest, &[], |_| None).expect("variables resolve");
+        let ids = vec!["a".to_owned()];
+        let allowed =
+            resolve_allowed_hosts(&["mysql://{{ db_host }}:3306".into()], &variables, &ids)
+                .expect("renders");
+        let target = |host: &str| crate::outbound_hosts::OutboundTarget {
+            scheme: "mysql".into(),
+            host: host.into(),
+            port: Some(3306),
+        };
+        assert!(allowed.allows(&target("db.internal")));
+        assert!(!allowed.allows(&target("other.internal")));
+        let e = resolve_allowed_hosts(&["mysql://{{ nope }}".into()], &variables, &ids)
+            .expect_err("an undeclared variable");
+        assert_eq!(e, "invalid variable name: nope");
+    }
+
+    #[test]
+    fn files_are_staged_as_mounted() {
+        let base = std::env::temp_dir().join(format!("rh-stage-{}", uuid::Uuid::new_v4()));
+        let source = base.join("app");
+        std::fs::create_dir_all(source.join("static/css")).expect("dirs");
+        std::fs::write(source.join("static/css/a.css"), "a").expect("file");
+        std::fs::write(source.join("config.txt"), "c").expect("file");
+        let root = base.join("root");
+        let mounts = [
+            FileMount::Path("config.txt".into()),
+            FileMount::Mapping(crate::manifest::FileMapping {
+                source: "static".into(),
+                destination: "/assets".into(),
+            }),
+        ];
+        stage_files(&source, &mounts, &root).expect("staged");
+        assert_eq!(
+            std::fs::read_to_string(root.join("config.txt"))
+                .ok()
+                .as_deref(),
+            Some("c")
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("assets/css/a.css"))
+                .ok()
+                .as_deref(),
+            Some("a")
+        );
+        let missing = stage_files(&source, &[FileMount::Path("nope".into())], &root)
+            .expect_err("a missing source");
+        assert!(missing.contains("nope"), "{missing}");
+        let _ = std::fs::remove_dir_all(&base);
+    }
 }

@@ -8,9 +8,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TempDatabase, TempManifest, client, http_probe, percent_encode, redis_url, unique};
+use common::{TempManifest, client, http_probe, percent_encode};
 use futures::StreamExt;
 use redis::AsyncCommands;
+use vid2mp3_test_support_core::{MySqlDatabase, ServiceUrls, unique_name};
 
 const GIB: u64 = 1 << 30;
 
@@ -52,7 +53,7 @@ secret_token = "{{{{ token }}}}"
 
 fn start_with(manifest: &str, args: &[&str], env: &[(&str, &str)]) -> Host {
     let manifest = TempManifest::new(manifest);
-    let log = std::env::temp_dir().join(common::unique("rh-log"));
+    let log = std::env::temp_dir().join(unique_name("rh-log-"));
     let stderr = std::fs::File::create(&log).expect("log file");
     let mut child = Command::new(env!("CARGO_BIN_EXE_runtime-host"))
         .args(["up", "-f"])
@@ -227,8 +228,10 @@ async fn binary_serves_logs_streams_and_stops_gracefully() {
 #[tokio::test]
 async fn results_over_the_limit_never_reach_the_hosts_memory() {
     const RESULT: usize = 96 << 20;
-    let db = TempDatabase::create().await;
-    let key = unique("rh-huge");
+    let db = MySqlDatabase::create()
+        .await
+        .expect("a database of the test's own (scripts/services start mysql)");
+    let key = unique_name("rh-huge-");
     let mut redis = common::redis_connection().await;
     let _: () = redis.set(&key, vec![b'h'; RESULT]).await.expect("set");
     let manifest = format!(
@@ -250,7 +253,7 @@ mysql_url = "{{{{ mysql_url }}}}"
 redis_url = "{{{{ redis_url }}}}"
 "#,
         db.url(),
-        redis_url(),
+        ServiceUrls::from_env().redis,
         http_probe()
     );
     let host = start_with(&manifest, &["--max-result-bytes", "1048576"], &[]);
@@ -292,7 +295,7 @@ redis_url = "{{{{ redis_url }}}}"
     let peak = peak_rss(pid);
     let _: Result<u32, _> = redis.del(&key).await;
     drop(host);
-    db.drop_now().await;
+    drop(db);
     eprintln!(
         "two 96 MiB results refused: host RSS {} MiB before, peak {} MiB",
         before >> 20,

@@ -8,17 +8,20 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{
-    TempDatabase, TestApp, component_wasm, eventually, http_probe, percent_encode, redis_url,
-    unique,
-};
+use common::{TestApp, component_wasm, http_probe, percent_encode};
 use redis::AsyncCommands;
+use vid2mp3_test_support_core::{MySqlDatabase, ServiceUrls, eventually, unique_name};
 
 /// The limit the result tests configure instead of Spin's 128 MiB.
 const LIMIT: usize = 64 << 10;
 
 fn probe_manifest(mysql_url: &str, allowed: &[&str]) -> String {
-    common::probe_manifest("conformance", mysql_url, &redis_url(), allowed)
+    common::probe_manifest(
+        "conformance",
+        mysql_url,
+        &ServiceUrls::from_env().redis,
+        allowed,
+    )
 }
 
 async fn limited_app(mysql_url: &str) -> TestApp {
@@ -41,7 +44,9 @@ fn mysql_measure(rows: usize, len: usize) -> usize {
 
 #[tokio::test]
 async fn a_mysql_result_over_the_limit_is_refused_with_spins_error_and_the_session_goes_on() {
-    let db = TempDatabase::create().await;
+    let db = MySqlDatabase::create()
+        .await
+        .expect("a database of the test's own (scripts/services start mysql)");
     let app = limited_app(&db.url()).await;
     let query = |rows: usize| {
         let sql = format!("SELECT REPEAT('x', 1000) FROM seq_1_to_{rows}");
@@ -64,12 +69,12 @@ async fn a_mysql_result_over_the_limit_is_refused_with_spins_error_and_the_sessi
     assert_eq!(app.get(&query(64)).await, (200, refused.clone()));
     assert_eq!(app.get(&query(20_000)).await, (200, refused));
     app.stop().await;
-    db.drop_now().await;
+    drop(db);
 }
 
 #[tokio::test]
 async fn a_redis_result_over_the_limit_is_refused_with_spins_error_and_the_connection_goes_on() {
-    let prefix = unique("rh-limit");
+    let prefix = unique_name("rh-limit-");
     let mut redis = common::redis_connection().await;
     // Spin measures a GET result as 24 bytes and the value, an `execute` result as 24 bytes,
     // then 32 and the length per value.
@@ -139,7 +144,9 @@ async fn a_redis_result_over_the_limit_is_refused_with_spins_error_and_the_conne
 
 #[tokio::test]
 async fn allowed_hosts_templates_name_application_variables_as_on_spin() {
-    let db = TempDatabase::create().await;
+    let db = MySqlDatabase::create()
+        .await
+        .expect("a database of the test's own (scripts/services start mysql)");
     // Spin's runtime test `outbound-mysql-variable-permission`: an application variable in the
     // entry, no component variable of that name.
     let manifest = format!(
@@ -204,7 +211,10 @@ peer = "127.0.0.1"
     let app = TestApp::start(&manifest).await;
     let unresolved = "Other(\"invalid variable name: peer\")";
     assert_eq!(app.get(&open).await, (502, unresolved.to_owned()));
-    let redis_open = format!("/?op=redis-open&addr={}", percent_encode(&redis_url()));
+    let redis_open = format!(
+        "/?op=redis-open&addr={}",
+        percent_encode(&ServiceUrls::from_env().redis)
+    );
     assert_eq!(app.get(&redis_open).await, (502, unresolved.to_owned()));
     let fetch = format!(
         "/?op=fetch&url={}",
@@ -212,7 +222,7 @@ peer = "127.0.0.1"
     );
     assert_eq!(app.get(&fetch).await, (502, "HttpRequestDenied".to_owned()));
     app.stop().await;
-    db.drop_now().await;
+    drop(db);
 }
 
 #[tokio::test]
@@ -241,7 +251,7 @@ async fn refusals_and_variable_errors_carry_spins_texts() {
     assert_eq!(
         app.get(&format!(
             "/?op=redis-open&addr={}",
-            percent_encode(&redis_url())
+            percent_encode(&ServiceUrls::from_env().redis)
         ))
         .await,
         (502, "InvalidAddress".to_owned())
@@ -298,14 +308,14 @@ environment = {{ RC_ENV = "from-manifest", REDIS_URL = "{redis}" }}
 [component.probe]
 source = "{probe}"
 "#,
-        redis = redis_url(),
+        redis = ServiceUrls::from_env().redis,
         rc = component_wasm(&format!("fixture_rc_{}", snapshot.replace('-', "_"))).display(),
         probe = http_probe(),
     )
 }
 
 async fn rc_components_run_on_both_triggers(snapshot: &str) {
-    let channel = unique("rh-rc");
+    let channel = unique_name("rh-rc-");
     let app = TestApp::start(&rc_manifest(snapshot, &channel)).await;
     assert_eq!(
         app.get("/rc/").await,
@@ -359,7 +369,7 @@ async fn rc_components_run_on_both_triggers(snapshot: &str) {
     assert_eq!(app.get("/rc/?op=trap").await.0, 500);
 
     // The Redis trigger runs the same component; it answers through this snapshot's imports.
-    let key = unique("rh-rc-key");
+    let key = unique_name("rh-rc-key-");
     let mut redis = common::redis_connection().await;
     let value = eventually(Duration::from_secs(20), || {
         let mut redis = redis.clone();

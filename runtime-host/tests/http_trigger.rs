@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestApp, client, http_probe, percent_encode};
+use vid2mp3_test_support_core::unique_name;
 
 fn routes_manifest() -> String {
     let wasm = http_probe();
@@ -477,7 +478,7 @@ async fn bodies_stream_and_are_limited() {
 
 #[tokio::test]
 async fn files_are_mounted_read_only() {
-    let dir = std::env::temp_dir().join(common::unique("rh-files"));
+    let dir = std::env::temp_dir().join(unique_name("rh-files-"));
     std::fs::create_dir_all(dir.join("static/sub")).expect("dirs");
     std::fs::write(dir.join("static/sub/a.txt"), "file content").expect("write");
     std::fs::write(dir.join("single.txt"), "single").expect("write");

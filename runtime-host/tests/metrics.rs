@@ -11,13 +11,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{
-    TempManifest, client, eventually, http_probe, mysql_base_url, percent_encode, redis_probe,
-    redis_url, unique,
-};
+use common::{TempManifest, client, http_probe, percent_encode, redis_probe};
 use redis::AsyncCommands;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use vid2mp3_test_support_core::{ServiceUrls, eventually, unique_name};
 
 struct Host {
     child: Child,
@@ -36,7 +34,7 @@ impl Drop for Host {
 }
 
 fn manifest(channel: &str) -> String {
-    let redis = redis_url();
+    let redis = ServiceUrls::from_env().redis;
     format!(
         r#"
 spin_manifest_version = 2
@@ -72,7 +70,7 @@ redis_url = "{{{{ redis_url }}}}"
 
 fn start(channel: &str) -> Host {
     let manifest = TempManifest::new(&manifest(channel));
-    let log = std::env::temp_dir().join(unique("rh-log"));
+    let log = std::env::temp_dir().join(unique_name("rh-log-"));
     let stderr = std::fs::File::create(&log).expect("log file");
     let mut child = Command::new(env!("CARGO_BIN_EXE_runtime-host"))
         .args(["up", "-f"])
@@ -183,7 +181,7 @@ async fn get(host: &Host, path: &str) -> u16 {
 
 #[tokio::test]
 async fn metrics_count_what_was_sent_on_their_own_listener() {
-    let channel = unique("metrics");
+    let channel = unique_name("metrics-");
     let host = start(&channel);
     let before = scrape(&host.metrics).await;
     assert_eq!(
@@ -209,13 +207,16 @@ async fn metrics_count_what_was_sent_on_their_own_listener() {
     );
     assert_eq!(get(&host, &fetch("http://example.com/")).await, 502);
     let open = |op: &str, addr: &str| format!("/probe?op={op}&addr={}", percent_encode(addr));
-    assert_eq!(get(&host, &open("redis-open", &redis_url())).await, 200);
+    assert_eq!(
+        get(&host, &open("redis-open", &ServiceUrls::from_env().redis)).await,
+        200
+    );
     assert_eq!(
         get(&host, &open("redis-open", "redis://192.0.2.1:6379")).await,
         502
     );
     assert_eq!(
-        get(&host, &open("mysql-open", &mysql_base_url())).await,
+        get(&host, &open("mysql-open", &ServiceUrls::from_env().mysql)).await,
         200
     );
     assert_eq!(

@@ -6,8 +6,9 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{TempDatabase, TestApp, eventually, percent_encode, redis_probe, redis_url, unique};
+use common::{TestApp, percent_encode, redis_probe};
 use redis::AsyncCommands;
+use vid2mp3_test_support_core::{MySqlDatabase, ServiceUrls, eventually, unique_name};
 
 fn probe_manifest(mysql_url: &str, redis: &str, allowed: &[&str]) -> String {
     common::probe_manifest("services", mysql_url, redis, allowed)
@@ -15,10 +16,12 @@ fn probe_manifest(mysql_url: &str, redis: &str, allowed: &[&str]) -> String {
 
 #[tokio::test]
 async fn a_mysql_connection_is_one_session_and_none_outlives_its_request() {
-    let db = TempDatabase::create().await;
+    let db = MySqlDatabase::create()
+        .await
+        .expect("a database of the test's own (scripts/services start mysql)");
     let app = TestApp::start(&probe_manifest(
         &db.url(),
-        &redis_url(),
+        &ServiceUrls::from_env().redis,
         &["mysql://127.0.0.1:3306"],
     ))
     .await;
@@ -40,20 +43,22 @@ rolled back: Some(Int64(0))
         );
     }
     app.stop().await;
-    db.drop_now().await;
+    drop(db);
 }
 
 #[tokio::test]
 async fn mysql_round_trips_every_type() {
-    let db = TempDatabase::create().await;
+    let db = MySqlDatabase::create()
+        .await
+        .expect("a database of the test's own (scripts/services start mysql)");
     let app = TestApp::start(&probe_manifest(
         &db.url(),
-        &redis_url(),
+        &ServiceUrls::from_env().redis,
         &["mysql://127.0.0.1:3306"],
     ))
     .await;
     let (status, body) = app.get("/?op=mysql&table=probe_types").await;
-    db.drop_now().await;
+    drop(db);
     app.stop().await;
     assert_eq!(status, 200, "{body}");
     let expected = "\
@@ -98,10 +103,12 @@ bad query: QueryFailed
 
 #[tokio::test]
 async fn mysql_outside_allowed_hosts_or_dead_fails_with_the_interface_error() {
-    let db = TempDatabase::create().await;
+    let db = MySqlDatabase::create()
+        .await
+        .expect("a database of the test's own (scripts/services start mysql)");
     let app = TestApp::start(&probe_manifest(
         &db.url(),
-        &redis_url(),
+        &ServiceUrls::from_env().redis,
         &["mysql://127.0.0.1:1"],
     ))
     .await;
@@ -142,15 +149,15 @@ async fn mysql_outside_allowed_hosts_or_dead_fails_with_the_interface_error() {
     assert!(body.starts_with("ConnectionFailed("), "{body}");
     assert!(started.elapsed() < Duration::from_secs(10));
     app.stop().await;
-    db.drop_now().await;
+    drop(db);
 }
 
 #[tokio::test]
 async fn redis_operations_round_trip() {
-    let prefix = unique("rh-test");
+    let prefix = unique_name("rh-test-");
     let app = TestApp::start(&probe_manifest(
         "mysql://unused",
-        &redis_url(),
+        &ServiceUrls::from_env().redis,
         &["redis://127.0.0.1:6379"],
     ))
     .await;
@@ -180,14 +187,14 @@ del: Ok(4)
 async fn redis_outside_allowed_hosts_or_dead_fails_with_the_interface_error() {
     let app = TestApp::start(&probe_manifest(
         "mysql://unused",
-        &redis_url(),
+        &ServiceUrls::from_env().redis,
         &["redis://127.0.0.1:1"],
     ))
     .await;
     let (status, body) = app
         .get(&format!(
             "/?op=redis-open&addr={}",
-            percent_encode(&redis_url())
+            percent_encode(&ServiceUrls::from_env().redis)
         ))
         .await;
     assert_eq!((status, body.as_str()), (502, "InvalidAddress"));
@@ -260,10 +267,10 @@ async fn publish_until_set(
 
 #[tokio::test]
 async fn redis_trigger_runs_the_component_per_message() {
-    let channel = unique("rh-chan");
-    let key = unique("rh-key");
-    let (app, _m) = start_trigger(&redis_url(), &channel).await;
-    let client = redis::Client::open(redis_url()).expect("url");
+    let channel = unique_name("rh-chan-");
+    let key = unique_name("rh-key-");
+    let (app, _m) = start_trigger(&ServiceUrls::from_env().redis, &channel).await;
+    let client = redis::Client::open(ServiceUrls::from_env().redis).expect("url");
     let mut conn = client
         .get_multiplexed_async_connection()
         .await

@@ -15,6 +15,7 @@ use common::{TempManifest, client, http_probe};
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
+use vid2mp3_test_support_core::unique_name;
 
 /// A manifest with the probe fixture twice: `a` on `/a/...` and `b` on `/b/...`, and a required
 /// variable `token` that `a` sees as `secret_token`.
@@ -72,7 +73,7 @@ impl Host {
 }
 
 fn command(args: &[&str], env: &[(&str, &str)]) -> (Command, PathBuf) {
-    let log = std::env::temp_dir().join(common::unique("rh-flags-log"));
+    let log = std::env::temp_dir().join(unique_name("rh-flags-log-"));
     let stderr = std::fs::File::create(&log).expect("log file");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_runtime-host"));
     cmd.arg("up")
@@ -171,7 +172,7 @@ async fn component_id_runs_only_the_named_components_and_refuses_unknown_ones() 
 async fn runtime_config_file_supplies_variables_and_refuses_what_it_cannot_honour() {
     let manifest = TempManifest::new(&two_probes(&http_probe()));
     let path = manifest.path.display().to_string();
-    let dir = std::env::temp_dir().join(common::unique("rh-runtime-config"));
+    let dir = std::env::temp_dir().join(unique_name("rh-runtime-config-"));
     std::fs::create_dir_all(&dir).unwrap();
     let write = |name: &str, text: &str| {
         let file = dir.join(name);
@@ -285,7 +286,7 @@ async fn from_names_a_directory_holding_spin_toml() {
         (200, "dir".into())
     );
     drop(host);
-    let empty = std::env::temp_dir().join(common::unique("rh-empty-dir"));
+    let empty = std::env::temp_dir().join(unique_name("rh-empty-dir-"));
     std::fs::create_dir_all(&empty).unwrap();
     let log = fails_to_start(&["-f", &empty.display().to_string()], &[]);
     assert!(log.contains("has no spin.toml"), "{log}");
@@ -316,7 +317,7 @@ impl Registry {
             .unwrap()
             .port();
         let address = format!("127.0.0.1:{port}");
-        let dir = std::env::temp_dir().join(common::unique("rh-registry"));
+        let dir = std::env::temp_dir().join(unique_name("rh-registry-"));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("config.yml");
         let mut f = std::fs::File::create(&config).unwrap();
@@ -462,7 +463,7 @@ async fn from_pulls_an_app_image_from_a_registry_once() {
             "application/vnd.oci.image.config.v1+json",
         )
         .await;
-    let cache = std::env::temp_dir().join(common::unique("rh-pull-cache"));
+    let cache = std::env::temp_dir().join(unique_name("rh-pull-cache-"));
     let cache_arg = cache.display().to_string();
     let args = [
         "-f",
@@ -508,7 +509,7 @@ async fn from_pulls_an_app_image_from_a_registry_once() {
 async fn a_pull_refuses_tampered_layers_oversized_images_and_spin_artifacts() {
     let registry = Registry::start();
     let files = app_files();
-    let cache = std::env::temp_dir().join(common::unique("rh-refused-cache"));
+    let cache = std::env::temp_dir().join(unique_name("rh-refused-cache-"));
     let cache_arg = cache.display().to_string();
 
     // Too big: refused from the manifest's sizes, before any layer is fetched.

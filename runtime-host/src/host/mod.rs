@@ -1,8 +1,8 @@
 //! The per-instance host state and the Spin interfaces it implements.
 //!
 //! Every request or message gets a fresh `Store<HostState>`, so nothing a component does can leak
-//! into the next one; what is shared (database pools, Redis connections) lives in
-//! [`crate::runtime::Runtime`] and is reached through `Arc`s.
+//! into the next one; what is shared (database pools, Redis connections, the metrics) is a
+//! [`HostServices`] reached through an `Arc`.
 
 pub mod mysql;
 pub mod redis;
@@ -16,9 +16,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::metrics::{OutboundKind, Outcome};
+use crate::component_config::ComponentConfig;
+use crate::metrics::{Metrics, OutboundKind, Outcome};
 use crate::outbound_http::OutboundHttp;
-use crate::runtime::{LoadedComponent, Runtime};
 
 /// Generated from `wit/`: the imports our components may use and the Redis trigger export.
 pub mod bindings {
@@ -34,9 +34,29 @@ pub mod bindings {
     });
 }
 
+/// What every instance's host calls share: connection pools, the metrics, the result limit.
+pub struct HostServices {
+    pub mysql: mysql::MysqlPools,
+    pub redis: redis::RedisConnections,
+    pub metrics: Arc<Metrics>,
+    /// Bytes of one MySQL or Redis result a component may receive (`--max-result-bytes`).
+    pub max_result_bytes: usize,
+}
+
+impl HostServices {
+    pub fn new(metrics: Arc<Metrics>, max_result_bytes: usize) -> Self {
+        Self {
+            mysql: mysql::MysqlPools::default(),
+            redis: redis::RedisConnections::default(),
+            metrics,
+            max_result_bytes,
+        }
+    }
+}
+
 pub struct HostState {
-    pub(crate) runtime: Arc<Runtime>,
-    pub(crate) component: Arc<LoadedComponent>,
+    pub(crate) services: Arc<HostServices>,
+    pub(crate) component: Arc<ComponentConfig>,
     /// Correlates this instance's log lines (stdout, outbound calls) with its request or message.
     pub(crate) request_id: Arc<str>,
     pub(crate) wasi: WasiCtx,
@@ -54,7 +74,7 @@ impl HostState {
     }
 
     pub(crate) fn count_outbound(&self, kind: OutboundKind, outcome: Outcome) {
-        self.runtime
+        self.services
             .metrics
             .outbound(&self.component.id, kind, outcome);
     }

@@ -122,7 +122,7 @@ impl HostConnection for HostState {
                 ))));
             }
         };
-        let pool = match self.runtime.services.mysql.get_or_create(&address) {
+        let pool = match self.services.mysql.get_or_create(&address) {
             Ok(p) => p,
             Err(e) => return Ok(self.counted(OutboundKind::Mysql, Err(e))),
         };
@@ -141,7 +141,7 @@ impl HostConnection for HostState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
-        let max_bytes = self.runtime.config.max_result_bytes;
+        let max_bytes = self.services.max_result_bytes;
         let connection = self.table.get_mut(&connection)?;
         let result = run_query(&mut connection.session, &statement, params, max_bytes).await;
         Ok(self.counted(OutboundKind::Mysql, result))

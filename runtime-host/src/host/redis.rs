@@ -137,17 +137,13 @@ impl HostState {
         if let Err(e) = &result
             && e.is_unrecoverable_error()
         {
-            self.runtime
-                .services
-                .redis
-                .forget(&address, shared.id)
-                .await;
+            self.services.redis.forget(&address, shared.id).await;
         }
         Ok(result)
     }
 
     fn max_result_bytes(&self) -> usize {
-        self.runtime.config.max_result_bytes
+        self.services.max_result_bytes
     }
 }
 
@@ -178,7 +174,6 @@ impl HostConnection for HostState {
         }
         let max_bytes = self.max_result_bytes();
         let connected = self
-            .runtime
             .services
             .redis
             .get_or_connect(&address, max_bytes)

@@ -8,7 +8,7 @@ use super::bindings::wasi::config::store;
 
 impl Host for HostState {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, Error>> {
-        if let Err(reason) = crate::variables::validate_name(&name) {
+        if let Err(reason) = crate::template::validate_name(&name) {
             return Ok(Err(Error::InvalidName(format!("{name:?}: {reason}"))));
         }
         Ok(match self.component.variables.get(&name) {

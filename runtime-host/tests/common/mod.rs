@@ -1,39 +1,25 @@
-//! Shared by runtime-host's integration tests: fixture lookup, manifests in temp dirs, services.
+//! Shared by runtime-host's integration tests: what is runtime-host's own (its fixtures, an app
+//! in a temp dir, the probe manifest). The services, readiness polling and unique names come
+//! from `vid2mp3-test-support-core`, which (unlike `vid2mp3-test-support`) does not depend on
+//! runtime-host.
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mysql_async::prelude::Queryable;
 use runtime_host::{RunningApp, UpOptions};
-
-/// The shared cargo target dir: `CARGO_TARGET_DIR`, else derived from this test binary
-/// (`<target>/debug/deps/<test>`).
-pub fn target_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir);
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.ancestors()
-        .nth(3)
-        .map(Path::to_path_buf)
-        .expect("test binary lives in <target>/<profile>/deps")
-}
+use vid2mp3_test_support_core::{ServiceUrls, unique_name, wasm_component};
 
 /// The `.wasm` of a fixture (or real) component built with `--profile component`.
 pub fn component_wasm(crate_name: &str) -> PathBuf {
-    let path = target_dir()
-        .join("wasm32-wasip2/component")
-        .join(format!("{crate_name}.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing: build the wasm components first: scripts/build-components \
-         (or: cargo build --target wasm32-wasip2 --profile component -p fixture-http-probe -p fixture-redis-probe)",
-        path.display()
-    );
-    path
+    wasm_component(crate_name).unwrap_or_else(|e| {
+        panic!(
+            "{e} (or: cargo build --target wasm32-wasip2 --profile component -p fixture-http-probe \
+             -p fixture-redis-probe)"
+        )
+    })
 }
 
 pub fn http_probe() -> String {
@@ -44,49 +30,17 @@ pub fn redis_probe() -> String {
     component_wasm("fixture_redis_probe").display().to_string()
 }
 
-/// The tests' MySQL account (scripts/lib/common.sh exports it; by hand, the password
-/// scripts/services made is read from .data/secrets/). It may create `vid2mp3_t_*` databases.
-pub fn mysql_base_url() -> String {
-    std::env::var("VID2MP3_MYSQL_URL").unwrap_or_else(|_| {
-        let password = dev_password("mysql-vid2mp3_tests").unwrap_or_default();
-        format!("mysql://vid2mp3_tests:{password}@127.0.0.1:3306")
-    })
-}
-
-/// Redis as its admin user (the default user is disabled).
-pub fn redis_url() -> String {
-    std::env::var("VID2MP3_REDIS_URL").unwrap_or_else(|_| {
-        match dev_password("redis-vid2mp3-admin") {
-            Some(password) => format!("redis://vid2mp3-admin:{password}@127.0.0.1:6379"),
-            None => "redis://127.0.0.1:6379".into(),
-        }
-    })
-}
-
-fn dev_password(name: &str) -> Option<String> {
-    let data = std::env::var_os("VID2MP3_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.data"));
-    let text =
-        std::fs::read_to_string(data.join("secrets").join(format!("{name}.password"))).ok()?;
-    Some(text.trim().to_owned()).filter(|p| !p.is_empty())
-}
-
 /// A connection to the shared Redis for a test's own keys. Its reply timeout is long enough
 /// for the large values some tests write while the machine is busy (redis-rs's default is
 /// half a second).
 pub async fn redis_connection() -> redis::aio::MultiplexedConnection {
     let config =
         redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(60)));
-    redis::Client::open(redis_url())
+    redis::Client::open(ServiceUrls::from_env().redis)
         .expect("redis URL")
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .expect("redis (scripts/services start)")
-}
-
-pub fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
 /// A manifest written to its own temp dir (removed on drop).
@@ -97,7 +51,7 @@ pub struct TempManifest {
 
 impl TempManifest {
     pub fn new(text: &str) -> Self {
-        let dir = std::env::temp_dir().join(unique("rh-test"));
+        let dir = std::env::temp_dir().join(unique_name("rh-test-"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("spin.toml");
         std::fs::write(&path, text).expect("write manifest");
@@ -166,24 +120,6 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
-/// Polls `f` until it returns `Some`, for up to `within`.
-pub async fn eventually<T, F, Fut>(within: Duration, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if tokio::time::Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A value for a query string: everything but RFC 3986's unreserved characters is escaped.
 pub fn percent_encode(s: &str) -> String {
     s.bytes()
@@ -194,41 +130,6 @@ pub fn percent_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// A database of our own on the shared server, dropped at the end.
-pub struct TempDatabase {
-    pub name: String,
-    admin: mysql_async::Pool,
-}
-
-impl TempDatabase {
-    pub async fn create() -> Self {
-        let admin = mysql_async::Pool::new(mysql_base_url().as_str());
-        // The tests' account may create databases named vid2mp3_t_* only.
-        let name = unique("vid2mp3_t_rh");
-        let mut conn = admin
-            .get_conn()
-            .await
-            .expect("MariaDB on VID2MP3_MYSQL_URL (start it with scripts/services start)");
-        conn.query_drop(format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
-        Self { name, admin }
-    }
-
-    pub fn url(&self) -> String {
-        format!("{}/{}", mysql_base_url().trim_end_matches('/'), self.name)
-    }
-
-    pub async fn drop_now(self) {
-        if let Ok(mut conn) = self.admin.get_conn().await {
-            let _ = conn
-                .query_drop(format!("DROP DATABASE IF EXISTS {}", self.name))
-                .await;
-        }
-        let _ = self.admin.disconnect().await;
-    }
 }
 
 /// An app of one `http-probe` component with its MySQL and Redis URLs as variables and

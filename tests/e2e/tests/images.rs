@@ -27,7 +27,7 @@ use vid2mp3_migrations::Service;
 use vid2mp3_test_support::test_media::{ScratchDir as Scratch, decoded_samples, make_mkv};
 use vid2mp3_test_support::{
     CONFIRMATION_SUBJECT, Mailbox, MongoDatabase, MySqlDatabase, RabbitVhost, ServiceUrls,
-    TokenKeys, confirmation_token_in, unique_name,
+    TokenKeys, confirmation_token_in, eventually, listening, unique_name,
 };
 
 const TAG: &str = "dev";
@@ -133,19 +133,14 @@ impl Drop for Daemon {
     }
 }
 
-fn wait_for_port(address: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(address).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not listen on {address} within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+async fn wait_for_port(address: &str, what: &str) {
+    if let Err(e) = listening(address, Duration::from_secs(30)).await {
+        panic!("{what}: {e}");
     }
 }
 
 /// Debian's docker-registry on a free loopback port.
-fn registry() -> (Daemon, String) {
+async fn registry() -> (Daemon, String) {
     let address = format!("127.0.0.1:{}", free_port());
     let dir = std::env::temp_dir().join(unique_name("vid2mp3-registry-"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -166,12 +161,12 @@ fn registry() -> (Daemon, String) {
         .spawn()
         .expect("docker-registry (apt-get install docker-registry; scripts/test installs it)");
     let daemon = Daemon { child, dir };
-    wait_for_port(&address, "docker-registry");
+    wait_for_port(&address, "docker-registry").await;
     (daemon, address)
 }
 
 /// A Redis of the test's own: the image's notifier subscribes to a fixed channel name.
-fn private_redis() -> (Daemon, String) {
+async fn private_redis() -> (Daemon, String) {
     let port = free_port();
     let dir = std::env::temp_dir().join(unique_name("vid2mp3-redis-"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -195,7 +190,7 @@ fn private_redis() -> (Daemon, String) {
         .expect("redis-server (scripts/services install redis)");
     let daemon = Daemon { child, dir };
     let address = format!("127.0.0.1:{port}");
-    wait_for_port(&address, "redis-server");
+    wait_for_port(&address, "redis-server").await;
     (daemon, format!("redis://{address}"))
 }
 
@@ -222,21 +217,21 @@ fn host_port(url: &str) -> String {
 }
 
 async fn wait_until_ok(url: &str, what: &str, container: &Container) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
+    let answered = eventually(Duration::from_secs(120), || async {
         if let Ok(r) = client().get(url).send().await
             && r.status().is_success()
         {
-            return;
+            return Some(());
         }
         assert!(container.running(), "{what} exited:\n{}", container.logs());
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not answer {url} within 120 s:\n{}",
-            container.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        None
+    })
+    .await;
+    assert!(
+        answered.is_some(),
+        "{what} did not answer {url} within 120 s:\n{}",
+        container.logs()
+    );
 }
 
 fn curl(dir: &Path, args: &[&str]) -> String {
@@ -286,7 +281,7 @@ async fn the_images_run_the_course_flow_with_runtime_host_as_the_spin_image_exec
     let mongo = MongoDatabase::create().await.expect("mongo db");
     let vhost = RabbitVhost::create().await.expect("rabbitmq vhost");
     let mailbox = Mailbox::create().await.expect("mailbox");
-    let (_redis, redis_url) = private_redis();
+    let (_redis, redis_url) = private_redis().await;
     let keys = TokenKeys::generate("images-test");
     // As long and varied as `openssl rand -base64 32`: both sides refuse a weak token.
     let storage_token = format!(
@@ -298,7 +293,7 @@ async fn the_images_run_the_course_flow_with_runtime_host_as_the_spin_image_exec
     let storage_url = format!("http://127.0.0.1:{storage_port}");
 
     // The app image in a registry, as a cluster would pull it.
-    let (_registry, registry) = registry();
+    let (_registry, registry) = registry().await;
     let app_reference = format!("{registry}/vid2mp3/spin-app:{TAG}");
     run(podman().args([
         "push",

@@ -283,28 +283,20 @@ impl ConverterProcess {
     }
 
     pub async fn wait_until_healthy(&self) -> anyhow::Result<()> {
-        let client = reqwest::Client::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = client
-                .get(format!("{}/readyz", self.storage_url))
-                .send()
-                .await
-                && r.status().is_success()
-            {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() > deadline {
-                let log = self.log_text();
-                let tail: Vec<&str> = log.lines().rev().take(30).collect();
-                anyhow::bail!(
-                    "the converter did not become ready within 60 s; the end of its log ({}):\n{}",
-                    self.log.display(),
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let ready = format!("{}/readyz", self.storage_url);
+        if crate::http_ok(&ready, Duration::from_secs(60))
+            .await
+            .is_err()
+        {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            anyhow::bail!(
+                "the converter did not become ready within 60 s; the end of its log ({}):\n{}",
+                self.log.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
+        Ok(())
     }
 
     /// The running process's id, to read its memory from /proc.

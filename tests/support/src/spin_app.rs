@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use runtime_host::{ClientLimits, RunningApp, UpOptions};
 
-use crate::workspace::{target_dir, workspace_root};
+use crate::{target_dir, workspace_root};
 
 /// runtime-host's client limits as `scripts/up` sets them for this app: the defaults, with the
 /// gateway's health and readiness routes allowed the reserved slots.

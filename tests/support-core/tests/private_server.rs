@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use vid2mp3_test_support::PrivateServer;
+use vid2mp3_test_support_core::PrivateServer;
 
 /// Whether any process is in process group `group`.
 fn group_exists(group: u32) -> bool {

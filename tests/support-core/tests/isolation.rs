@@ -3,7 +3,7 @@
 use mysql_async::prelude::Queryable;
 use redis::AsyncCommands;
 use vid2mp3_migrations::Service;
-use vid2mp3_test_support::{
+use vid2mp3_test_support_core::{
     Mailbox, MongoDatabase, MySqlDatabase, RabbitVhost, RedisNamespace, Unavailable,
     rabbit_vhost_exists,
 };

@@ -165,7 +165,7 @@ impl PrivateServer {
             child: None,
         };
         server.epmd = Some((epmd_port, start_epmd(epmd_port, &server.dir)?));
-        wait_until_listening(epmd_port, EPMD_START_LIMIT)
+        crate::listening(&format!("127.0.0.1:{epmd_port}"), EPMD_START_LIMIT)
             .await
             .map_err(|e| anyhow::anyhow!("the private epmd on port {epmd_port}: {e}"))?;
         server.start().await?;
@@ -371,14 +371,9 @@ fn group_exists(group: u32) -> bool {
 
 /// Waits until process group `group` is empty; false if it is not within `limit`.
 async fn wait_for_group_exit(group: u32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while group_exists(group) {
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    true
+    crate::eventually(limit, || async { (!group_exists(group)).then_some(()) })
+        .await
+        .is_some()
 }
 
 /// [`wait_for_group_exit`] for `Drop`, which cannot await.
@@ -404,20 +399,6 @@ fn start_epmd(port: u16, dir: &Path) -> anyhow::Result<Child> {
         .process_group(0)
         .spawn()
         .map_err(|e| anyhow::anyhow!("cannot start epmd (is Erlang installed?): {e}"))
-}
-
-/// Waits until something accepts TCP connections on the loopback `port`.
-async fn wait_until_listening(port: u16, limit: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + limit;
-    loop {
-        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            Ok(_) => return Ok(()),
-            Err(e) if Instant::now() > deadline => {
-                anyhow::bail!("not listening after {} s: {e}", limit.as_secs())
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
 }
 
 fn secantusd() -> anyhow::Result<PathBuf> {

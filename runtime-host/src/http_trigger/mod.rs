@@ -10,6 +10,15 @@
 //!
 //! A client that does not finish its headers within the header timeout (counted from the
 //! connection's start or its previous response) has its connection closed.
+//!
+//! The trigger owns HTTP invocation ([`invoke`]: a component's `wasi:http` handler run for a
+//! request) and the requests components make to their own app ([`interceptor`]: relative URLs
+//! and `http://<id>.spin.internal`, served in-process). The runtime only provides instances.
+
+mod interceptor;
+mod invoke;
+
+pub use interceptor::InProcess;
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -36,6 +45,7 @@ use crate::admission::{Admission, RETRY_AFTER_SECS, Refusal, RequestTicket};
 use crate::body_pace::{BodyPace, PacedBody};
 use crate::client_limits::ClientLimits;
 use crate::metrics::{Cause, Invocation, Trigger, status_class};
+use crate::outbound_http::OutboundInterceptor;
 use crate::routing::{Router, WELL_KNOWN_PREFIX};
 use crate::runtime::{InvokeError, Runtime};
 
@@ -105,8 +115,7 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<HyperOutgoingBod
 }
 
 impl HttpTrigger {
-    /// A trigger serving on `local_addr`, registered with `runtime` as the target of relative
-    /// outbound URLs.
+    /// A trigger serving on `local_addr`, the origin of components' relative outbound URLs.
     pub fn new(
         runtime: Arc<Runtime>,
         router: Router,
@@ -122,17 +131,21 @@ impl HttpTrigger {
         }
         let origin = Authority::try_from(local_addr.to_string())
             .map_err(|e| anyhow::anyhow!("{local_addr} is not a URI authority: {e}"))?;
-        let trigger = Arc::new(Self {
-            runtime: runtime.clone(),
+        Ok(Arc::new(Self {
+            runtime,
             router,
             max_body_bytes,
             origin,
             admission: Admission::new(admission),
             header_read_timeout: limits.header_read_timeout(),
             body_pace: limits.body_pace(),
-        });
-        runtime.set_http_trigger(&trigger);
-        Ok(trigger)
+        }))
+    }
+
+    /// The interceptor for the instances this trigger starts: it serves their requests to the
+    /// app through this trigger.
+    pub fn interceptor(self: &Arc<Self>) -> Arc<dyn OutboundInterceptor> {
+        InProcess::new(self.runtime.clone(), Some(self.clone()))
     }
 
     /// Serves until `shutdown` resolves, then lets open connections finish (up to a grace period).
@@ -201,7 +214,7 @@ impl HttpTrigger {
     /// A component's request to a relative URL. Spin sends it to the trigger's own address, so
     /// it arrives as a new request from outside: public routes only, Host = that address.
     pub(crate) async fn handle_self(
-        &self,
+        self: &Arc<Self>,
         mut request: Request<WasiBody>,
         parent_request_id: Arc<str>,
     ) -> Response<HyperOutgoingBody> {
@@ -238,7 +251,7 @@ impl HttpTrigger {
     }
 
     pub async fn handle(
-        &self,
+        self: &Arc<Self>,
         request: Request<Incoming>,
         client: SocketAddr,
     ) -> Response<HyperOutgoingBody> {
@@ -270,7 +283,7 @@ impl HttpTrigger {
     /// [`Self::route`], then the request's one log line.
     #[allow(clippy::too_many_arguments)]
     async fn route_and_log<B>(
-        &self,
+        self: &Arc<Self>,
         request: Request<B>,
         client: SocketAddr,
         request_id: Arc<str>,
@@ -320,7 +333,7 @@ impl HttpTrigger {
     }
 
     async fn route<B>(
-        &self,
+        self: &Arc<Self>,
         mut request: Request<B>,
         client: SocketAddr,
         request_id: Arc<str>,
@@ -390,22 +403,22 @@ impl HttpTrigger {
         };
         request.headers_mut().remove(http::header::CONNECTION);
         let request = request.map(|body| LimitedBody::new(body, self.max_body_bytes));
-        let result = self
-            .runtime
-            .handle_http(
-                &component,
-                request,
-                &route,
-                client,
-                request_id.clone(),
-                activity,
-                ticket,
-            )
-            .await;
+        let result = invoke::invoke(
+            &self.runtime,
+            &component,
+            request,
+            &route,
+            client,
+            request_id.clone(),
+            activity,
+            ticket,
+            self.interceptor(),
+        )
+        .await;
         let (response, cause) = match result {
             Ok(response) => (response, Cause::Component),
             Err(InvokeError::ClientTooSlow) => {
-                tracing::info!(request_id = %request_id, component = %component.id, "the client sent its request body too slowly");
+                tracing::info!(request_id = %request_id, component = %component.id(), "the client sent its request body too slowly");
                 let pace = self.body_pace;
                 let mut response = text(
                     StatusCode::REQUEST_TIMEOUT,
@@ -426,14 +439,14 @@ impl HttpTrigger {
                 (response, Cause::SlowBody)
             }
             Err(InvokeError::Timeout(limit)) => {
-                tracing::error!(request_id = %request_id, component = %component.id, "request timed out after {limit:?}");
+                tracing::error!(request_id = %request_id, component = %component.id(), "request timed out after {limit:?}");
                 (
                     text(StatusCode::GATEWAY_TIMEOUT, "request timed out\n"),
                     Cause::Timeout,
                 )
             }
             Err(e) => {
-                tracing::error!(request_id = %request_id, component = %component.id, error = %e, "component failed");
+                tracing::error!(request_id = %request_id, component = %component.id(), error = %e, "component failed");
                 (
                     text(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new()),
                     Cause::Failed,
