@@ -4,7 +4,7 @@
 //! [`email`] validates and normalizes addresses, [`password`] holds the policy and argon2id,
 //! [`tokens`] signs EdDSA JWTs and publishes the JWKS, [`accounts`] is the `users` table,
 //! [`confirmations`] the email confirmation tokens, [`account_mail`] asks the notifier to email an
-//! address, [`throttle`] counts attempts in Redis, [`api`] answers requests, [`config`] reads the
+//! address, [`throttle`] counts attempts in Redis, [`deletion`] deletes an account, [`api`] answers requests, [`config`] reads the
 //! Spin variables.
 
 pub mod account_mail;
@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod api;
 pub mod config;
 pub mod confirmations;
+pub mod deletion;
 pub mod email;
 pub mod password;
 pub mod throttle;

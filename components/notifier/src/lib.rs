@@ -9,8 +9,10 @@
 //!
 //! Account emails from auth (confirmation links) arrive on a second channel, told apart by their
 //! `account_email` field: [`account_mail`] writes and sends them, [`account_sent_log`] makes sure
-//! each goes out once.
+//! each goes out once. Erasures (an account was deleted) arrive on that channel too:
+//! [`account_erasure`] removes the rows that name the address and acks to auth.
 
+pub mod account_erasure;
 pub mod account_mail;
 pub mod account_sent_log;
 pub mod config;
@@ -26,6 +28,19 @@ pub mod sent_log;
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::redis_component]
 fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
+    if vid2mp3_contracts::account_erasure::is_erasure(&message) {
+        let config = config::load(|name| spin_sdk::variables::get(name).map_err(|e| e.to_string()))
+            .map_err(|e| anyhow::anyhow!("notifier: erasure: {e}"))?;
+        let line = account_erasure::handle(
+            &message,
+            config.db_url.expose(),
+            config.redis_url.expose(),
+            &config.redis_key_prefix,
+        )
+        .map_err(|e| anyhow::anyhow!("notifier: erasure failed: {e}"))?;
+        println!("{line}");
+        return Ok(());
+    }
     if account_mail::is_account_email(&message) {
         let report = account_mail::handle(
             &message,
