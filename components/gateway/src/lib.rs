@@ -5,8 +5,11 @@
 //! verified locally), [`auth_client`] (sign-up and log-in through service chaining),
 //! [`jobs_store`] (who owns which job, MySQL), [`storage_client`] (the converter's storage API),
 //! [`upload`] (checked, streamed uploads), [`job_view`] (what a job looks like to clients),
-//! [`progress`] (Redis), [`http_io`] (streaming WASI HTTP), [`config`] (Spin variables).
+//! [`progress`] (Redis), [`account_deletion`] (an account deleting itself) and
+//! [`account_deletions`] (whose tokens are refused), [`http_io`] (streaming WASI HTTP), [`config`] (Spin variables).
 
+pub mod account_deletion;
+pub mod account_deletions;
 pub mod api;
 pub mod auth_client;
 pub mod basic_auth;
