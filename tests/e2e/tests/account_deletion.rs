@@ -451,3 +451,66 @@ async fn a_deletion_cut_off_midway_is_finished_by_asking_again() {
         0
     );
 }
+
+/// The password check is the log-in throttle's: at the limit, 429 with `Retry-After` and no
+/// password work, the right password included; a body over the limit is 413. Nothing is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deletion_attempts_are_throttled_like_log_ins_and_bounded() {
+    let p = PlatformBuilder::new()
+        .with_converter()
+        .variable("login_failures_per_account", "2")
+        .start()
+        .await
+        .expect("platform");
+    let ada = p.mailbox.address().to_owned();
+    sign_up(&p, &ada).await;
+    let token = log_in(&p, &ada).await;
+    let ada_id = user_id(&p, &ada).await;
+
+    let huge = "x".repeat(20 * 1024);
+    let (status, body) = delete_account(&p, Some(&token), json!({"password": huge})).await;
+    assert_eq!(status, 413, "{body}");
+    for _ in 0..2 {
+        let (status, body) =
+            delete_account(&p, Some(&token), json!({"password": "wrong one"})).await;
+        assert_eq!(status, 403, "{body}");
+    }
+    let r = client()
+        .delete(p.url("/api/v1/account"))
+        .bearer_auth(&token)
+        .json(&json!({"password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!(wait > 0);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_requests", "{body}");
+
+    // Nothing was deleted: the account and its token still work.
+    assert_eq!(
+        count(
+            &p.auth_db,
+            "SELECT COUNT(*) FROM users WHERE id = ?",
+            &ada_id
+        )
+        .await,
+        1
+    );
+    assert_eq!(status_of(&p, &token, "/api/v1/jobs").await, 200);
+    assert_eq!(
+        count(
+            &p.gateway_db,
+            "SELECT COUNT(*) FROM account_deletions WHERE user_id = ?",
+            &ada_id
+        )
+        .await,
+        0
+    );
+}
