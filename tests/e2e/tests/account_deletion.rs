@@ -202,6 +202,22 @@ async fn a_deleted_account_leaves_nothing_and_its_tokens_are_refused() {
     );
     let bob_notifier_rows = notifier_count(bob.clone()).await;
     assert!(bob_notifier_rows >= 2);
+    let keys_naming = |who: String| {
+        let redis = &p.redis;
+        async move {
+            redis
+                .keys()
+                .await
+                .expect("Redis keys")
+                .into_iter()
+                .filter(|k| k.contains(&who))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(
+        !keys_naming(ada.clone()).await.is_empty(),
+        "auth counts account emails per address"
+    );
     let mongo_before = mongo_docs_of(&p, &ada_id).await;
     assert!(
         mongo_before.iter().filter(|(_, n)| *n > 0).count() >= 4,
@@ -247,6 +263,14 @@ async fn a_deleted_account_leaves_nothing_and_its_tokens_are_refused() {
 
     let (status, body) = delete_account(&p, Some(&ada_token), json!({"password": PASSWORD})).await;
     assert_eq!(status, 204, "{body}");
+    // No Redis key names her (checked before the log-in below, which counts a failure for the
+    // address typed, as it does for any address).
+    let left = [
+        keys_naming(ada.clone()).await,
+        keys_naming(ada_id.clone()).await,
+    ]
+    .concat();
+    assert!(left.is_empty(), "Redis keys naming Ada: {left:?}");
 
     // Her tokens open nothing, the deletion included; her password logs in no more.
     for path in [
@@ -313,6 +337,12 @@ async fn a_deleted_account_leaves_nothing_and_its_tokens_are_refused() {
         .collect();
     assert!(left.is_empty(), "MongoDB still holds Ada's {left:?}");
     assert_eq!(orphan_chunks(&p).await, 0, "no chunks without a file");
+    let progress = [
+        keys_naming(long_id.clone()).await,
+        keys_naming(done_id.clone()).await,
+    ]
+    .concat();
+    assert!(progress.is_empty(), "Redis keys of her jobs: {progress:?}");
     let jobs = p.mongo.as_ref().unwrap().database();
     let marked = jobs
         .collection::<Document>("deleted_owners")
