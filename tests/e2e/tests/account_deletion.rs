@@ -1,6 +1,6 @@
-//! `DELETE /api/v1/account`: an account with a finished job, a job converting and its emails
-//! deletes itself; afterwards nothing of it is left in any service (queried directly), its
-//! tokens are refused, and another account is untouched. A wrong password deletes nothing, and
+//! `DELETE /api/v1/account`: an account with a finished job, a job converting, a stored video
+//! and its emails deletes itself; afterwards nothing of it is left in any service (queried
+//! directly), its tokens are refused, and another account is untouched. A wrong password deletes nothing, and
 //! a deletion cut off midway is finished by asking again.
 
 mod common;
@@ -177,6 +177,15 @@ async fn a_deleted_account_leaves_nothing_and_its_tokens_are_refused() {
     let long = upload_raw(&p, &ada_token, &scratch.path("long.m4a"), "audio/mp4").await;
     let long_id = long["id"].as_str().unwrap().to_owned();
     wait_until_converting(&p, &ada_token, &long_id).await;
+    // And a stored video, waiting behind the conversion (or converting beside it).
+    let stored = upload_raw(
+        &p,
+        &ada_token,
+        &scratch.path("short.mkv"),
+        "video/x-matroska",
+    )
+    .await;
+    let stored_id = stored["id"].as_str().unwrap().to_owned();
 
     // There is something to delete in every service (so the checks below can fail).
     let notifier_rows = "SELECT (SELECT COUNT(*) FROM emails_sent WHERE recipient = ?) \
@@ -253,7 +262,7 @@ async fn a_deleted_account_leaves_nothing_and_its_tokens_are_refused() {
             .as_array()
             .unwrap()
             .len(),
-        2
+        3
     );
     assert_eq!(
         status_of(&p, &ada_token, &format!("/api/v1/jobs/{done_id}/mp3")).await,
@@ -295,6 +304,7 @@ async fn a_deleted_account_leaves_nothing_and_its_tokens_are_refused() {
     for path in [
         format!("/api/v1/jobs/{done_id}"),
         format!("/api/v1/jobs/{long_id}"),
+        format!("/api/v1/jobs/{stored_id}"),
         format!("/api/v1/jobs/{done_id}/mp3"),
         format!("/download?fid={fid}"),
     ] {
@@ -305,6 +315,7 @@ async fn a_deleted_account_leaves_nothing_and_its_tokens_are_refused() {
     for path in [
         format!("/internal/v1/jobs/{done_id}"),
         format!("/internal/v1/jobs/{long_id}"),
+        format!("/internal/v1/jobs/{stored_id}"),
         format!("/internal/v1/mp3s/{fid}"),
     ] {
         let r = client()
@@ -340,6 +351,7 @@ async fn a_deleted_account_leaves_nothing_and_its_tokens_are_refused() {
     let progress = [
         keys_naming(long_id.clone()).await,
         keys_naming(done_id.clone()).await,
+        keys_naming(stored_id.clone()).await,
     ]
     .concat();
     assert!(progress.is_empty(), "Redis keys of her jobs: {progress:?}");
