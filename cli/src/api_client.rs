@@ -179,6 +179,16 @@ impl ApiClient {
         self.send(rb).await.map(drop)
     }
 
+    /// Deletes the token's account (`DELETE /api/v1/account`) with its password.
+    pub async fn delete_account(&self, password: &str) -> Result<(), CliError> {
+        let rb = self.authed(
+            self.http
+                .delete(self.url(&["api", "v1", "account"]))
+                .json(&json!({"password": password})),
+        )?;
+        self.send(rb).await.map(drop)
+    }
+
     /// Uploads a raw body of `len` bytes; the queued job.
     pub async fn upload(
         &self,

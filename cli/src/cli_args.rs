@@ -125,6 +125,18 @@ pub enum Command {
     },
     /// Delete a job, its video and its mp3.
     Delete { job: String },
+    /// Delete your account on this server: every job, video and mp3, and the record of the
+    /// emails sent to you. Asks for your password and for a confirmation; cannot be undone.
+    /// An interrupted deletion is finished by running it again.
+    DeleteAccount {
+        /// Do not ask for a confirmation (for scripts; the password is still needed).
+        #[arg(long)]
+        yes: bool,
+        /// Read the password from the first line of stdin instead of the terminal (for
+        /// scripts; needs --yes, since stdin cannot answer the confirmation too).
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[cfg(test)]

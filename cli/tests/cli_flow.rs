@@ -172,6 +172,62 @@ async fn sign_up_upload_wait_list_and_delete() {
     assert_eq!(nowhere.code, 5, "{nowhere:#?}");
 }
 
+/// delete-account: refused without a confirmation and with a wrong password (nothing deleted),
+/// then deletes the account and forgets the session; the password logs in no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_account_asks_first_and_forgets_the_session() {
+    let p = PlatformBuilder::new()
+        .with_converter()
+        .start()
+        .await
+        .expect("platform");
+    let scratch = Scratch::new();
+    let cli = Cli::new(&scratch.0, &p.url(""));
+    let email = p.mailbox.address().to_owned();
+    cli.sign_up_and_log_in(&p, &email).await;
+    let stdin = format!("{PASSWORD}\n");
+
+    let unconfirmed = cli.run(&["delete-account"], Some("no\n")).await;
+    assert_eq!(unconfirmed.code, 1, "{unconfirmed:#?}");
+    assert!(
+        unconfirmed.stderr.contains("nothing was deleted"),
+        "{unconfirmed:#?}"
+    );
+    let no_yes = cli
+        .run(&["delete-account", "--password-stdin"], Some(&stdin))
+        .await;
+    assert_eq!(no_yes.code, 1, "{no_yes:#?}");
+    let wrong = cli
+        .run(
+            &["delete-account", "--yes", "--password-stdin"],
+            Some("not the password\n"),
+        )
+        .await;
+    assert_eq!(wrong.code, 2, "{wrong:#?}");
+    assert!(wrong.stderr.contains("nothing was deleted"), "{wrong:#?}");
+    cli.run(&["jobs"], None).await.ok();
+
+    let deleted = cli
+        .run(
+            &["--json", "delete-account", "--yes", "--password-stdin"],
+            Some(&stdin),
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(deleted["account_deleted"], true, "{deleted:#}");
+    let after = cli.run(&["jobs"], None).await;
+    assert_eq!(after.code, 2, "{after:#?}");
+    assert!(after.stderr.contains("vid2mp3 login"), "{after:#?}");
+    let login = cli
+        .run(
+            &["login", "--email", &email, "--password-stdin"],
+            Some(&stdin),
+        )
+        .await;
+    assert_eq!(login.code, 2, "{login:#?}");
+}
+
 /// A download cut off midway is completed from its `.part` with a Range request, byte for
 /// byte; a stale `.part` larger than the mp3 is thrown away and the download starts over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -214,6 +214,23 @@ impl JobStore {
         }
     }
 
+    /// The ids of every job of `owner`, whatever its state.
+    pub async fn ids_of_owner(&self, owner: &UserId) -> Result<Vec<String>, JobStateError> {
+        let mut cursor = self
+            .jobs
+            .clone_with_type::<mongodb::bson::Document>()
+            .find(doc! {"owner_id": owner.to_string()})
+            .projection(doc! {"_id": 1})
+            .await?;
+        let mut ids = Vec::new();
+        while cursor.advance().await? {
+            if let Ok(id) = cursor.current().get_str("_id") {
+                ids.push(id.to_owned());
+            }
+        }
+        Ok(ids)
+    }
+
     /// Removes a record; returns it if there was one.
     pub async fn delete(&self, job: &JobId) -> Result<Option<JobRecord>, JobStateError> {
         Ok(self

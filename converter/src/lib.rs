@@ -15,6 +15,7 @@
 //! Only what is used from outside the crate (the binary, the tests) is public.
 
 pub mod config;
+mod deleted_owners;
 pub mod gridfs;
 mod job_state;
 mod job_timeout;

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::{Config, Role};
+use crate::deleted_owners::DeletedOwners;
 use crate::gridfs::{Bucket, MP3S_BUCKET, VIDEOS_BUCKET};
 use crate::job_state::JobStore;
 use crate::metrics::Metrics;
@@ -29,6 +30,8 @@ struct Shared {
     quotas: QuotaStore,
     videos: Bucket,
     mp3s: Bucket,
+    /// Erased accounts, which uploads and conversions still under way check after writing.
+    deleted_owners: DeletedOwners,
     redis: Arc<RedisConnection>,
     metrics: Metrics,
 }
@@ -51,6 +54,7 @@ impl Shared {
             quotas: QuotaStore::new(&db, config.quotas),
             videos: Bucket::new(&db, VIDEOS_BUCKET),
             mp3s: Bucket::new(&db, MP3S_BUCKET),
+            deleted_owners: DeletedOwners::new(&db),
             redis: Arc::new(redis),
             metrics: Metrics::new().context("registering metrics")?,
             config: Arc::new(config),
@@ -93,6 +97,7 @@ impl Shared {
             quotas: self.quotas.clone(),
             videos: self.videos.clone(),
             mp3s: self.mp3s.clone(),
+            deleted_owners: self.deleted_owners.clone(),
             redis: Arc::clone(&self.redis),
             publisher,
             metrics: self.metrics.clone(),
@@ -106,6 +111,7 @@ impl Shared {
             quotas: self.quotas.clone(),
             videos: self.videos.clone(),
             mp3s: self.mp3s.clone(),
+            deleted_owners: self.deleted_owners.clone(),
             redis: Arc::clone(&self.redis),
             metrics: self.metrics.clone(),
         }

@@ -16,7 +16,7 @@ async fn tables(db: &MySqlDatabase) -> anyhow::Result<Vec<String>> {
 async fn each_service_gets_its_own_tables_and_a_second_run_changes_nothing() -> anyhow::Result<()> {
     for (service, service_tables) in [
         (Service::Auth, &["users", "email_confirmations"][..]),
-        (Service::Gateway, &["jobs"][..]),
+        (Service::Gateway, &["jobs", "account_deletions"][..]),
         (
             Service::Notifier,
             &["emails_sent", "account_emails_sent"][..],

@@ -1,4 +1,4 @@
-//! signup, confirm, resend-confirmation, login, logout.
+//! signup, confirm, resend-confirmation, login, logout, delete-account.
 
 use std::io::BufRead;
 
@@ -183,9 +183,77 @@ pub fn log_out(ctx: &Context) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether a confirmation answer is the word asked for.
+fn confirms_deletion(answer: &str) -> bool {
+    answer.trim() == "delete"
+}
+
+pub async fn delete_account(ctx: &Context, yes: bool, password_stdin: bool) -> anyhow::Result<()> {
+    if password_stdin && !yes {
+        return Err(CliError::Usage(
+            "--password-stdin needs --yes: stdin carries the password, so it cannot answer \
+             the confirmation too; nothing was deleted"
+                .into(),
+        )
+        .into());
+    }
+    let client = ctx.authed()?;
+    let key = ctx.server_key();
+    if !yes {
+        let who = ctx
+            .store
+            .load(&key)?
+            .and_then(|s| s.email)
+            .unwrap_or_else(|| "this account".into());
+        eprint!(
+            "This deletes {who} on {key} with every job, video and mp3; it cannot be undone.\n\
+             Type 'delete' to go on: "
+        );
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the confirmation")?;
+        if !confirms_deletion(&line) {
+            return Err(CliError::Usage(
+                "not confirmed (type 'delete', or pass --yes); nothing was deleted".into(),
+            )
+            .into());
+        }
+    }
+    let password = read_password(
+        &CredentialArgs {
+            email: None,
+            password_stdin,
+        },
+        false,
+    )?;
+    client.delete_account(&password).await?;
+    // The token opens nothing any more; keeping it would only make every command say so.
+    ctx.store.remove(&key)?;
+    if ctx.out.is_json() {
+        ctx.out
+            .json_value(&json!({"server": key, "account_deleted": true}));
+    } else {
+        ctx.out.note(&format!(
+            "Deleted your account on {key} and everything of it; logged out"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_word_confirms_a_deletion() {
+        assert!(confirms_deletion("delete\n"));
+        assert!(confirms_deletion("  delete "));
+        for no in ["", "\n", "y", "yes", "DELETE", "delete it"] {
+            assert!(!confirms_deletion(no), "{no:?}");
+        }
+    }
 
     #[test]
     fn a_link_or_a_bare_token_gives_the_token() {

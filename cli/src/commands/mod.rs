@@ -131,6 +131,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs { limit, all } => jobs::list(&ctx, limit, all).await,
         Command::Status { job } => jobs::status(&ctx, &job).await,
         Command::Delete { job } => jobs::delete(&ctx, &job).await,
+        Command::DeleteAccount {
+            yes,
+            password_stdin,
+        } => account::delete_account(&ctx, yes, password_stdin).await,
         Command::Download { job, output } => {
             download::download_command(&ctx, &job, output.as_deref()).await
         }

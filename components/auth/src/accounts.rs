@@ -54,12 +54,26 @@ impl Accounts {
     }
 
     pub fn find(&self, email: &Email) -> Result<Option<StoredAccount>, StoreError> {
+        self.find_where("email = ?", email.as_str().to_owned())
+    }
+
+    pub fn find_by_id(&self, id: UserId) -> Result<Option<StoredAccount>, StoreError> {
+        self.find_where("id = ?", id.to_string())
+    }
+
+    fn find_where(
+        &self,
+        condition: &str,
+        value: String,
+    ) -> Result<Option<StoredAccount>, StoreError> {
         let rows = self
             .conn
             .query(
-                "SELECT id, email, password_hash, email_confirmed_at IS NOT NULL \
-                 FROM users WHERE email = ?",
-                &[ParameterValue::Str(email.as_str().to_owned())],
+                &format!(
+                    "SELECT id, email, password_hash, email_confirmed_at IS NOT NULL \
+                     FROM users WHERE {condition}"
+                ),
+                &[ParameterValue::Str(value)],
             )
             .map_err(|e| StoreError::Query(describe(&e)))?;
         let Some(row) = rows.rows.first() else {

@@ -12,7 +12,8 @@ use spin_sdk::http::{Method, Request, Response};
 use vid2mp3_contracts::account_email::AccountEmailKind;
 use vid2mp3_contracts::auth_api::{
     CONFIRMATION_EMAIL_PATH, CONFIRMATION_PATH, CheckInbox, Confirmation, Credentials,
-    HEADER_CLIENT_ADDR, JWKS_PATH, SESSIONS_PATH, Session, USERS_PATH,
+    DELETION_CHECK_PATH, DELETION_PATH, HEADER_CLIENT_ADDR, JWKS_PATH, SESSIONS_PATH, Session,
+    USERS_PATH,
 };
 use vid2mp3_contracts::{ErrorBody, ErrorCode, UserId};
 
@@ -20,6 +21,7 @@ use crate::account_mail;
 use crate::accounts::{Accounts, Confirmed, StoredAccount};
 use crate::config::AuthConfig;
 use crate::confirmations::{self, Confirmations, Redeemed};
+use crate::deletion;
 use crate::email::Email;
 use crate::password::{check_policy, hash_password, verify_password};
 use crate::throttle::{Counter, Throttle, Verdict};
@@ -49,7 +51,7 @@ impl ApiError {
     }
 
     /// A failure of a backing service: logged in full, told to the client without details.
-    fn unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
+    pub(crate) fn unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
         eprintln!("auth: {what} failed: {e}");
         ApiError::new(
             ErrorCode::Unavailable,
@@ -90,9 +92,17 @@ pub fn handle(req: &Request, config: impl FnOnce() -> Result<AuthConfig, ApiErro
         (Method::Post, CONFIRMATION_EMAIL_PATH) => config().and_then(|c| send_link_again(req, &c)),
         (Method::Post, SESSIONS_PATH) => config().and_then(|c| log_in(req, &c)),
         (Method::Get, JWKS_PATH) => config().map(|c| json(200, &c.signer.jwks())),
+        (Method::Post, DELETION_CHECK_PATH) => config().and_then(|c| deletion::check(req, &c)),
+        (Method::Post, DELETION_PATH) => config().and_then(|c| deletion::delete(req, &c)),
         (
             _,
-            USERS_PATH | CONFIRMATION_PATH | CONFIRMATION_EMAIL_PATH | SESSIONS_PATH | JWKS_PATH,
+            USERS_PATH
+            | CONFIRMATION_PATH
+            | CONFIRMATION_EMAIL_PATH
+            | SESSIONS_PATH
+            | JWKS_PATH
+            | DELETION_CHECK_PATH
+            | DELETION_PATH,
         ) => Err(ApiError::new(
             ErrorCode::BadRequest,
             format!("{} is not allowed on {}", req.method(), req.path()),
@@ -107,19 +117,19 @@ pub fn handle(req: &Request, config: impl FnOnce() -> Result<AuthConfig, ApiErro
 
 /// The address the gateway worked out for the client (one bucket for callers that set none:
 /// only the gateway can reach auth).
-fn client_of(req: &Request) -> String {
+pub(crate) fn client_of(req: &Request) -> String {
     req.header(HEADER_CLIENT_ADDR)
         .and_then(|v| v.as_str())
         .unwrap_or("unknown")
         .to_owned()
 }
 
-fn open_throttle(config: &AuthConfig) -> Result<Throttle<'_>, ApiError> {
+pub(crate) fn open_throttle(config: &AuthConfig) -> Result<Throttle<'_>, ApiError> {
     Throttle::open(config.redis_url.expose(), &config.redis_key_prefix)
         .map_err(|e| ApiError::unavailable("Redis", e))
 }
 
-fn open_accounts(config: &AuthConfig) -> Result<Accounts, ApiError> {
+pub(crate) fn open_accounts(config: &AuthConfig) -> Result<Accounts, ApiError> {
     Accounts::open(config.db_url.expose()).map_err(|e| ApiError::unavailable("MySQL", e))
 }
 
@@ -382,7 +392,7 @@ fn confirm(req: &Request, config: &AuthConfig) -> Result<Response, ApiError> {
 
 /// Counts a log-in attempt (per typed email and per client address) atomically before any
 /// password work; `Err` 429 when either is at its limit. The keys, for taking the attempt back.
-fn count_login(
+pub(crate) fn count_login(
     config: &AuthConfig,
     throttle: &Throttle<'_>,
     typed: &str,
@@ -550,7 +560,10 @@ fn log_in(req: &Request, config: &AuthConfig) -> Result<Response, ApiError> {
 }
 
 /// A small JSON body of type `T`; `shape` says what it should look like.
-fn read_json<T: serde::de::DeserializeOwned>(req: &Request, shape: &str) -> Result<T, ApiError> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    req: &Request,
+    shape: &str,
+) -> Result<T, ApiError> {
     let body = req.body();
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::new(

@@ -4,7 +4,7 @@
 //! [`email`] validates and normalizes addresses, [`password`] holds the policy and argon2id,
 //! [`tokens`] signs EdDSA JWTs and publishes the JWKS, [`accounts`] is the `users` table,
 //! [`confirmations`] the email confirmation tokens, [`account_mail`] asks the notifier to email an
-//! address, [`throttle`] counts attempts in Redis, [`api`] answers requests, [`config`] reads the
+//! address, [`throttle`] counts attempts in Redis, [`deletion`] deletes an account, [`api`] answers requests, [`config`] reads the
 //! Spin variables.
 
 mod account_mail;
@@ -12,6 +12,7 @@ mod accounts;
 mod api;
 mod config;
 mod confirmations;
+mod deletion;
 mod email;
 mod password;
 mod throttle;

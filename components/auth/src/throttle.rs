@@ -131,6 +131,21 @@ impl<'a> Throttle<'a> {
         format!("{}auth:emails:to:{}", self.prefix, bounded(email))
     }
 
+    /// Removes the counters that name `email` (its log-in attempts and account emails), when
+    /// its account is deleted.
+    pub fn forget_address(&self, email: &str) -> Result<(), ThrottleError> {
+        self.conn
+            .execute(
+                "DEL",
+                &[
+                    RedisParameter::Binary(self.login_account(email).into_bytes()),
+                    RedisParameter::Binary(self.emails_to(email).into_bytes()),
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| ThrottleError(e.to_string()))
+    }
+
     /// Counts one attempt on every counter, atomically, if all are under their limits.
     pub fn count(&self, counters: &[Counter]) -> Result<Verdict, ThrottleError> {
         let mut args = vec![

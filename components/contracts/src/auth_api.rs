@@ -7,6 +7,8 @@
 //! | `POST /users/confirmation` | confirm an address with the token from its email ([`Confirmation`] → `200` [`Account`]; `400` for a token that is unknown, used or expired; `409` when another link confirmed the address first) |
 //! | `POST /users/confirmation-email` | send the confirmation link again ([`Credentials`] → `202` [`CheckInbox`], always; throttled like a log-in) |
 //! | `POST /sessions` | log in ([`Credentials`] → `200` [`Session`]; `401` for any wrong email/password pair; `403` `email_not_confirmed` for the right password of an unconfirmed account; `429` with `Retry-After` when throttled) |
+//! | `POST /accounts/deletion-check` | check the password of the account deleting itself ([`AccountDeletion`] → `204`; `403` `forbidden` for a wrong password; `401` when the account is gone; `429` with `Retry-After`, throttled like a log-in) |
+//! | `POST /accounts/deletion` | the last step of a deletion: the password again, then the notifier's rows for the address, the confirmation links and the user ([`AccountDeletion`] → `204`; errors as above; `503` when the notifier did not confirm, nothing of the user removed) |
 //! | `GET /jwks` | the public keys tokens are signed with (RFC 7517) |
 //!
 //! Every `POST` carries [`HEADER_CLIENT_ADDR`]: auth counts attempts per client address.
@@ -20,6 +22,8 @@ pub const CONFIRMATION_PATH: &str = "/users/confirmation";
 pub const CONFIRMATION_EMAIL_PATH: &str = "/users/confirmation-email";
 pub const SESSIONS_PATH: &str = "/sessions";
 pub const JWKS_PATH: &str = "/jwks";
+pub const DELETION_CHECK_PATH: &str = "/accounts/deletion-check";
+pub const DELETION_PATH: &str = "/accounts/deletion";
 
 /// The client's address as the gateway worked it out (`client_addr`), for per-address throttling.
 pub const HEADER_CLIENT_ADDR: &str = "x-vid2mp3-client-addr";
@@ -61,6 +65,22 @@ impl std::fmt::Debug for Confirmation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Confirmation")
             .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The account deleting itself (the id from its token) and its password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountDeletion {
+    pub user_id: UserId,
+    pub password: String,
+}
+
+impl std::fmt::Debug for AccountDeletion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountDeletion")
+            .field("user_id", &self.user_id)
+            .field("password", &"<redacted>")
             .finish()
     }
 }

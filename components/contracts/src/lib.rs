@@ -7,6 +7,7 @@
 //! the message `version` for anything else.
 
 pub mod account_email;
+pub mod account_erasure;
 pub mod auth_api;
 pub mod claims;
 pub mod client_addr;

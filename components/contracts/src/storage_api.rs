@@ -9,6 +9,7 @@
 //! | `GET /internal/v1/jobs/{job_id}/mp3` | the mp3, streamed; `Range` supported |
 //! | `DELETE /internal/v1/jobs/{job_id}` | remove the job's video, mp3 and state |
 //! | `GET /internal/v1/mp3s/{mp3_fid}` | the state of the job that produced this mp3 (the course's `fid` → its job) |
+//! | `DELETE /internal/v1/owners/{owner_id}` | erase an account: every job's video, mp3 and state, files no job names, upload reservations and minutes claims (`204`, also when there was nothing) |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (MongoDB, RabbitMQ, Redis), Prometheus |
 //!
 //! `PUT .../video` answers `201` with [`StoredVideo`] once the video is in GridFS **and** its
@@ -32,7 +33,8 @@
 //! unknown job or mp3; `413` for a video over the converter's size limit. `GET .../mp3` answers
 //! `200` (whole file) or `206` (one `Range`, with `Content-Range`) with `Content-Length` and
 //! `Accept-Ranges: bytes`, `416` with `Content-Range: bytes */<len>` for a range past the end,
-//! and `409` while the job has no mp3 (not done). `DELETE` answers `204`.
+//! and `409` while the job has no mp3 (not done). `DELETE` answers `204`. After an account is
+//! erased, a `PUT .../video` of its that finishes is undone and answered `403`.
 //! `/healthz`, `/readyz` and `/metrics` need no token (probes and Prometheus call them).
 
 use serde::{Deserialize, Serialize};
@@ -101,6 +103,7 @@ pub fn check_storage_token(token: &str) -> Result<(), StorageTokenProblem> {
 
 pub const JOBS_PATH: &str = "/internal/v1/jobs";
 pub const MP3S_PATH: &str = "/internal/v1/mp3s";
+pub const OWNERS_PATH: &str = "/internal/v1/owners";
 
 /// Headers of `PUT .../video` besides `Content-Type` (the video's media type).
 pub const HEADER_OWNER_ID: &str = "x-vid2mp3-owner-id";
@@ -122,6 +125,11 @@ pub fn job_path(job: &JobId) -> String {
 
 pub fn mp3_path(job: &JobId) -> String {
     format!("{JOBS_PATH}/{job}/mp3")
+}
+
+/// Where everything of an account is erased (`DELETE`).
+pub fn owner_path(owner: &UserId) -> String {
+    format!("{OWNERS_PATH}/{owner}")
 }
 
 /// Where the job that produced mp3 `fid` is looked up (→ [`JobState`]).

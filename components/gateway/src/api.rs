@@ -8,6 +8,7 @@ use vid2mp3_contracts::auth_api::{Confirmation, Credentials};
 use vid2mp3_contracts::client_addr::{client_address, parse_node};
 use vid2mp3_contracts::{Claims, ErrorCode, FileId, JobId};
 
+use crate::account_deletions::{self, AccountDeletions};
 use crate::config::GatewayConfig;
 use crate::errors::ApiError;
 use crate::http_io::{
@@ -17,7 +18,7 @@ use crate::job_view::{JobPage, decode_cursor, encode_cursor, view};
 use crate::jobs_store::{JobsStore, OwnedJob, PageStart};
 use crate::routes::{Route, route};
 use crate::upload::naming::{content_disposition, mp3_name};
-use crate::{auth_client, basic_auth, redis_ping, upload, web};
+use crate::{account_deletion, auth_client, basic_auth, redis_ping, upload, web};
 
 /// Sign-up and log-in bodies are a small JSON object.
 const MAX_JSON_BODY: usize = 16 * 1024;
@@ -145,6 +146,15 @@ fn answer(
                 200,
                 &auth_client::log_in(&credentials, &client)?,
             ))
+        }
+        Route::DeleteAccount => {
+            let config = config()?;
+            let claims = verified_claims(head, &config)?;
+            let request: account_deletion::DeletionRequest =
+                json_body(req, "{\"password\": \"...\"} (nothing was deleted)")?;
+            let client = client_addr(head, &config);
+            account_deletion::delete_account(&claims, request, &client, &config)?;
+            reply(Reply::empty(204))
         }
         Route::CourseLogin => {
             let (email, password) = head
@@ -299,10 +309,21 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-fn authenticate(head: &RequestHead, config: &GatewayConfig) -> Result<Claims, ApiError> {
+/// The token's claims, signature and time checked locally; its account not looked up.
+fn verified_claims(head: &RequestHead, config: &GatewayConfig) -> Result<Claims, ApiError> {
     Ok(config
         .verifier
         .verify_header(head.header("authorization"), now_secs())?)
+}
+
+/// The claims of a valid token whose account is neither deleted nor being deleted (one
+/// primary-key lookup: `account_deletions`).
+fn authenticate(head: &RequestHead, config: &GatewayConfig) -> Result<Claims, ApiError> {
+    let claims = verified_claims(head, config)?;
+    match AccountDeletions::open(&config.db_url)?.state(&claims.sub)? {
+        None => Ok(claims),
+        Some(state) => Err(account_deletions::refused(state)),
+    }
 }
 
 fn owned_job(config: &GatewayConfig, id: &str, claims: &Claims) -> Result<OwnedJob, ApiError> {

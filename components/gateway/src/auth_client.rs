@@ -2,8 +2,9 @@
 
 use spin_sdk::wit::wasi::http0_2_0::types as wt;
 use vid2mp3_contracts::auth_api::{
-    Account, CONFIRMATION_EMAIL_PATH, CONFIRMATION_PATH, CheckInbox, Confirmation, Credentials,
-    HEADER_CLIENT_ADDR, SESSIONS_PATH, Session, USERS_PATH,
+    Account, AccountDeletion, CONFIRMATION_EMAIL_PATH, CONFIRMATION_PATH, CheckInbox, Confirmation,
+    Credentials, DELETION_CHECK_PATH, DELETION_PATH, HEADER_CLIENT_ADDR, SESSIONS_PATH, Session,
+    USERS_PATH,
 };
 use vid2mp3_contracts::{ErrorBody, ErrorCode};
 
@@ -26,6 +27,22 @@ pub fn send_link_again(
     client_addr: &str,
 ) -> Result<CheckInbox, ApiError> {
     call(CONFIRMATION_EMAIL_PATH, credentials, client_addr)
+}
+
+/// Whether `deletion`'s password is its account's (`Ok`: yes; 403 no; 429 throttled).
+pub fn check_deletion(deletion: &AccountDeletion, client_addr: &str) -> Result<(), ApiError> {
+    call_empty(DELETION_CHECK_PATH, deletion, client_addr)
+}
+
+/// The last step of a deletion: auth checks the password again, has the notifier forget the
+/// address, and removes the user.
+pub fn delete_account(deletion: &AccountDeletion, client_addr: &str) -> Result<(), ApiError> {
+    call_empty(DELETION_PATH, deletion, client_addr)
+}
+
+/// A call whose success has no body (`204`).
+fn call_empty(path: &str, body: &impl serde::Serialize, client_addr: &str) -> Result<(), ApiError> {
+    call::<serde::de::IgnoredAny>(path, body, client_addr).map(|_| ())
 }
 
 pub fn log_in(credentials: &Credentials, client_addr: &str) -> Result<Session, ApiError> {
@@ -56,8 +73,12 @@ fn call<T: serde::de::DeserializeOwned>(
     )
     .map_err(|e| ApiError::unavailable("accounts", e))?;
     if (200..300).contains(&answer.status) {
-        return serde_json::from_slice(&answer.body)
-            .map_err(|e| ApiError::internal("auth answer", e));
+        let body: &[u8] = if answer.body.is_empty() {
+            b"null"
+        } else {
+            &answer.body
+        };
+        return serde_json::from_slice(body).map_err(|e| ApiError::internal("auth answer", e));
     }
     // auth's errors are already worded for the client; pass them on, except its internals.
     match serde_json::from_slice::<ErrorBody>(&answer.body) {

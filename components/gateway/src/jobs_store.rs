@@ -75,6 +75,16 @@ impl JobsStore {
             .map_err(|e| ApiError::unavailable("the jobs database", describe(&e)))
     }
 
+    /// Every row of `owner`, stored or still pending (an account's deletion).
+    pub fn remove_owner(&self, owner: &UserId) -> Result<(), ApiError> {
+        self.conn
+            .execute(
+                "DELETE FROM jobs WHERE owner_id = ?",
+                &[ParameterValue::Str(owner.to_string())],
+            )
+            .map_err(|e| ApiError::unavailable("the jobs database", describe(&e)))
+    }
+
     /// The job if `owner` owns it and its upload completed; otherwise `None` (never "someone
     /// else's": the caller answers both the same way).
     pub fn find_owned(&self, job: &JobId, owner: &UserId) -> Result<Option<OwnedJob>, ApiError> {

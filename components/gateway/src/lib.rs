@@ -5,9 +5,12 @@
 //! verified locally), [`auth_client`] (sign-up and log-in through service chaining),
 //! [`jobs_store`] (who owns which job, MySQL), [`storage_client`] (the converter's storage API),
 //! [`upload`] (checked, streamed uploads), [`job_view`] (what a job looks like to clients),
-//! [`redis_ping`] (readiness), [`http_io`] (requests and answers over WASI HTTP; outgoing calls
-//! and body reads from `vid2mp3-wasi-http`), [`config`] (Spin variables).
+//! [`account_deletion`] (an account deleting itself) and [`account_deletions`] (whose tokens are
+//! refused), [`redis_ping`] (readiness), [`http_io`] (requests and answers over WASI HTTP;
+//! outgoing calls and body reads from `vid2mp3-wasi-http`), [`config`] (Spin variables).
 
+mod account_deletion;
+mod account_deletions;
 pub mod api;
 mod auth_client;
 mod basic_auth;

@@ -11,6 +11,8 @@ pub enum Route {
     /// Send the confirmation link again.
     ConfirmationEmail,
     LogIn,
+    /// `DELETE /api/v1/account`: the account deletes itself, with its password.
+    DeleteAccount,
     ListJobs,
     Upload,
     GetJob(String),
@@ -56,6 +58,7 @@ pub fn route(method: &str, path: &str) -> Route {
         "/api/v1/users/confirmation" => allow("POST", Route::ConfirmEmail, is("POST")),
         "/api/v1/users/confirmation-email" => allow("POST", Route::ConfirmationEmail, is("POST")),
         "/api/v1/sessions" => allow("POST", Route::LogIn, is("POST")),
+        "/api/v1/account" => allow("DELETE", Route::DeleteAccount, is("DELETE")),
         "/api/v1/jobs" => {
             if get {
                 Route::ListJobs
@@ -115,6 +118,9 @@ mod tests {
             ("GET", "/confirm", Route::WebPage),
             ("POST", "/confirm", Route::MethodNotAllowed("GET")),
             ("POST", "/api/v1/sessions", Route::LogIn),
+            ("DELETE", "/api/v1/account", Route::DeleteAccount),
+            ("GET", "/api/v1/account", Route::MethodNotAllowed("DELETE")),
+            ("POST", "/api/v1/account", Route::MethodNotAllowed("DELETE")),
             ("GET", "/api/v1/jobs", Route::ListJobs),
             ("POST", "/api/v1/jobs", Route::Upload),
             (

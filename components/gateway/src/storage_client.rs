@@ -126,6 +126,15 @@ impl StorageEndpoint {
         }
     }
 
+    /// Erases everything storage holds of `owner` (`DELETE /internal/v1/owners/{owner}`).
+    pub fn delete_owner(&self, owner: &UserId) -> Result<(), ApiError> {
+        let resp = self.call(wt::Method::Delete, &storage_api::owner_path(owner), None)?;
+        match resp.status {
+            204 => Ok(()),
+            _ => Err(unexpected(&resp)),
+        }
+    }
+
     pub fn ready(&self) -> Result<(), String> {
         let path = format!("{}/readyz", self.base_path);
         match fetch(

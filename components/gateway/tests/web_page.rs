@@ -1,7 +1,8 @@
 //! The web page at `/`: its files and headers over HTTP, then the page itself driven in headless
 //! Debian Chromium (playwright-core, `tests/web/page-flow.mjs`) against the whole platform:
 //! sign up, confirm the address from the emailed link (Mailpit), log in, upload (throttled, so the progress bars must move through values between 0
-//! and 100), watch each job converting and then done, download the mp3, delete, log out.
+//! and 100), watch each job converting and then done, download the mp3, delete, log out, and delete the
+//! account (refused without the box ticked and with a wrong password, then done).
 //!
 //! The browser test needs node, `/usr/bin/chromium` and `npm ci` in `tests/web/`; scripts/test
 //! installs them (`scripts/install browser`). Missing tools fail the

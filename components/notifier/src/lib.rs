@@ -9,8 +9,10 @@
 //!
 //! Account emails from auth (confirmation links) arrive on a second channel, told apart by their
 //! `account_email` field: [`account_mail`] writes and sends them, [`account_sent_log`] makes sure
-//! each goes out once.
+//! each goes out once. Erasures (an account was deleted) arrive on that channel too:
+//! [`account_erasure`] removes the rows that name the address and acks to auth.
 
+mod account_erasure;
 mod account_mail;
 mod account_sent_log;
 mod config;
@@ -32,6 +34,19 @@ fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
 /// Handles one message from either channel, with the settings from this instance's Spin
 /// variables: the component's whole behaviour, which the export above hands every message to.
 pub fn handle_message(message: &[u8]) -> anyhow::Result<()> {
+    if vid2mp3_contracts::account_erasure::is_erasure(message) {
+        let config = config::load(|name| spin_sdk::variables::get(name).map_err(|e| e.to_string()))
+            .map_err(|e| anyhow::anyhow!("notifier: erasure: {e}"))?;
+        let line = account_erasure::handle(
+            message,
+            config.db_url.expose(),
+            config.redis_url.expose(),
+            &config.redis_key_prefix,
+        )
+        .map_err(|e| anyhow::anyhow!("notifier: erasure failed: {e}"))?;
+        println!("{line}");
+        return Ok(());
+    }
     if account_mail::is_account_email(message) {
         let report = account_mail::handle(
             message,

@@ -18,6 +18,7 @@
 //! | media minutes per day | minutes claimed by conversions started this UTC day | `429` at upload once none is left (`Retry-After`: until 00:00 UTC); a job longer than what is left fails |
 
 pub mod admission;
+mod erase;
 pub mod media;
 
 use std::fmt;

@@ -5,6 +5,7 @@
 //! call them, and they reveal nothing about jobs.
 
 mod error;
+mod owners;
 pub mod range;
 mod saga;
 
@@ -17,7 +18,7 @@ use axum::extract::{self, MatchedPath, Path, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use futures::TryStreamExt;
 use mongodb::bson::oid::ObjectId;
 use subtle::ConstantTimeEq;
@@ -35,6 +36,7 @@ use self::error::json_response;
 use self::range::{RangeRequest, parse_range};
 use self::saga::{Saga, Stored, Upload};
 use crate::config::Config;
+use crate::deleted_owners::DeletedOwners;
 use crate::gridfs::Bucket;
 use crate::job_state::{JobRecord, JobStore};
 use crate::metrics::Metrics;
@@ -50,6 +52,7 @@ pub struct State {
     pub quotas: QuotaStore,
     pub videos: Bucket,
     pub mp3s: Bucket,
+    pub deleted_owners: DeletedOwners,
     pub redis: Arc<RedisConnection>,
     pub publisher: Arc<Publisher>,
     pub metrics: Metrics,
@@ -71,6 +74,10 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/internal/v1/jobs/{job_id}/video", put(put_video))
         .route("/internal/v1/jobs/{job_id}/mp3", get(get_mp3))
         .route("/internal/v1/mp3s/{mp3_fid}", get(mp3_job))
+        .route(
+            "/internal/v1/owners/{owner_id}",
+            delete(owners::delete_owner),
+        )
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             require_token,
@@ -327,8 +334,17 @@ async fn delete_job(
     Path(job): Path<String>,
 ) -> ApiResult {
     let job = parse_job(&job)?;
-    let Some(record) = state.jobs.get(&job).await? else {
+    if !erase_job(&state, &job).await? {
         return Err(ApiError::new(ErrorCode::NotFound, format!("no job {job}")));
+    }
+    info!(%job, "job deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Removes a job's video, mp3s, record and progress; `false` when it has no record.
+async fn erase_job(state: &State, job: &JobId) -> Result<bool, ApiError> {
+    let Some(record) = state.jobs.get(job).await? else {
+        return Ok(false);
     };
     // Files first, the record last: a failure half way leaves the record to try again with.
     if let Ok(id) = ObjectId::parse_str(&record.video_fid) {
@@ -350,15 +366,14 @@ async fn delete_job(
     {
         state.mp3s.delete(file.id).await?;
     }
-    state.jobs.delete(&job).await?;
+    state.jobs.delete(job).await?;
     if let Ok(mut redis) = state.redis.get().await {
         let _: Result<(), _> = redis::cmd("DEL")
-            .arg(progress_key(&state.config.redis_key_prefix, &job))
+            .arg(progress_key(&state.config.redis_key_prefix, job))
             .query_async(&mut redis)
             .await;
     }
-    info!(%job, "job deleted");
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(true)
 }
 
 async fn readyz(extract::State(state): extract::State<Arc<State>>) -> Response {
@@ -519,6 +534,7 @@ async fn put_video(
         return stored_answer(&existing, &upload.owner, StatusCode::OK);
     }
     let upload_owner = upload.owner;
+    let state_for_check = Arc::clone(&state);
     // The rest runs as its own task: if the client goes away after the body, the handler's
     // future is dropped, but admitting, storing, recording and publishing still finish or roll
     // back together instead of stopping half way (a reservation left behind would count
@@ -540,6 +556,9 @@ async fn put_video(
     )
     .await
     .map_err(|e| ApiError::new(ErrorCode::Internal, format!("storing failed: {e}")))??;
+    if let Stored::New(record) = &stored {
+        owners::undo_if_erased(&state_for_check, record).await?;
+    }
     match stored {
         Stored::New(record) => stored_answer(&record, &record_owner(&record)?, StatusCode::CREATED),
         Stored::Existing(record) => stored_answer(&record, &upload_owner, StatusCode::OK),

@@ -100,7 +100,8 @@ pub(super) async fn convert_job(
         .await?
     else {
         info!("the job was deleted; dropping its message");
-        return Ok(());
+        writer.abort().await?;
+        return super::erased::forget_if_erased(deps, job).await;
     };
     let timeouts = deps.config.job_timeouts;
     let mut limit = timeouts.before_duration(video.length);
@@ -280,6 +281,8 @@ pub(super) async fn convert_job(
     // Only once the record has moved on: cleared while the mp3 was still being closed, a status
     // read in between saw a converting job with no progress, and its bar went from 99 back to 0.
     reporter.clear(deps).await;
+    // Failing here leaves the message unacked; its redelivery finds no record and tries again.
+    super::erased::forget_if_erased(deps, job).await?;
     settled
 }
 
@@ -371,9 +374,15 @@ async fn fail_permanently(
         error = detail,
         "the job failed permanently"
     );
-    deps.jobs
+    let recorded = deps
+        .jobs
         .mark_failure(&job.job_id, JobStatus::Failed, code, message)
         .await?;
+    if recorded.is_none() {
+        // Deleted (its video may have gone mid-read): nobody is left to tell.
+        info!("the job was deleted while converting; no failure to report");
+        return Ok(());
+    }
     deps.metrics.job("failed");
     events::publish_failed(publish, job, code, message).await
 }
@@ -402,7 +411,8 @@ async fn handle_failure(
         // The state before the retry: when MongoDB is what failed, this fails too and the
         // message goes back whole. Published first, the retry would sit beside the requeued
         // message and the job would run twice.
-        deps.jobs
+        let recorded = deps
+            .jobs
             .mark_failure(
                 &job.job_id,
                 JobStatus::Queued,
@@ -410,6 +420,10 @@ async fn handle_failure(
                 &format!("attempt {} failed ({error}); retrying", job.attempt),
             )
             .await?;
+        if recorded.is_none() {
+            info!("the job was deleted while converting; no retry");
+            return Ok(());
+        }
         events::publish_job(publish, &queue, &next, priority).await?;
         warn!(error = %detail, retry_in_ms = delay.as_millis() as u64, "transient failure; retrying");
         deps.metrics.job("retried");
@@ -421,9 +435,14 @@ async fn handle_failure(
     let code = ErrorCode::RetriesExhausted;
     let message = user_message(code, &error.to_string());
     warn!(error = %detail, attempts = job.attempt, "retries exhausted; dead-lettered");
-    deps.jobs
+    let recorded = deps
+        .jobs
         .mark_failure(&job.job_id, JobStatus::Failed, code, &message)
         .await?;
+    if recorded.is_none() {
+        info!("the job was deleted while converting; no failure to report");
+        return Ok(());
+    }
     events::publish_failed(publish, job, code, &message).await
 }
 

@@ -15,6 +15,7 @@
 //! not converted again: its event is published again and the message acked.
 
 mod convert;
+mod erased;
 mod events;
 mod shared;
 use std::future::Future;
@@ -179,7 +180,7 @@ async fn process(
     let Some(record) = deps.jobs.get(&job.job_id).await? else {
         info!("the job was deleted; dropping its message");
         deps.metrics.job("deleted");
-        return Ok(());
+        return erased::forget_if_erased(deps, job).await;
     };
     let job_key = job.job_id.to_string();
     match record.status {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::deleted_owners::DeletedOwners;
 use crate::gridfs::{Bucket, GridFsError};
 use crate::job_state::{JobStateError, JobStore};
 use crate::metrics::Metrics;
@@ -19,6 +20,7 @@ pub struct Deps {
     pub quotas: QuotaStore,
     pub videos: Bucket,
     pub mp3s: Bucket,
+    pub deleted_owners: DeletedOwners,
     pub redis: Arc<RedisConnection>,
     pub metrics: Metrics,
 }

@@ -1,6 +1,6 @@
 // vid2mp3's web page: sign up (then confirm the address from the emailed link, which lands on
 // /confirm#token=...), log in, upload with progress, a live list of jobs, download, delete, log
-// out. Plain JavaScript against the JSON API under /api/v1; the session token lives
+// out, delete the account. Plain JavaScript against the JSON API under /api/v1; the session token lives
 // in sessionStorage (this tab only, gone when it closes).
 'use strict';
 
@@ -38,6 +38,11 @@
     jobsMore: $('jobs-more'),
     refresh: $('refresh'),
     announcer: $('announcer'),
+    deleteForm: $('delete-account-form'),
+    deletePassword: $('delete-password'),
+    deleteConfirm: $('delete-confirm'),
+    deleteError: $('delete-account-error'),
+    deleteButton: $('delete-account'),
     main: $('main'),
   };
 
@@ -623,6 +628,39 @@
     }
   }
 
+  // DELETE /api/v1/account with the password, once the box is ticked. A failure deletes nothing
+  // (or, cut off midway, is finished by pressing again); success ends the session.
+  async function onDeleteAccount(event) {
+    event.preventDefault();
+    const password = el.deletePassword.value;
+    if (!password) {
+      showError(el.deleteError, 'Type your password to delete the account. Nothing was deleted.');
+      el.deletePassword.focus();
+      return;
+    }
+    if (!el.deleteConfirm.checked) {
+      showError(el.deleteError, 'Tick the box to confirm. Nothing was deleted.');
+      el.deleteConfirm.focus();
+      return;
+    }
+    showError(el.deleteError, '');
+    el.deleteButton.disabled = true;
+    try {
+      await api('/account', {
+        method: 'DELETE',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ password }),
+      });
+      el.deletePassword.value = '';
+      el.deleteConfirm.checked = false;
+      endSession('Your account and everything of it were deleted.');
+    } catch (e) {
+      if (session) showError(el.deleteError, sentence(e.message));
+    } finally {
+      el.deleteButton.disabled = false;
+    }
+  }
+
   // ---- start ----------------------------------------------------------------------------
 
   el.authForm.addEventListener('submit', onAuthSubmit);
@@ -630,6 +668,7 @@
   el.confirmButton.addEventListener('click', onConfirm);
   el.logout.addEventListener('click', () => endSession(''));
   el.refresh.addEventListener('click', () => refreshJobs());
+  el.deleteForm.addEventListener('submit', onDeleteAccount);
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden && session) refreshJobs();
   });

@@ -299,6 +299,33 @@ try {
   await page.getByRole('button', { name: 'Log out' }).click();
   await emailField.waitFor({ state: 'visible' });
   check(true, 'logged out');
+
+  // ---- delete the account: a wrong password deletes nothing; the right one ends it all ----
+  await emailField.fill(email);
+  await passwordField.fill(password);
+  await logInButton.click();
+  await page.getByText('No conversions yet').waitFor();
+  const deletePassword = page.getByLabel('Your password');
+  const deleteButton = page.getByRole('button', { name: 'Delete my account' });
+  await deletePassword.fill(password);
+  await deleteButton.click();
+  const deleteError = page.locator('#delete-account-error');
+  await deleteError.getByText(/tick the box/i).waitFor();
+  check(true, 'deleting without ticking the box is refused in words');
+  await page.getByLabel(/I understand/).check();
+  await deletePassword.fill('not the password at all');
+  await deleteButton.click();
+  await deleteError.getByText(/password is wrong; nothing was deleted/i).waitFor();
+  check(true, 'a wrong password deletes nothing and says so');
+  await deletePassword.fill(password);
+  await deleteButton.click();
+  await page.locator('#auth-error').getByText(/account and everything of it were deleted/i).waitFor();
+  check(await emailField.isVisible(), 'deleting the account ends the session');
+  await emailField.fill(email);
+  await passwordField.fill(password);
+  await logInButton.click();
+  await page.locator('#auth-error').getByText(/email or password is wrong/i).waitFor();
+  check(true, 'the deleted account cannot log in');
 } catch (e) {
   problems.push(e.stack || String(e));
   if (page) {
