@@ -1,6 +1,6 @@
 //! What vid2mp3's services agree on, defined once: ids, queue messages, account emails, the
 //! converter's storage API, conversion progress, token claims, error codes, and how a client's
-//! address is found behind trusted proxies.
+//! address is found behind trusted proxies, and which webhook callbacks are allowed.
 //!
 //! Plain Rust with serde only, so it builds for the native converter and for the wasm32-wasip2
 //! components alike. Changing a type here changes a wire format: add fields as optional, bump
@@ -17,6 +17,7 @@ pub mod messages;
 pub mod profile;
 pub mod progress;
 pub mod storage_api;
+pub mod webhook;
 
 pub use claims::Claims;
 pub use error_code::{ErrorBody, ErrorCode, ErrorDetail};
