@@ -7,6 +7,7 @@
 mod error;
 pub mod range;
 mod saga;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +54,8 @@ pub struct State {
     pub redis: Arc<RedisConnection>,
     pub publisher: Arc<Publisher>,
     pub metrics: Metrics,
+    /// The accounts' webhooks.
+    pub webhooks: crate::webhook::store::WebhookStore,
 }
 
 /// Most job ids one `POST .../states` may ask for.
@@ -71,6 +74,12 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/internal/v1/jobs/{job_id}/video", put(put_video))
         .route("/internal/v1/jobs/{job_id}/mp3", get(get_mp3))
         .route("/internal/v1/mp3s/{mp3_fid}", get(mp3_job))
+        .route(
+            "/internal/v1/accounts/{owner_id}/webhook",
+            get(webhooks::get_webhook)
+                .put(webhooks::put_webhook)
+                .delete(webhooks::delete_webhook),
+        )
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             require_token,
