@@ -7,6 +7,7 @@ use spin_sdk::http::{IncomingRequest, IncomingResponse, ResponseOutparam};
 use vid2mp3_contracts::auth_api::{Confirmation, Credentials};
 use vid2mp3_contracts::client_addr::{client_address, parse_node};
 use vid2mp3_contracts::storage_api::JobStatus;
+use vid2mp3_contracts::webhook::SetWebhook;
 use vid2mp3_contracts::{Claims, ErrorCode, FileId, JobId};
 
 use crate::config::GatewayConfig;
@@ -18,7 +19,7 @@ use crate::job_view::{JobPage, decode_cursor, encode_cursor, view};
 use crate::jobs_store::{JobsStore, OwnedJob, PageStart};
 use crate::routes::{Route, route};
 use crate::upload::naming::{content_disposition, mp3_name};
-use crate::{auth_client, basic_auth, progress, upload, web};
+use crate::{auth_client, basic_auth, progress, upload, web, webhook};
 
 /// Sign-up and log-in bodies are a small JSON object.
 const MAX_JSON_BODY: usize = 16 * 1024;
@@ -224,6 +225,29 @@ fn answer(
                 if_range: head.header("if-range").map(str::to_owned),
                 head_only: head.method.eq_ignore_ascii_case("HEAD"),
             })
+        }
+        Route::GetWebhook => {
+            let config = config()?;
+            let claims = authenticate(head, &config)?;
+            reply(Reply::json(
+                200,
+                &webhook::get(&config.storage, &claims.sub)?,
+            ))
+        }
+        Route::PutWebhook => {
+            let config = config()?;
+            let claims = authenticate(head, &config)?;
+            let request: SetWebhook = json_body(req, "{\"url\": \"https://...\"}")?;
+            let set = webhook::put(&config.storage, &claims.sub, &request)?;
+            eprintln!("gateway: webhook set user={}", claims.sub);
+            reply(Reply::json(200, &set))
+        }
+        Route::DeleteWebhook => {
+            let config = config()?;
+            let claims = authenticate(head, &config)?;
+            webhook::delete(&config.storage, &claims.sub)?;
+            eprintln!("gateway: webhook removed user={}", claims.sub);
+            reply(Reply::empty(204))
         }
         Route::CourseDownload => {
             let config = config()?;

@@ -5,7 +5,8 @@
 //! verified locally), [`auth_client`] (sign-up and log-in through service chaining),
 //! [`jobs_store`] (who owns which job, MySQL), [`storage_client`] (the converter's storage API),
 //! [`upload`] (checked, streamed uploads), [`job_view`] (what a job looks like to clients),
-//! [`progress`] (Redis), [`http_io`] (streaming WASI HTTP), [`config`] (Spin variables).
+//! [`progress`] (Redis), [`http_io`] (streaming WASI HTTP), [`config`] (Spin variables),
+//! [`webhook`] (the account's webhook, kept by the converter).
 
 pub mod api;
 pub mod auth_client;
@@ -22,6 +23,7 @@ pub mod storage_client;
 pub mod token_check;
 pub mod upload;
 pub mod web;
+pub mod webhook;
 
 use errors::ApiError;
 

@@ -63,7 +63,7 @@ impl StorageEndpoint {
         }
     }
 
-    fn call(
+    pub(crate) fn call(
         &self,
         method: wt::Method,
         path: &str,
