@@ -174,6 +174,26 @@ impl ApiClient {
         self.json(r).await
     }
 
+    pub async fn webhook(&self) -> Result<Value, CliError> {
+        let rb = self.authed(self.http.get(self.url(&["api", "v1", "webhook"])))?;
+        let r = self.send(rb).await?;
+        self.json(r).await
+    }
+
+    pub async fn set_webhook(&self, url: &str) -> Result<Value, CliError> {
+        let rb = self
+            .http
+            .put(self.url(&["api", "v1", "webhook"]))
+            .json(&json!({ "url": url }));
+        let r = self.send(self.authed(rb)?).await?;
+        self.json(r).await
+    }
+
+    pub async fn remove_webhook(&self) -> Result<(), CliError> {
+        let rb = self.authed(self.http.delete(self.url(&["api", "v1", "webhook"])))?;
+        self.send(rb).await.map(drop)
+    }
+
     pub async fn delete_job(&self, id: &str) -> Result<(), CliError> {
         let rb = self.authed(self.http.delete(self.url(&["api", "v1", "jobs", id])))?;
         self.send(rb).await.map(drop)

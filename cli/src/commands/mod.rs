@@ -4,6 +4,7 @@ mod account;
 mod download;
 mod jobs;
 mod upload;
+mod webhook;
 
 use std::path::Path;
 
@@ -134,5 +135,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Download { job, output } => {
             download::download_command(&ctx, &job, output.as_deref()).await
         }
+        Command::Webhook { action } => webhook::run(&ctx, action).await,
     }
 }
