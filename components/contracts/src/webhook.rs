@@ -331,7 +331,8 @@ mod tests {
     fn urls_are_checked_at_creation() {
         assert!(check_url("https://hooks.example.com/vid2mp3?x=1", &none()).is_ok());
         assert!(check_url("https://8.8.8.8:8443/h", &none()).is_ok());
-        let cases: &[(&str, fn(&UrlProblem) -> bool)] = &[
+        type Expect = fn(&UrlProblem) -> bool;
+        let cases: &[(&str, Expect)] = &[
             (
                 "http://hooks.example.com/",
                 |p| matches!(p, UrlProblem::NotHttps(s) if s == "http"),
