@@ -589,6 +589,43 @@ mod tests {
             ])
             .is_err()
         );
+        let error = config(&[
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
+            ("VID2MP3_WEBHOOK_ALLOWED_HOSTS", "http://hooks.internal/"),
+        ])
+        .unwrap_err();
+        assert!(error.to_string().contains("VID2MP3_WEBHOOK_ALLOWED_HOSTS"));
+        let error = config(&[
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
+            ("VID2MP3_WEBHOOK_RETRY_DELAYS_MS", "10,soon"),
+        ])
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("VID2MP3_WEBHOOK_RETRY_DELAYS_MS")
+        );
+    }
+
+    #[test]
+    fn webhook_settings_come_from_the_environment() {
+        let c = config(&[
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
+            (
+                "VID2MP3_WEBHOOK_ALLOWED_HOSTS",
+                "127.0.0.1:9000, hooks.internal",
+            ),
+            ("VID2MP3_WEBHOOK_RETRY_DELAYS_MS", "500,1000"),
+        ])
+        .unwrap();
+        assert!(!c.webhooks.allowed_hosts.is_empty());
+        assert_eq!(
+            c.webhooks.retry_delays,
+            vec![Duration::from_millis(500), Duration::from_millis(1000)]
+        );
+        let defaults = config(&[("VID2MP3_STORAGE_TOKEN", TOKEN)]).unwrap();
+        assert_eq!(defaults.webhooks.retry_delays.len(), 5);
+        assert_eq!(defaults.webhooks.request_timeout, Duration::from_secs(15));
     }
 
     #[test]
