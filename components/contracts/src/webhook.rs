@@ -23,6 +23,10 @@ pub const HEADER_ID: &str = "webhook-id";
 pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
 pub const HEADER_SIGNATURE: &str = "webhook-signature";
 
+/// How every [`UrlProblem`] message starts, so a service passing one on can tell it from its
+/// own errors.
+pub const URL_PROBLEM_PREFIX: &str = "the callback URL";
+
 /// Why a callback URL is refused. Each message says what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlProblem {
@@ -402,6 +406,27 @@ mod tests {
         assert!(AllowedHosts::parse("").unwrap().is_empty());
         assert!(AllowedHosts::parse("http://x/").is_err());
         assert!(AllowedHosts::parse("a b").is_err());
+    }
+
+    #[test]
+    fn every_refusal_says_it_is_about_the_callback_url() {
+        let problems = [
+            UrlProblem::TooLong,
+            UrlProblem::Invalid("x".into()),
+            UrlProblem::NotHttps("http".into()),
+            UrlProblem::UserInfo,
+            UrlProblem::NoHost,
+            UrlProblem::RefusedAddress {
+                address: "127.0.0.1".parse().unwrap(),
+                range: "loopback",
+            },
+        ];
+        for problem in problems {
+            assert!(
+                problem.to_string().starts_with(URL_PROBLEM_PREFIX),
+                "{problem}"
+            );
+        }
     }
 
     #[test]

@@ -487,7 +487,12 @@ fn parse_upload(job: &str, headers: &HeaderMap) -> Result<Upload, ApiError> {
     })
 }
 
-fn stored_answer(record: &JobRecord, owner: &UserId, status: StatusCode) -> ApiResult {
+fn stored_answer(
+    record: &JobRecord,
+    owner: &UserId,
+    status: StatusCode,
+    callback_secret: Option<String>,
+) -> ApiResult {
     if record.owner_id != owner.to_string() {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -504,6 +509,7 @@ fn stored_answer(record: &JobRecord, owner: &UserId, status: StatusCode) -> ApiR
             .parse()
             .map_err(|_| ApiError::new(ErrorCode::Internal, "the job's record is damaged"))?,
         size_bytes: video_size_bytes_or_zero(record),
+        callback_secret,
     };
     Ok(json_response(status, &body))
 }
@@ -527,16 +533,20 @@ async fn put_video(
         return Err(ApiError::too_large(state.config.max_upload_bytes));
     }
     if let Some(existing) = state.jobs.get(&upload.job).await? {
-        return stored_answer(&existing, &upload.owner, StatusCode::OK);
+        return stored_answer(&existing, &upload.owner, StatusCode::OK, None);
     }
     let upload_owner = upload.owner;
+    let job = upload.job;
+    let callback_secret = webhooks::job_callback(&state, &job, &headers).await?;
     // The rest runs as its own task: if the client goes away after the body, the handler's
     // future is dropped, but admitting, storing, recording and publishing still finish or roll
     // back together instead of stopping half way (a reservation left behind would count
     // against its owner until it expired).
     let span = tracing::Span::current();
+    let saga_state = Arc::clone(&state);
     let stored = tokio::spawn(
         async move {
+            let state = saga_state;
             let saga = Saga {
                 admission: &state.quotas,
                 blobs: &state.videos,
@@ -550,10 +560,26 @@ async fn put_video(
         .instrument(span),
     )
     .await
-    .map_err(|e| ApiError::new(ErrorCode::Internal, format!("storing failed: {e}")))??;
+    .map_err(|e| ApiError::new(ErrorCode::Internal, format!("storing failed: {e}")));
+    let stored = match stored {
+        Ok(Ok(stored)) => stored,
+        Ok(Err(e)) | Err(e) => {
+            if callback_secret.is_some() {
+                webhooks::forget_job_callback(&state, &job).await;
+            }
+            return Err(e);
+        }
+    };
     match stored {
-        Stored::New(record) => stored_answer(&record, &record_owner(&record)?, StatusCode::CREATED),
-        Stored::Existing(record) => stored_answer(&record, &upload_owner, StatusCode::OK),
+        Stored::New(record) => stored_answer(
+            &record,
+            &record_owner(&record)?,
+            StatusCode::CREATED,
+            callback_secret,
+        ),
+        Stored::Existing(record) => {
+            stored_answer(&record, &upload_owner, StatusCode::OK, callback_secret)
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! An account's webhook: `GET`, `PUT` and `DELETE /internal/v1/accounts/{owner_id}/webhook`.
+//! A job's own callback (the upload's `x-vid2mp3-callback-url`), and an account's webhook: `GET`, `PUT` and `DELETE /internal/v1/accounts/{owner_id}/webhook`.
 //! The URL is checked here, with the same rules and allow-list the sender applies when it
 //! connects; a new secret is made on every `PUT` and shown only in its answer.
 
@@ -6,16 +6,19 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{self, Path};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use tracing::info;
+use tracing::{info, warn};
+use vid2mp3_contracts::JobId;
+use vid2mp3_contracts::storage_api::HEADER_CALLBACK_URL;
 use vid2mp3_contracts::webhook::{AccountWebhook, SetWebhook, check_url};
 use vid2mp3_contracts::{ErrorCode, UserId};
 
 use super::State;
 use super::error::{ApiError, json_response};
 use crate::webhook::sign::new_secret;
-use crate::webhook::store::StoredWebhook;
+use crate::webhook::store::{JobWebhook, StoredWebhook};
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -61,9 +64,7 @@ pub(super) async fn put_webhook(
     let url = check_url(&request.url, &state.config.webhooks.allowed_hosts)
         .map_err(|problem| ApiError::new(ErrorCode::BadRequest, problem.to_string()))?;
     let secret = new_secret().map_err(ApiError::unavailable)?;
-    let created_at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let created_at = now();
     let stored = StoredWebhook {
         owner_id: owner.to_string(),
         url: url.to_string(),
@@ -99,4 +100,53 @@ pub(super) async fn delete_webhook(
         .map_err(ApiError::unavailable)?;
     info!(owner = %owner, removed, "webhook removed");
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The upload's callback URL, checked and stored with a new secret before anything of the
+/// upload is, so a refused URL keeps nothing and the sender always finds the callback of a
+/// queued job. The secret, for the upload's answer.
+pub(super) async fn job_callback(
+    state: &State,
+    job: &JobId,
+    headers: &HeaderMap,
+) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(HEADER_CALLBACK_URL) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            "the callback URL must be ASCII; percent-encode anything else",
+        )
+    })?;
+    let url = check_url(text, &state.config.webhooks.allowed_hosts)
+        .map_err(|problem| ApiError::new(ErrorCode::BadRequest, problem.to_string()))?;
+    let secret = new_secret().map_err(ApiError::unavailable)?;
+    let record = JobWebhook {
+        job_id: job.to_string(),
+        url: url.to_string(),
+        secret: secret.clone(),
+        created_at: now(),
+    };
+    state
+        .webhooks
+        .put_job(&record)
+        .await
+        .map_err(ApiError::unavailable)?;
+    info!(job_id = %job, host = url.host_str().unwrap_or_default(), "job callback set");
+    Ok(Some(secret))
+}
+
+/// Removes the callback of an upload that was not stored.
+pub(super) async fn forget_job_callback(state: &State, job: &JobId) {
+    if let Err(error) = state.webhooks.delete_job(job).await {
+        // Harmless: no job will ever have this id.
+        warn!(job_id = %job, %error, "cannot remove the callback of an upload that was not stored");
+    }
 }

@@ -1,4 +1,5 @@
-//! The webhook sender: POSTs each job event to its owner's callback URL (the account's webhook),
+//! The webhook sender: POSTs each job event to its callback URL (the job's own, named by its
+//! upload, else the account's webhook),
 //! signed, at least once per outcome until the receiver takes it, and never to an address of
 //! the platform's own network (`send`).
 //!
@@ -234,9 +235,14 @@ async fn retry_or_give_up(
 }
 
 async fn deliver(deps: &Deps, event: &JobEvent, id: &str) -> Outcome {
-    let webhook = match deps.store.get(&event.owner_id).await {
-        Ok(Some(w)) => w,
-        Ok(None) => return Outcome::Nothing,
+    // The job's own callback, else the account's webhook.
+    let (url, secret) = match deps.store.job(&event.job_id).await {
+        Ok(Some(w)) => (w.url, w.secret),
+        Ok(None) => match deps.store.get(&event.owner_id).await {
+            Ok(Some(w)) => (w.url, w.secret),
+            Ok(None) => return Outcome::Nothing,
+            Err(e) => return Outcome::Failed(format!("MongoDB: {e}")),
+        },
         Err(e) => return Outcome::Failed(format!("MongoDB: {e}")),
     };
     match deps.store.was_delivered(id).await {
@@ -254,7 +260,7 @@ async fn deliver(deps: &Deps, event: &JobEvent, id: &str) -> Outcome {
         Ok(b) => b,
         Err(e) => return Outcome::Refused(format!("the payload cannot be encoded: {e}")),
     };
-    let signature = match sign::signature(&webhook.secret, id, timestamp, &body) {
+    let signature = match sign::signature(&secret, id, timestamp, &body) {
         Ok(s) => s,
         Err(e) => return Outcome::Refused(e.to_string()),
     };
@@ -265,7 +271,7 @@ async fn deliver(deps: &Deps, event: &JobEvent, id: &str) -> Outcome {
         request_timeout: settings.request_timeout,
     };
     let delivery = send::Delivery {
-        url: &webhook.url,
+        url: &url,
         id,
         timestamp,
         signature: &signature,

@@ -1,21 +1,32 @@
 //! Where webhooks live: the account defaults in the MongoDB collection `webhooks` (`_id` the
-//! owner's id), and which deliveries have been made in `webhook_deliveries` (`_id` the delivery
+//! owner's id), a job's own callback in `job_webhooks` (`_id` the job's id), and which deliveries have been made in `webhook_deliveries` (`_id` the delivery
 //! id). The secret is kept in plaintext: the sender needs it to sign every delivery.
 
 use mongodb::bson::doc;
 use mongodb::options::ReplaceOptions;
 use mongodb::{Collection, Database};
 use serde::{Deserialize, Serialize};
-use vid2mp3_contracts::UserId;
+use vid2mp3_contracts::{JobId, UserId};
 
 pub const WEBHOOKS_COLLECTION: &str = "webhooks";
 pub const DELIVERIES_COLLECTION: &str = "webhook_deliveries";
+pub const JOB_WEBHOOKS_COLLECTION: &str = "job_webhooks";
 
 /// An account's webhook as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredWebhook {
     #[serde(rename = "_id")]
     pub owner_id: String,
+    pub url: String,
+    pub secret: String,
+    pub created_at: String,
+}
+
+/// One job's own callback (`_id` the job's id), named by its upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobWebhook {
+    #[serde(rename = "_id")]
+    pub job_id: String,
     pub url: String,
     pub secret: String,
     pub created_at: String,
@@ -32,6 +43,7 @@ struct Delivered {
 #[derive(Debug, Clone)]
 pub struct WebhookStore {
     webhooks: Collection<StoredWebhook>,
+    jobs: Collection<JobWebhook>,
     deliveries: Collection<Delivered>,
 }
 
@@ -39,6 +51,7 @@ impl WebhookStore {
     pub fn new(db: &Database) -> WebhookStore {
         WebhookStore {
             webhooks: db.collection(WEBHOOKS_COLLECTION),
+            jobs: db.collection(JOB_WEBHOOKS_COLLECTION),
             deliveries: db.collection(DELIVERIES_COLLECTION),
         }
     }
@@ -68,6 +81,24 @@ impl WebhookStore {
             .delete_one(doc! {"_id": owner.to_string()})
             .await?;
         Ok(result.deleted_count > 0)
+    }
+
+    pub async fn job(&self, job: &JobId) -> Result<Option<JobWebhook>, mongodb::error::Error> {
+        self.jobs.find_one(doc! {"_id": job.to_string()}).await
+    }
+
+    /// Written before the job's video is queued, so the sender always finds it.
+    pub async fn put_job(&self, webhook: &JobWebhook) -> Result<(), mongodb::error::Error> {
+        self.jobs
+            .replace_one(doc! {"_id": &webhook.job_id}, webhook)
+            .with_options(ReplaceOptions::builder().upsert(true).build())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_job(&self, job: &JobId) -> Result<(), mongodb::error::Error> {
+        self.jobs.delete_one(doc! {"_id": job.to_string()}).await?;
+        Ok(())
     }
 
     pub async fn was_delivered(&self, delivery_id: &str) -> Result<bool, mongodb::error::Error> {
