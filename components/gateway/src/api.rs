@@ -171,7 +171,12 @@ fn answer(
             let claims = authenticate(head, &config)?;
             let body = BodyReader::of_request(req)
                 .map_err(|e| ApiError::internal("reading the upload", e))?;
-            let job = upload::upload(head, body, &claims, &config)?;
+            // A job's own webhook on the API's route only; the course's `/upload` is as it was.
+            let callback_url = match route {
+                Route::Upload => head.query_param("callback_url"),
+                _ => None,
+            };
+            let job = upload::upload(head, body, &claims, &config, callback_url)?;
             // The course's client expects 200; our API says what happened: accepted, not done.
             let status = if route == Route::CourseUpload {
                 200

@@ -4,7 +4,9 @@
 //! so the gateway bounds the body and passes the converter's refusal on as it came.
 
 use spin_sdk::wit::wasi::http0_2_0::types as wt;
-use vid2mp3_contracts::webhook::{AccountWebhook, MAX_URL_LEN, SetWebhook, account_webhook_path};
+use vid2mp3_contracts::webhook::{
+    AccountWebhook, MAX_URL_LEN, SetWebhook, URL_PROBLEM_PREFIX, account_webhook_path,
+};
 use vid2mp3_contracts::{ErrorBody, ErrorCode, UserId};
 
 use crate::errors::ApiError;
@@ -33,11 +35,7 @@ pub fn put(
     owner: &UserId,
     request: &SetWebhook,
 ) -> Result<AccountWebhook, ApiError> {
-    if request.url.len() > MAX_URL_LEN {
-        return Err(ApiError::bad_request(format!(
-            "the callback URL is longer than {MAX_URL_LEN} bytes; use a shorter one"
-        )));
-    }
+    check_length(&request.url)?;
     let body = serde_json::to_vec(request).map_err(|e| ApiError::internal("webhook", e))?;
     let resp = storage.call(wt::Method::Put, &account_webhook_path(owner), Some(body))?;
     match resp.status {
@@ -52,6 +50,28 @@ pub fn delete(storage: &StorageEndpoint, owner: &UserId) -> Result<(), ApiError>
         200 | 204 | 404 => Ok(()),
         _ => Err(refusal_or_unavailable(&resp)),
     }
+}
+
+/// The checks made here, before the URL travels on (the converter checks the rest): its
+/// length, and ASCII, since the upload carries it in a header.
+pub fn check_length(url: &str) -> Result<(), ApiError> {
+    if url.len() > MAX_URL_LEN {
+        return Err(ApiError::bad_request(format!(
+            "the callback URL is longer than {MAX_URL_LEN} bytes; use a shorter one"
+        )));
+    }
+    if !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::bad_request(
+            "the callback URL must be printable ASCII without spaces; percent-encode anything else",
+        ));
+    }
+    Ok(())
+}
+
+/// The storage API's refusal of an upload's callback URL, passed on as it came (a 400 the user
+/// can act on); `None` for any other answer.
+pub fn callback_refusal(status: u16, body: &[u8]) -> Option<ApiError> {
+    refusal(status, body).filter(|e| e.message.starts_with(URL_PROBLEM_PREFIX))
 }
 
 fn parse(resp: &Fetched) -> Result<AccountWebhook, ApiError> {
@@ -101,5 +121,21 @@ mod tests {
             serde_json::to_vec(&ErrorBody::new(ErrorCode::Unavailable, "Mongo")).unwrap();
         assert!(refusal(503, &internal).is_none());
         assert!(refusal(400, b"not json").is_none());
+        // Only a refusal of the callback URL is passed on from an upload.
+        assert!(callback_refusal(400, &body).is_some());
+        let other = serde_json::to_vec(&ErrorBody::new(
+            ErrorCode::BadRequest,
+            "x-vid2mp3-owner-id is missing",
+        ))
+        .unwrap();
+        assert!(callback_refusal(400, &other).is_none());
+    }
+
+    #[test]
+    fn long_or_non_ascii_urls_stop_here() {
+        assert!(check_length("https://h.example/x?a=%C3%A9").is_ok());
+        assert!(check_length(&format!("https://h.example/{}", "a".repeat(MAX_URL_LEN))).is_err());
+        assert!(check_length("https://h.example/é").is_err());
+        assert!(check_length("https://h.example/a b").is_err());
     }
 }
