@@ -98,6 +98,10 @@ pub enum Command {
         // `--loudness -20` as well as `--loudness=-20`: a target in LUFS is negative.
         #[arg(long, value_name = "TARGET", value_parser = parse_loudness, allow_negative_numbers = true)]
         loudness: Option<LoudnessTarget>,
+        /// POST each job's outcome to this https URL (instead of your account's webhook,
+        /// `vid2mp3 webhook set`); the signing secret is printed once per job.
+        #[arg(long, value_name = "URL")]
+        callback_url: Option<String>,
         /// Follow each conversion to its end and download the mp3.
         #[arg(long)]
         wait: bool,

@@ -749,4 +749,38 @@ async fn the_account_webhook() {
     );
     cli.run(&["webhook", "remove"], None).await.ok();
     assert_eq!(cli.run(&["webhook", "show"], None).await.code, 3);
+
+    // A job's own callback: refused before anything is sent for a private address; otherwise
+    // its secret comes with the job, once.
+    let video = scratch.path("hooked.mkv");
+    make_mkv(&video, 1);
+    let video = video.to_str().unwrap();
+    let refused = cli
+        .run(
+            &["upload", "--callback-url", "https://10.0.0.1/x", video],
+            None,
+        )
+        .await;
+    assert_eq!(refused.code, 4, "{refused:#?}");
+    assert!(refused.stderr.contains("private"), "{refused:#?}");
+    let up = cli
+        .run(
+            &[
+                "--json",
+                "upload",
+                "--callback-url",
+                "https://hooks.example.com/x",
+                video,
+            ],
+            None,
+        )
+        .await
+        .ok();
+    let jobs = up.json_lines();
+    assert!(
+        jobs[0]["callback_secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("whsec_")),
+        "{up:#?}"
+    );
 }

@@ -123,10 +123,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             files,
             profile,
             loudness,
+            callback_url,
             wait,
             output_dir,
         } => {
-            let settings = upload::JobSettings { profile, loudness };
+            let settings = upload::JobSettings {
+                profile,
+                loudness,
+                callback_url: callback_url.as_deref(),
+            };
             upload::upload(&ctx, &files, settings, wait, output_dir.as_deref()).await
         }
         Command::Jobs { limit, all } => jobs::list(&ctx, limit, all).await,
