@@ -25,6 +25,7 @@ use vid2mp3_test_support::{Platform, PlatformBuilder};
 /// One request the receiver got, and the status it answered.
 #[derive(Debug, Clone)]
 struct Received {
+    path: String,
     id: String,
     timestamp: String,
     signature: String,
@@ -69,6 +70,7 @@ impl Receiver {
                         let mut log = log.lock().unwrap();
                         let answered = if log.len() < fail_first { 500 } else { 200 };
                         log.push(Received {
+                            path: headers.split(' ').nth(1).unwrap_or_default().to_owned(),
                             id: header("webhook-id"),
                             timestamp: header("webhook-timestamp"),
                             signature: header("webhook-signature"),
@@ -164,6 +166,26 @@ async fn get_webhook(p: &Platform, token: &str) -> (u16, Value) {
         .send()
         .await
         .expect("GET webhook");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A raw upload of `file` with `?callback_url=`: the status and the answer.
+async fn upload_with_callback(
+    p: &Platform,
+    token: &str,
+    file: &std::path::Path,
+    callback: &str,
+) -> (u16, Value) {
+    let encoded: String = url::form_urlencoded::byte_serialize(callback.as_bytes()).collect();
+    let r = client()
+        .post(p.url(&format!("/api/v1/jobs?name=own.mkv&callback_url={encoded}")))
+        .bearer_auth(token)
+        .header("content-type", "video/x-matroska")
+        .body(std::fs::read(file).expect("the test file"))
+        .send()
+        .await
+        .expect("upload");
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
@@ -315,6 +337,38 @@ async fn each_outcome_arrives_once_signed_and_a_failed_attempt_is_retried() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(receiver.received().len(), before);
+
+    // A job's own callback: its own URL and secret, with no account webhook at all.
+    let own = format!("http://127.0.0.1:{}/jobs/own", receiver.port);
+    let (status, job) = upload_with_callback(&p, &token, &scratch.path("unhooked.mkv"), &own).await;
+    assert_eq!(status, 202, "{job}");
+    let job_secret = job["callback_secret"]
+        .as_str()
+        .expect("the job's secret, once")
+        .to_owned();
+    assert_ne!(job_secret, secret);
+    let own_id = job["id"].as_str().unwrap().to_owned();
+    let (_, shown) = common::job(&p, &token, &own_id).await;
+    assert!(
+        shown.get("callback_secret").is_none(),
+        "shown once: {shown}"
+    );
+    wait_for_end(&p, &token, &own_id, Duration::from_secs(90)).await;
+    wait_until(
+        &p,
+        "the job's own callback",
+        Duration::from_secs(30),
+        || receiver.received().len() > before,
+    )
+    .await;
+    let delivered = receiver.received()[before].clone();
+    assert_eq!(delivered.path, "/jobs/own");
+    assert_eq!(delivered.id, format!("{own_id}-done"));
+    assert!(
+        verifies(&job_secret, &delivered),
+        "signed with the job's secret"
+    );
+    assert!(!verifies(&secret, &delivered));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -366,4 +420,27 @@ async fn the_platforms_own_network_is_refused_without_the_allow_list() {
     let log = converter.log_text();
     assert!(log.contains("loopback"), "the log names the range:\n{log}");
     assert_eq!(receiver.connections(), 0, "no connection was made");
+
+    // A job's own callback is checked before anything of the upload is kept.
+    let (rows, kept) = (gateway_job_rows(&p).await, stored(&p).await);
+    let refused_jobs: [(String, &str); 3] = [
+        ("https://169.254.169.254/".into(), "metadata"),
+        (format!("http://127.0.0.1:{port}/hook"), "https://"),
+        (
+            format!("https://h.example.com/{}", "a".repeat(2100)),
+            "2048",
+        ),
+    ];
+    for (url, words) in &refused_jobs {
+        let (status, body) =
+            upload_with_callback(&p, &token, &scratch.path("local.mkv"), url).await;
+        assert_eq!(status, 400, "{url}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(words),
+            "{url}: '{message}' should say {words}"
+        );
+    }
+    assert_eq!(gateway_job_rows(&p).await, rows, "no job row kept");
+    assert_eq!(stored(&p).await, kept, "no video or job state kept");
 }
