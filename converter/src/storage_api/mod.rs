@@ -361,6 +361,11 @@ async fn delete_job(
     {
         state.mp3s.delete(file.id).await?;
     }
+    state
+        .webhooks
+        .delete_job(&job)
+        .await
+        .map_err(ApiError::unavailable)?;
     state.jobs.delete(&job).await?;
     if let Ok(mut redis) = state.redis.get().await {
         let _: Result<(), _> = redis::cmd("DEL")

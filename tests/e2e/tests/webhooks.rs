@@ -369,6 +369,27 @@ async fn each_outcome_arrives_once_signed_and_a_failed_attempt_is_retried() {
         "signed with the job's secret"
     );
     assert!(!verifies(&secret, &delivered));
+
+    // Deleting the job removes its callback with it.
+    let callbacks = || async {
+        p.mongo
+            .as_ref()
+            .expect("the platform's Mongo")
+            .database()
+            .collection::<mongodb::bson::Document>("job_webhooks")
+            .count_documents(mongodb::bson::doc! {})
+            .await
+            .expect("count")
+    };
+    assert_eq!(callbacks().await, 1);
+    let r = client()
+        .delete(p.url(&format!("/api/v1/jobs/{own_id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(callbacks().await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
