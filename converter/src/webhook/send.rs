@@ -71,7 +71,7 @@ pub async fn send(delivery: Delivery<'_>, limits: &Limits) -> Result<u16, SendEr
         .body(delivery.body)
         .send()
         .await
-        .map_err(|e| SendError::Failed(describe(&e, limits)))?;
+        .map_err(|e| SendError::Failed(describe(e, limits)))?;
     let status = answer.status();
     // The body is not needed; dropping the answer closes the connection unread.
     drop(answer);
@@ -123,7 +123,9 @@ async fn checked_addresses(url: &Url, limits: &Limits) -> Result<Vec<SocketAddr>
     Ok(addresses)
 }
 
-fn describe(error: &reqwest::Error, limits: &Limits) -> String {
+/// Without the URL: its path or query may carry the receiver's own token, and this goes to the log.
+fn describe(error: reqwest::Error, limits: &Limits) -> String {
+    let error = error.without_url();
     if error.is_timeout() {
         format!(
             "the receiver did not answer within {:?} (connecting: {:?})",
@@ -210,6 +212,25 @@ mod tests {
         );
         assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failure_never_repeats_the_url_and_its_token() {
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let answer = send_to(
+            &format!("http://127.0.0.1:{port}/hook?token=s3cret-token"),
+            &format!("127.0.0.1:{port}"),
+        )
+        .await;
+        match answer {
+            Err(SendError::Failed(why)) => {
+                assert!(why.contains("cannot connect"), "{why}");
+                assert!(!why.contains("s3cret-token"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]
