@@ -11,6 +11,14 @@ use vid2mp3_contracts::LoudnessTarget;
 
 use crate::errors::{CliError, ErrorChain};
 
+/// What an upload asks of its job, as query parameters; `None` leaves each to the server.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JobOptions<'a> {
+    pub profile: Option<&'a str>,
+    pub loudness: Option<LoudnessTarget>,
+    pub callback_url: Option<&'a str>,
+}
+
 pub struct ApiClient {
     http: Client,
     server: Url,
@@ -174,6 +182,26 @@ impl ApiClient {
         self.json(r).await
     }
 
+    pub async fn webhook(&self) -> Result<Value, CliError> {
+        let rb = self.authed(self.http.get(self.url(&["api", "v1", "webhook"])))?;
+        let r = self.send(rb).await?;
+        self.json(r).await
+    }
+
+    pub async fn set_webhook(&self, url: &str) -> Result<Value, CliError> {
+        let rb = self
+            .http
+            .put(self.url(&["api", "v1", "webhook"]))
+            .json(&json!({ "url": url }));
+        let r = self.send(self.authed(rb)?).await?;
+        self.json(r).await
+    }
+
+    pub async fn remove_webhook(&self) -> Result<(), CliError> {
+        let rb = self.authed(self.http.delete(self.url(&["api", "v1", "webhook"])))?;
+        self.send(rb).await.map(drop)
+    }
+
     pub async fn delete_job(&self, id: &str) -> Result<(), CliError> {
         let rb = self.authed(self.http.delete(self.url(&["api", "v1", "jobs", id])))?;
         self.send(rb).await.map(drop)
@@ -196,10 +224,17 @@ impl ApiClient {
         len: u64,
         name: &str,
         content_type: &str,
-        profile: Option<&str>,
-        loudness: Option<LoudnessTarget>,
+        job: JobOptions<'_>,
     ) -> Result<Value, CliError> {
+        let JobOptions {
+            profile,
+            loudness,
+            callback_url,
+        } = job;
         let mut url = self.url(&["api", "v1", "jobs"]);
+        if let Some(callback) = callback_url {
+            url.query_pairs_mut().append_pair("callback_url", callback);
+        }
         url.query_pairs_mut().append_pair("name", name);
         if let Some(p) = profile {
             url.query_pairs_mut().append_pair("profile", p);

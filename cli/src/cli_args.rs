@@ -98,6 +98,10 @@ pub enum Command {
         // `--loudness -20` as well as `--loudness=-20`: a target in LUFS is negative.
         #[arg(long, value_name = "TARGET", value_parser = parse_loudness, allow_negative_numbers = true)]
         loudness: Option<LoudnessTarget>,
+        /// POST each job's outcome to this https URL (instead of your account's webhook,
+        /// `vid2mp3 webhook set`); the signing secret is printed once per job.
+        #[arg(long, value_name = "URL")]
+        callback_url: Option<String>,
         /// Follow each conversion to its end and download the mp3.
         #[arg(long)]
         wait: bool,
@@ -137,6 +141,27 @@ pub enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Your account's webhook: an https URL the server POSTs each job's outcome to (done or
+    /// failed), signed with a secret shown once when you set it.
+    Webhook {
+        #[command(subcommand)]
+        action: WebhookAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookAction {
+    /// Set (or replace) the webhook; prints the new signing secret, which is not shown again.
+    /// Deliveries carry webhook-id, webhook-timestamp and webhook-signature headers
+    /// (Standard Webhooks: v1,<base64 HMAC-SHA256 over "{id}.{timestamp}.{body}">).
+    Set {
+        /// An https:// URL on a public address, at most 2048 bytes, without user:password@.
+        url: String,
+    },
+    /// Show the webhook's URL (never its secret).
+    Show,
+    /// Remove the webhook: no more deliveries.
+    Remove,
 }
 
 #[cfg(test)]
@@ -153,6 +178,21 @@ mod tests {
             Ok(_) => Err("not an upload".into()),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    #[test]
+    fn webhook_commands_parse() {
+        let cli =
+            Cli::try_parse_from(["vid2mp3", "webhook", "set", "https://h.example/x"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Webhook {
+                action: WebhookAction::Set { url }
+            } if url == "https://h.example/x"
+        ));
+        assert!(Cli::try_parse_from(["vid2mp3", "webhook", "set"]).is_err());
+        assert!(Cli::try_parse_from(["vid2mp3", "webhook", "show"]).is_ok());
+        assert!(Cli::try_parse_from(["vid2mp3", "webhook", "remove"]).is_ok());
     }
 
     #[test]

@@ -756,3 +756,87 @@ async fn the_cli_over_https_with_a_private_ca() {
         );
     }
 }
+
+/// webhook set → show → remove, with --json and without; a refused URL is exit 4 with the
+/// server's reason, and leaves no webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_webhook() {
+    let p = PlatformBuilder::new()
+        .with_converter()
+        .start()
+        .await
+        .expect("platform");
+    let scratch = Scratch::new();
+    let cli = Cli::new(&scratch.0, &p.url(""));
+    let email = p.mailbox.address().to_owned();
+    cli.sign_up_and_log_in(&p, &email).await;
+
+    let refused = cli
+        .run(&["webhook", "set", "https://169.254.169.254/latest"], None)
+        .await;
+    assert_eq!(refused.code, 4, "{refused:#?}");
+    assert!(refused.stderr.contains("cloud metadata"), "{refused:#?}");
+    let none = cli.run(&["webhook", "show"], None).await;
+    assert_eq!(none.code, 3, "{none:#?}");
+
+    let url = "https://hooks.example.com/vid2mp3";
+    let set = cli.run(&["webhook", "set", url], None).await.ok();
+    assert!(
+        set.stdout.contains(url) && set.stdout.contains("whsec_"),
+        "{set:#?}"
+    );
+    assert!(set.stderr.contains("not shown again"), "{set:#?}");
+    let shown = cli
+        .run(&["--json", "webhook", "show"], None)
+        .await
+        .ok()
+        .json();
+    assert_eq!(shown["url"], url);
+    assert!(shown.get("secret").is_none(), "{shown}");
+    let again = cli
+        .run(&["--json", "webhook", "set", url], None)
+        .await
+        .ok()
+        .json();
+    assert!(
+        again["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("whsec_"))
+    );
+    cli.run(&["webhook", "remove"], None).await.ok();
+    assert_eq!(cli.run(&["webhook", "show"], None).await.code, 3);
+
+    // A job's own callback: refused before anything is sent for a private address; otherwise
+    // its secret comes with the job, once.
+    let video = scratch.path("hooked.mkv");
+    make_mkv(&video, 1);
+    let video = video.to_str().unwrap();
+    let refused = cli
+        .run(
+            &["upload", "--callback-url", "https://10.0.0.1/x", video],
+            None,
+        )
+        .await;
+    assert_eq!(refused.code, 4, "{refused:#?}");
+    assert!(refused.stderr.contains("private"), "{refused:#?}");
+    let up = cli
+        .run(
+            &[
+                "--json",
+                "upload",
+                "--callback-url",
+                "https://hooks.example.com/x",
+                video,
+            ],
+            None,
+        )
+        .await
+        .ok();
+    let jobs = up.json_lines();
+    assert!(
+        jobs[0]["callback_secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("whsec_")),
+        "{up:#?}"
+    );
+}

@@ -13,6 +13,7 @@ use vid2mp3_contracts::progress::DEFAULT_REDIS_KEY_PREFIX;
 use vid2mp3_contracts::storage_api::{StorageTokenProblem, check_storage_token};
 // Secrets never show in `Debug` output or logs: the one type every service holds them in.
 pub use vid2mp3_contracts::Secret;
+use vid2mp3_contracts::webhook::AllowedHosts;
 
 use crate::job_timeout::JobTimeouts;
 use crate::quota::Quotas;
@@ -27,16 +28,19 @@ pub enum Role {
     Worker,
     /// The `mp3` queue consumer that hands events to the notifier through Redis.
     Relay,
+    /// The `webhooks` queue consumer that POSTs job events to their owners' callback URLs.
+    Webhook,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Storage, Role::Worker, Role::Relay];
+    pub const ALL: [Role; 4] = [Role::Storage, Role::Worker, Role::Relay, Role::Webhook];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Storage => "storage",
             Role::Worker => "worker",
             Role::Relay => "relay",
+            Role::Webhook => "webhook",
         }
     }
 }
@@ -57,12 +61,12 @@ impl FromStr for Role {
             .ok_or_else(|| ConfigError::Invalid {
                 name: "--roles",
                 value: s.to_owned(),
-                expected: "storage, worker or relay (comma-separated)",
+                expected: "storage, worker, relay or webhook (comma-separated)",
             })
     }
 }
 
-/// Parses `storage,worker,relay` (any subset, any order).
+/// Parses `storage,worker,relay,webhook` (any subset, any order).
 pub fn parse_roles(s: &str) -> Result<BTreeSet<Role>, ConfigError> {
     let roles = s
         .split(',')
@@ -73,7 +77,7 @@ pub fn parse_roles(s: &str) -> Result<BTreeSet<Role>, ConfigError> {
         return Err(ConfigError::Invalid {
             name: "--roles",
             value: s.to_owned(),
-            expected: "at least one of storage, worker, relay",
+            expected: "at least one of storage, worker, relay, webhook",
         });
     }
     Ok(roles)
@@ -143,6 +147,24 @@ pub struct Config {
     pub cover_from_video: bool,
     /// Per-account limits (`VID2MP3_QUOTA_*`).
     pub quotas: Quotas,
+    /// Webhook deliveries (`VID2MP3_WEBHOOK_*`).
+    pub webhooks: WebhookSettings,
+}
+
+/// How webhooks are checked and sent.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Hosts a callback may reach despite the address rules, also over plain http (empty by
+    /// default; the tests list their receiver on loopback).
+    pub allowed_hosts: AllowedHosts,
+    /// Delays before each retry of a failed delivery; one more attempt than delays.
+    pub retry_delays: Vec<Duration>,
+    /// Connecting to a receiver may take this long.
+    pub connect_timeout: Duration,
+    /// One delivery (connect, send, answer) may take this long.
+    pub request_timeout: Duration,
+    /// Deliveries in flight at once.
+    pub prefetch: u16,
 }
 
 impl Config {
@@ -235,6 +257,7 @@ impl Config {
             id3_version: parse(&lookup, "VID2MP3_ID3_VERSION", "2.4", "2.4 or 2.3")?,
             cover_from_video: parse(&lookup, "VID2MP3_COVER_FROM_VIDEO", "true", "true or false")?,
             quotas: quotas(&lookup)?,
+            webhooks: webhook_settings(&lookup)?,
         })
     }
 
@@ -373,7 +396,37 @@ fn quotas(lookup: &impl Fn(&str) -> Option<String>) -> Result<Quotas, ConfigErro
     })
 }
 
+fn webhook_settings(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<WebhookSettings, ConfigError> {
+    let hosts = lookup("VID2MP3_WEBHOOK_ALLOWED_HOSTS").unwrap_or_default();
+    let allowed_hosts = AllowedHosts::parse(&hosts).map_err(|_| ConfigError::Invalid {
+        name: "VID2MP3_WEBHOOK_ALLOWED_HOSTS",
+        value: hosts.clone(),
+        expected: "comma-separated host or host:port entries, e.g. hooks.internal:8443",
+    })?;
+    let retry_delays = match lookup("VID2MP3_WEBHOOK_RETRY_DELAYS_MS") {
+        None => [10, 60, 300, 1800, 7200]
+            .into_iter()
+            .map(Duration::from_secs)
+            .collect(),
+        Some(s) => parse_delays_of("VID2MP3_WEBHOOK_RETRY_DELAYS_MS", &s)?,
+    };
+    Ok(WebhookSettings {
+        allowed_hosts,
+        retry_delays,
+        connect_timeout: millis(lookup, "VID2MP3_WEBHOOK_CONNECT_TIMEOUT_MS", "5000")?,
+        request_timeout: millis(lookup, "VID2MP3_WEBHOOK_TIMEOUT_MS", "15000")?,
+        prefetch: parse(lookup, "VID2MP3_WEBHOOK_PREFETCH", "16", "1..=65535")
+            .and_then(|n: u16| nonzero(n, "VID2MP3_WEBHOOK_PREFETCH"))?,
+    })
+}
+
 fn parse_delays(s: &str) -> Result<Vec<Duration>, ConfigError> {
+    parse_delays_of("VID2MP3_RETRY_DELAYS_MS", s)
+}
+
+fn parse_delays_of(name: &'static str, s: &str) -> Result<Vec<Duration>, ConfigError> {
     s.split(',')
         .filter(|p| !p.trim().is_empty())
         .map(|p| {
@@ -381,7 +434,7 @@ fn parse_delays(s: &str) -> Result<Vec<Duration>, ConfigError> {
                 .parse::<u64>()
                 .map(Duration::from_millis)
                 .map_err(|_| ConfigError::Invalid {
-                    name: "VID2MP3_RETRY_DELAYS_MS",
+                    name,
                     value: s.to_owned(),
                     expected: "comma-separated milliseconds, e.g. 5000,30000,120000",
                 })
@@ -422,7 +475,11 @@ mod tests {
         assert_eq!(c.mongo_url, "mongodb://127.0.0.1:27017");
         assert_eq!(c.storage_listen.to_string(), "127.0.0.1:8081");
         assert_eq!(c.job_events_channel, JOB_EVENTS_CHANNEL);
-        assert_eq!(c.roles.len(), 3);
+        assert_eq!(c.roles.len(), 4);
+        assert!(
+            c.webhooks.allowed_hosts.is_empty(),
+            "no host allowed by default"
+        );
         assert_eq!(c.max_attempts(), 4);
         assert_eq!(
             c.amqp_url_with_heartbeat(),
@@ -514,6 +571,43 @@ mod tests {
             ])
             .is_err()
         );
+        let error = config(&[
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
+            ("VID2MP3_WEBHOOK_ALLOWED_HOSTS", "http://hooks.internal/"),
+        ])
+        .unwrap_err();
+        assert!(error.to_string().contains("VID2MP3_WEBHOOK_ALLOWED_HOSTS"));
+        let error = config(&[
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
+            ("VID2MP3_WEBHOOK_RETRY_DELAYS_MS", "10,soon"),
+        ])
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("VID2MP3_WEBHOOK_RETRY_DELAYS_MS")
+        );
+    }
+
+    #[test]
+    fn webhook_settings_come_from_the_environment() {
+        let c = config(&[
+            ("VID2MP3_STORAGE_TOKEN", TOKEN),
+            (
+                "VID2MP3_WEBHOOK_ALLOWED_HOSTS",
+                "127.0.0.1:9000, hooks.internal",
+            ),
+            ("VID2MP3_WEBHOOK_RETRY_DELAYS_MS", "500,1000"),
+        ])
+        .unwrap();
+        assert!(!c.webhooks.allowed_hosts.is_empty());
+        assert_eq!(
+            c.webhooks.retry_delays,
+            vec![Duration::from_millis(500), Duration::from_millis(1000)]
+        );
+        let defaults = config(&[("VID2MP3_STORAGE_TOKEN", TOKEN)]).unwrap();
+        assert_eq!(defaults.webhooks.retry_delays.len(), 5);
+        assert_eq!(defaults.webhooks.request_timeout, Duration::from_secs(15));
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - `worker`: the `video.fair` queue consumer that converts GridFS to GridFS (`worker::Deps`);
 //! - `relay`: hands job events from the `mp3` queue to the notifier through Redis
 //!   (`relay::Deps`);
+//! - `webhook`: POSTs job events from the `webhooks` queue to their owners' callback URLs,
+//!   signed, never to the platform's own network (`webhook::Deps`);
 //! - `quota`: per-account quotas (stored bytes, queued jobs, media minutes per day);
 //! - `queue`, [`gridfs`], `job_state`, `job_timeout`, `redis_conn`, `shutdown`, [`metrics`],
 //!   [`config`]: what those share.
@@ -28,4 +30,5 @@ pub mod service;
 mod shutdown;
 mod storage_api;
 pub mod transcode;
+mod webhook;
 mod worker;

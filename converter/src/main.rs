@@ -55,8 +55,12 @@ enum Command {
     },
     /// Run the service: storage API, video worker and event relay (configured from VID2MP3_*).
     Serve {
-        /// Which roles this process runs (comma-separated): storage, worker, relay.
-        #[arg(long, env = "VID2MP3_ROLES", default_value = "storage,worker,relay")]
+        /// Which roles this process runs (comma-separated): storage, worker, relay, webhook.
+        #[arg(
+            long,
+            env = "VID2MP3_ROLES",
+            default_value = "storage,worker,relay,webhook"
+        )]
         roles: String,
     },
 }

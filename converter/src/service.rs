@@ -1,4 +1,4 @@
-//! `serve`: one process running the roles it is given (storage API, worker, relay) on shared
+//! `serve`: one process running the roles it is given (storage API, worker, relay, webhook) on shared
 //! connections, until it is told to stop.
 
 use std::net::SocketAddr;
@@ -18,7 +18,8 @@ use crate::metrics::Metrics;
 use crate::queue::Publisher;
 use crate::quota::QuotaStore;
 use crate::redis_conn::RedisConnection;
-use crate::{relay, storage_api, worker};
+use crate::webhook::store::WebhookStore;
+use crate::{relay, storage_api, webhook, worker};
 
 /// The connections the roles are made from. Each role gets only the parts it uses
 /// ([`crate::storage_api::State`], [`crate::worker::Deps`], [`crate::relay::Deps`]); the
@@ -34,6 +35,8 @@ struct Shared {
     deleted_owners: DeletedOwners,
     redis: Arc<RedisConnection>,
     metrics: Metrics,
+    /// The accounts' webhooks (set through the storage API, read by the webhook sender).
+    webhooks: WebhookStore,
 }
 
 impl Shared {
@@ -52,6 +55,7 @@ impl Shared {
         Ok(Shared {
             jobs: JobStore::new(&db),
             quotas: QuotaStore::new(&db, config.quotas),
+            webhooks: WebhookStore::new(&db),
             videos: Bucket::new(&db, VIDEOS_BUCKET),
             mp3s: Bucket::new(&db, MP3S_BUCKET),
             deleted_owners: DeletedOwners::new(&db),
@@ -101,6 +105,7 @@ impl Shared {
             redis: Arc::clone(&self.redis),
             publisher,
             metrics: self.metrics.clone(),
+            webhooks: self.webhooks.clone(),
         }
     }
 
@@ -114,6 +119,13 @@ impl Shared {
             deleted_owners: self.deleted_owners.clone(),
             redis: Arc::clone(&self.redis),
             metrics: self.metrics.clone(),
+        }
+    }
+
+    fn webhook(&self) -> webhook::Deps {
+        webhook::Deps {
+            config: Arc::clone(&self.config),
+            store: self.webhooks.clone(),
         }
     }
 
@@ -234,6 +246,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         let deps = Arc::new(shared.relay());
         let shutdown = shutdown.clone();
         tasks.spawn(async move { (Role::Relay, relay::run(deps, shutdown).await) });
+    }
+    if roles.contains(&Role::Webhook) {
+        let deps = Arc::new(shared.webhook());
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move { (Role::Webhook, webhook::run(deps, shutdown).await) });
     }
     Ok(RunningService {
         storage_addr,

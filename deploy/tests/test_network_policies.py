@@ -26,8 +26,8 @@ MAIL_API = {
 # kubelet) from a registry over HTTPS.
 EXTERNAL = {
     "minikube": set(),
-    "production": {("vid2mp3-notifier", 443)},
-    "spin-image": {("vid2mp3-notifier", 443), ("vid2mp3-http", 443)},
+    "production": {("vid2mp3-notifier", 443), ("vid2mp3-converter", 443)},
+    "spin-image": {("vid2mp3-notifier", 443), ("vid2mp3-http", 443), ("vid2mp3-converter", 443)},
 }
 # What Prometheus, in the `monitoring` namespace, scrapes, by overlay: (workload, port). The converter's
 # /metrics is on its storage port; runtime-host's on its own listener (9464), which only the spin-image

@@ -4,6 +4,7 @@ mod account;
 mod download;
 mod jobs;
 mod upload;
+mod webhook;
 
 use std::path::Path;
 
@@ -122,10 +123,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             files,
             profile,
             loudness,
+            callback_url,
             wait,
             output_dir,
         } => {
-            let settings = upload::JobSettings { profile, loudness };
+            let settings = upload::JobSettings {
+                profile,
+                loudness,
+                callback_url: callback_url.as_deref(),
+            };
             upload::upload(&ctx, &files, settings, wait, output_dir.as_deref()).await
         }
         Command::Jobs { limit, all } => jobs::list(&ctx, limit, all).await,
@@ -138,5 +144,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Download { job, output } => {
             download::download_command(&ctx, &job, output.as_deref()).await
         }
+        Command::Webhook { action } => webhook::run(&ctx, action).await,
     }
 }

@@ -10,7 +10,7 @@ use vid2mp3_contracts::LoudnessTarget;
 
 use super::Context;
 use super::download::{download_to, mp3_name, require_done};
-use crate::api_client::ApiClient;
+use crate::api_client::{ApiClient, JobOptions};
 use crate::cli_args::Profile;
 use crate::errors::CliError;
 use crate::exit_code::ExitStatus;
@@ -23,15 +23,17 @@ const POLL_EVERY: Duration = Duration::from_millis(500);
 
 /// What the job is asked to do besides converting; `None` leaves each to the server's default.
 #[derive(Debug, Clone, Copy)]
-pub struct JobSettings {
+pub struct JobSettings<'a> {
     pub profile: Option<Profile>,
     pub loudness: Option<LoudnessTarget>,
+    /// Each job's own webhook (`--callback-url`).
+    pub callback_url: Option<&'a str>,
 }
 
 pub async fn upload(
     ctx: &Context,
     files: &[std::path::PathBuf],
-    settings: JobSettings,
+    settings: JobSettings<'_>,
     wait: bool,
     output_dir: Option<&Path>,
 ) -> anyhow::Result<()> {
@@ -71,7 +73,7 @@ async fn upload_one(
     ctx: &Context,
     api: &ApiClient,
     path: &Path,
-    settings: JobSettings,
+    settings: JobSettings<'_>,
     wait: bool,
     output_dir: Option<&Path>,
 ) -> anyhow::Result<()> {
@@ -107,8 +109,11 @@ async fn upload_one(
             len,
             &name,
             &content_type,
-            settings.profile.map(Profile::as_str),
-            settings.loudness,
+            JobOptions {
+                profile: settings.profile.map(Profile::as_str),
+                loudness: settings.loudness,
+                callback_url: settings.callback_url,
+            },
         )
         .await;
     bar.finish_and_clear();
@@ -117,6 +122,13 @@ async fn upload_one(
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("the server's job has no id: {job}"))?
         .to_owned();
+    if let Some(secret) = job["callback_secret"].as_str()
+        && !ctx.out.is_json()
+    {
+        ctx.out.note(&format!(
+            "Job {id}'s callback is signed with {secret} (keep it now: it is not shown again)"
+        ));
+    }
     if !wait {
         if ctx.out.is_json() {
             ctx.out.json_value(&job);

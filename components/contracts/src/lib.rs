@@ -1,6 +1,7 @@
 //! What vid2mp3's services agree on, defined once: ids, queue messages, account emails, the
 //! converter's storage API, conversion progress, token claims, error codes, how a client's
-//! address is found behind trusted proxies, and how secrets and configuration errors are held.
+//! address is found behind trusted proxies, which webhook callbacks are allowed, and how secrets
+//! and configuration errors are held.
 //!
 //! Plain Rust with serde only, so it builds for the native converter and for the wasm32-wasip2
 //! components alike. Changing a type here changes a wire format: add fields as optional, bump
@@ -20,6 +21,7 @@ pub mod progress;
 pub mod secret;
 pub mod spin_variables;
 pub mod storage_api;
+pub mod webhook;
 
 pub use claims::Claims;
 pub use error_code::{ErrorBody, ErrorCode, ErrorDetail};

@@ -20,6 +20,11 @@ pub const VIDEO_QUEUE: &str = "video.fair";
 pub const LEGACY_VIDEO_QUEUE: &str = "video";
 /// The durable queue of finished jobs (done or failed) waiting to be told to their owner.
 pub const MP3_QUEUE: &str = "mp3";
+/// The fanout exchange job events are published to: it puts each event on [`MP3_QUEUE`] (for the
+/// relay) and on [`WEBHOOK_QUEUE`] (for the webhook sender), so each consumer gets every event.
+pub const JOB_EVENTS_EXCHANGE: &str = "vid2mp3.job-events";
+/// The durable queue of job events waiting to be sent to their owner's webhook.
+pub const WEBHOOK_QUEUE: &str = "webhooks";
 /// The Redis channel the converter's relay publishes job events on, for the notifier.
 pub const JOB_EVENTS_CHANNEL: &str = "vid2mp3.job-events";
 /// The version of the message formats below.

@@ -114,6 +114,9 @@ pub const HEADER_ORIGINAL_NAME: &str = "x-vid2mp3-original-name";
 pub const HEADER_PROFILE: &str = "x-vid2mp3-profile";
 /// The loudness target in whole LUFS (`-16`); absent: not levelled.
 pub const HEADER_LOUDNESS: &str = "x-vid2mp3-loudness";
+/// A callback URL for this job's outcome (`contracts::webhook`); absent: the account's webhook,
+/// if any.
+pub const HEADER_CALLBACK_URL: &str = "x-vid2mp3-callback-url";
 
 pub fn video_path(job: &JobId) -> String {
     format!("{JOBS_PATH}/{job}/video")
@@ -147,6 +150,9 @@ pub struct StoredVideo {
     pub job_id: JobId,
     pub video_fid: FileId,
     pub size_bytes: u64,
+    /// The signing secret of the job's callback URL, when the upload named one; shown only here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -32,6 +32,10 @@ pub struct JobView {
     pub created_at: String,
     pub updated_at: Option<String>,
     pub links: JobLinks,
+    /// The signing secret of the job's callback URL: only in the answer to an upload that
+    /// named one, never again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,6 +78,7 @@ pub fn view(job: &OwnedJob, state: Option<&JobState>) -> JobView {
             }),
             created_at,
             updated_at: None,
+            callback_secret: None,
             links: JobLinks { this, mp3: None },
         };
     };
@@ -99,6 +104,7 @@ pub fn view(job: &OwnedJob, state: Option<&JobState>) -> JobView {
         error: state.error.clone(),
         created_at,
         updated_at: Some(state.updated_at.clone()),
+        callback_secret: None,
         links: JobLinks {
             mp3: (state.status == JobStatus::Done).then(|| format!("{this}/mp3")),
             this,

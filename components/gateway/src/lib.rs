@@ -6,8 +6,9 @@
 //! [`jobs_store`] (who owns which job, MySQL), [`storage_client`] (the converter's storage API),
 //! [`upload`] (checked, streamed uploads), [`job_view`] (what a job looks like to clients),
 //! [`account_deletion`] (an account deleting itself) and [`account_deletions`] (whose tokens are
-//! refused), [`redis_ping`] (readiness), [`http_io`] (requests and answers over WASI HTTP;
-//! outgoing calls and body reads from `vid2mp3-wasi-http`), [`config`] (Spin variables).
+//! refused), [`webhook`] (the account's webhook, kept by the converter), [`redis_ping`]
+//! (readiness), [`http_io`] (requests and answers over WASI HTTP; outgoing calls and body reads
+//! from `vid2mp3-wasi-http`), [`config`] (Spin variables).
 
 mod account_deletion;
 mod account_deletions;
@@ -26,6 +27,7 @@ mod storage_client;
 pub mod token_check;
 mod upload;
 mod web;
+mod webhook;
 
 use errors::ApiError;
 

@@ -18,6 +18,10 @@ pub enum Route {
     GetJob(String),
     DeleteJob(String),
     GetMp3(String),
+    /// The account's webhook.
+    GetWebhook,
+    PutWebhook,
+    DeleteWebhook,
     /// The course's `POST /login` (Basic auth → the bare token as text).
     CourseLogin,
     /// The course's `POST /upload` (multipart, `file` field).
@@ -66,6 +70,17 @@ pub fn route(method: &str, path: &str) -> Route {
                 Route::Upload
             } else {
                 Route::MethodNotAllowed("GET, POST")
+            }
+        }
+        "/api/v1/webhook" => {
+            if get {
+                Route::GetWebhook
+            } else if is("PUT") {
+                Route::PutWebhook
+            } else if is("DELETE") {
+                Route::DeleteWebhook
+            } else {
+                Route::MethodNotAllowed("GET, PUT, DELETE")
             }
         }
         "/login" => allow("POST", Route::CourseLogin, is("POST")),
@@ -143,6 +158,15 @@ mod tests {
                 &format!("/api/v1/jobs/{id}/mp3"),
                 Route::GetMp3(id.into()),
             ),
+            ("GET", "/api/v1/webhook", Route::GetWebhook),
+            ("PUT", "/api/v1/webhook", Route::PutWebhook),
+            ("DELETE", "/api/v1/webhook", Route::DeleteWebhook),
+            (
+                "POST",
+                "/api/v1/webhook",
+                Route::MethodNotAllowed("GET, PUT, DELETE"),
+            ),
+            ("GET", "/api/v1/webhook/x", Route::NotFound),
             ("POST", "/login", Route::CourseLogin),
             ("POST", "/upload", Route::CourseUpload),
             ("GET", "/download", Route::CourseDownload),

@@ -2,8 +2,8 @@
 
 use spin_sdk::wit::wasi::http0_2_0::types as wt;
 use vid2mp3_contracts::storage_api::{
-    self, HEADER_LOUDNESS, HEADER_ORIGINAL_NAME, HEADER_OWNER_EMAIL, HEADER_OWNER_ID,
-    HEADER_PROFILE, JobState, JobStatesRequest, JobStatesResponse, StoredVideo,
+    self, HEADER_CALLBACK_URL, HEADER_LOUDNESS, HEADER_ORIGINAL_NAME, HEADER_OWNER_EMAIL,
+    HEADER_OWNER_ID, HEADER_PROFILE, JobState, JobStatesRequest, JobStatesResponse, StoredVideo,
 };
 use vid2mp3_contracts::{
     ErrorBody, ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile, Secret, UserId,
@@ -63,7 +63,7 @@ impl StorageEndpoint {
         }
     }
 
-    fn call(
+    pub(crate) fn call(
         &self,
         method: wt::Method,
         path: &str,
@@ -177,6 +177,9 @@ impl StorageEndpoint {
         if let Some(length) = upload.content_length {
             headers.push(("content-length".to_owned(), length.to_string()));
         }
+        if let Some(url) = &upload.callback_url {
+            headers.push((HEADER_CALLBACK_URL.to_owned(), url.clone()));
+        }
         StreamedRequest::start(&self.target(wt::Method::Put, &path), &headers, None)
     }
 
@@ -206,6 +209,8 @@ pub struct VideoUpload {
     pub loudness_lufs: Option<LoudnessTarget>,
     /// Known for raw uploads; a multipart upload's file length is not known in advance.
     pub content_length: Option<u64>,
+    /// The job's own webhook, checked by the storage API.
+    pub callback_url: Option<String>,
 }
 
 /// The storage API's answer to an upload (`retry_after`: its `Retry-After` header).
@@ -218,10 +223,9 @@ pub fn stored_video(
         200 | 201 => {
             serde_json::from_slice(body).map_err(|e| ApiError::internal("the storage answer", e))
         }
-        _ => {
-            Err(quota_refusal(status, retry_after, body)
-                .unwrap_or_else(|| error_from(status, body)))
-        }
+        _ => Err(quota_refusal(status, retry_after, body)
+            .or_else(|| crate::webhook::callback_refusal(status, body))
+            .unwrap_or_else(|| error_from(status, body))),
     }
 }
 

@@ -10,6 +10,15 @@
 //! | `video.dead` | jobs that failed after every retry, or could not be read at all |
 //! | `mp3` | job events for the relay; rejected (unreadable) events dead-letter to `mp3.dead` |
 //! | `mp3.dead` | events that could not be read |
+//! | `webhooks` | job events for the webhook sender; rejected (unreadable) events dead-letter to `webhooks.dead` |
+//! | `webhooks.dead` | events that could not be read, and deliveries that failed after every retry |
+//! | `webhooks.retry.<ms>` | declared by the webhook role, one per retry delay: deliveries wait, then go back to `webhooks` |
+//!
+//! Job events are published to the fanout exchange `vid2mp3.job-events`, bound to `mp3` and
+//! `webhooks`: the relay and the webhook sender each get every event, one publish and one confirm
+//! covers both (the broker confirms a persistent message once every queue it was routed to has
+//! it). A converter from before webhooks publishes straight to `mp3`; its events reach the relay
+//! as before and no webhook.
 //!
 //! A retry queue per delay (rather than a per-message TTL on one queue) keeps delays exact: a
 //! queue only expires messages at its head, so one queue with mixed TTLs would hold a short
@@ -32,15 +41,20 @@ pub mod legacy;
 
 use std::time::Duration;
 
+use lapin::ExchangeKind;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
-use vid2mp3_contracts::messages::{LEGACY_VIDEO_QUEUE, MP3_QUEUE, VIDEO_QUEUE};
+use vid2mp3_contracts::messages::{
+    JOB_EVENTS_EXCHANGE, LEGACY_VIDEO_QUEUE, MP3_QUEUE, VIDEO_QUEUE, WEBHOOK_QUEUE,
+};
 
 pub const VIDEO_DEAD_QUEUE: &str = "video.dead";
 pub const MP3_DEAD_QUEUE: &str = "mp3.dead";
+pub const WEBHOOK_DEAD_QUEUE: &str = "webhooks.dead";
 
 /// The highest priority of a `video.fair` message. RabbitMQ keeps a sub-queue per level and
 /// recommends at most 10; more levels would separate backlogs longer than anyone has.
@@ -82,7 +96,7 @@ pub fn legacy_retry_queue_name(delay: Duration) -> String {
     format!("{LEGACY_VIDEO_QUEUE}.retry.{}", delay.as_millis())
 }
 
-fn dead_letter_to(queue: &str) -> FieldTable {
+pub(crate) fn dead_letter_to(queue: &str) -> FieldTable {
     let mut args = FieldTable::default();
     args.insert(
         ShortString::from("x-dead-letter-exchange"),
@@ -104,7 +118,7 @@ pub async fn declare_topology(
         durable: true,
         ..QueueDeclareOptions::default()
     };
-    for dead in [VIDEO_DEAD_QUEUE, MP3_DEAD_QUEUE] {
+    for dead in [VIDEO_DEAD_QUEUE, MP3_DEAD_QUEUE, WEBHOOK_DEAD_QUEUE] {
         channel
             .queue_declare(dead.into(), durable, FieldTable::default())
             .await?;
@@ -120,6 +134,35 @@ pub async fn declare_topology(
     channel
         .queue_declare(MP3_QUEUE.into(), durable, dead_letter_to(MP3_DEAD_QUEUE))
         .await?;
+    channel
+        .queue_declare(
+            WEBHOOK_QUEUE.into(),
+            durable,
+            dead_letter_to(WEBHOOK_DEAD_QUEUE),
+        )
+        .await?;
+    channel
+        .exchange_declare(
+            JOB_EVENTS_EXCHANGE.into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    for queue in [MP3_QUEUE, WEBHOOK_QUEUE] {
+        channel
+            .queue_bind(
+                queue.into(),
+                JOB_EVENTS_EXCHANGE.into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
     for delay in retry_delays {
         let mut args = dead_letter_to(VIDEO_QUEUE);
         args.insert(
@@ -162,12 +205,33 @@ pub async fn publish_confirmed(
     payload: &[u8],
     properties: BasicProperties,
 ) -> Result<(), QueueError> {
+    publish_via(channel, "", queue, payload, properties).await
+}
+
+/// Publishes a job event to the `vid2mp3.job-events` exchange (the relay's `mp3` queue and the
+/// webhook sender's `webhooks` queue) and waits for the confirm.
+pub async fn publish_job_event(
+    channel: &Channel,
+    payload: &[u8],
+    properties: BasicProperties,
+) -> Result<(), QueueError> {
+    publish_via(channel, JOB_EVENTS_EXCHANGE, "", payload, properties).await
+}
+
+async fn publish_via(
+    channel: &Channel,
+    exchange: &str,
+    queue: &str,
+    payload: &[u8],
+    properties: BasicProperties,
+) -> Result<(), QueueError> {
+    let target = if exchange.is_empty() { queue } else { exchange };
     // One bound over sending and confirming: a broker that blocks publishers (its disk or memory
     // alarm) never completes the send, and a caller must get an error rather than wait forever.
     let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, async {
         channel
             .basic_publish(
-                "".into(),
+                exchange.into(),
                 queue.into(),
                 BasicPublishOptions {
                     mandatory: true,
@@ -183,8 +247,8 @@ pub async fn publish_confirmed(
     .map_err(|_| QueueError::Timeout(CONFIRM_TIMEOUT))??;
     match confirmation {
         Confirmation::Ack(None) => Ok(()),
-        Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable(queue.to_owned())),
-        Confirmation::Nack(_) => Err(QueueError::Nacked(queue.to_owned())),
+        Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable(target.to_owned())),
+        Confirmation::Nack(_) => Err(QueueError::Nacked(target.to_owned())),
         Confirmation::NotRequested => Err(QueueError::NotConfirmed),
     }
 }

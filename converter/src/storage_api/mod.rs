@@ -8,6 +8,7 @@ mod error;
 mod owners;
 pub mod range;
 mod saga;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,6 +57,8 @@ pub struct State {
     pub redis: Arc<RedisConnection>,
     pub publisher: Arc<Publisher>,
     pub metrics: Metrics,
+    /// The accounts' webhooks.
+    pub webhooks: crate::webhook::store::WebhookStore,
 }
 
 /// Most job ids one `POST .../states` may ask for.
@@ -77,6 +80,10 @@ pub fn router(state: Arc<State>) -> Router {
         .route(
             "/internal/v1/owners/{owner_id}",
             delete(owners::delete_owner),
+            "/internal/v1/accounts/{owner_id}/webhook",
+            get(webhooks::get_webhook)
+                .put(webhooks::put_webhook)
+                .delete(webhooks::delete_webhook),
         )
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -366,6 +373,11 @@ async fn erase_job(state: &State, job: &JobId) -> Result<bool, ApiError> {
     {
         state.mp3s.delete(file.id).await?;
     }
+    state
+        .webhooks
+        .delete_job(job)
+        .await
+        .map_err(ApiError::unavailable)?;
     state.jobs.delete(job).await?;
     if let Ok(mut redis) = state.redis.get().await {
         let _: Result<(), _> = redis::cmd("DEL")
@@ -491,7 +503,12 @@ fn parse_upload(job: &str, headers: &HeaderMap) -> Result<Upload, ApiError> {
     })
 }
 
-fn stored_answer(record: &JobRecord, owner: &UserId, status: StatusCode) -> ApiResult {
+fn stored_answer(
+    record: &JobRecord,
+    owner: &UserId,
+    status: StatusCode,
+    callback_secret: Option<String>,
+) -> ApiResult {
     if record.owner_id != owner.to_string() {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -508,6 +525,7 @@ fn stored_answer(record: &JobRecord, owner: &UserId, status: StatusCode) -> ApiR
             .parse()
             .map_err(|_| ApiError::new(ErrorCode::Internal, "the job's record is damaged"))?,
         size_bytes: video_size_bytes_or_zero(record),
+        callback_secret,
     };
     Ok(json_response(status, &body))
 }
@@ -531,17 +549,21 @@ async fn put_video(
         return Err(ApiError::too_large(state.config.max_upload_bytes));
     }
     if let Some(existing) = state.jobs.get(&upload.job).await? {
-        return stored_answer(&existing, &upload.owner, StatusCode::OK);
+        return stored_answer(&existing, &upload.owner, StatusCode::OK, None);
     }
     let upload_owner = upload.owner;
     let state_for_check = Arc::clone(&state);
+    let job = upload.job;
+    let callback_secret = webhooks::job_callback(&state, &job, &headers).await?;
     // The rest runs as its own task: if the client goes away after the body, the handler's
     // future is dropped, but admitting, storing, recording and publishing still finish or roll
     // back together instead of stopping half way (a reservation left behind would count
     // against its owner until it expired).
     let span = tracing::Span::current();
+    let saga_state = Arc::clone(&state);
     let stored = tokio::spawn(
         async move {
+            let state = saga_state;
             let saga = Saga {
                 admission: &state.quotas,
                 blobs: &state.videos,
@@ -555,13 +577,34 @@ async fn put_video(
         .instrument(span),
     )
     .await
-    .map_err(|e| ApiError::new(ErrorCode::Internal, format!("storing failed: {e}")))??;
-    if let Stored::New(record) = &stored {
-        owners::undo_if_erased(&state_for_check, record).await?;
+    .map_err(|e| ApiError::new(ErrorCode::Internal, format!("storing failed: {e}")));
+    let stored = match stored {
+        Ok(Ok(stored)) => stored,
+        Ok(Err(e)) | Err(e) => {
+            if callback_secret.is_some() {
+                webhooks::forget_job_callback(&state, &job).await;
+            }
+            return Err(e);
+        }
+    };
+    if let Stored::New(record) = &stored
+        && let Err(e) = owners::undo_if_erased(&state_for_check, record).await
+    {
+        if callback_secret.is_some() {
+            webhooks::forget_job_callback(&state, &job).await;
+        }
+        return Err(e);
     }
     match stored {
-        Stored::New(record) => stored_answer(&record, &record_owner(&record)?, StatusCode::CREATED),
-        Stored::Existing(record) => stored_answer(&record, &upload_owner, StatusCode::OK),
+        Stored::New(record) => stored_answer(
+            &record,
+            &record_owner(&record)?,
+            StatusCode::CREATED,
+            callback_secret,
+        ),
+        Stored::Existing(record) => {
+            stored_answer(&record, &upload_owner, StatusCode::OK, callback_secret)
+        }
     }
 }
 

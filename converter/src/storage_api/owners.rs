@@ -1,6 +1,6 @@
 //! `DELETE /internal/v1/owners/{owner_id}`: erases everything the converter holds of an account
-//! (its jobs' records, videos, mp3s and progress, files no record names, upload reservations and
-//! minutes claims), when the account is deleted.
+//! (its jobs' records, videos, mp3s, progress, callbacks and delivery records, files no record
+//! names, upload reservations and minutes claims, its webhook), when the account is deleted.
 //!
 //! The account is marked first ([`crate::deleted_owners`]), so an upload that records its job
 //! after the jobs were listed finds the mark and undoes itself, and a conversion that finishes
@@ -52,6 +52,12 @@ pub(super) async fn delete_owner(
     let quota_records = state
         .quotas
         .forget_owner(&owner)
+        .await
+        .map_err(ApiError::unavailable)?;
+    // The account's webhook (URL and signing secret); each job's own went with the job.
+    state
+        .webhooks
+        .delete(&owner)
         .await
         .map_err(ApiError::unavailable)?;
     info!(%owner, jobs, files, quota_records, "account erased");

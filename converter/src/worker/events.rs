@@ -1,4 +1,4 @@
-//! The messages the worker publishes: job events on `mp3`, retries, dead letters. Every one is
+//! The messages the worker publishes: job events (to `mp3` and `webhooks`), retries, dead letters. Every one is
 //! confirmed by the broker before the job's message is acked.
 
 use lapin::Channel;
@@ -8,7 +8,7 @@ use vid2mp3_contracts::{ErrorCode, FileId, JobEvent, VideoJob};
 
 use super::shared::Unsettled;
 use crate::job_state::JobRecord;
-use crate::queue::{message_properties, publish_confirmed};
+use crate::queue::{message_properties, publish_confirmed, publish_job_event};
 
 fn event(job: &VideoJob, mp3_fid: Option<FileId>, outcome: JobOutcome) -> JobEvent {
     JobEvent {
@@ -25,17 +25,15 @@ fn event(job: &VideoJob, mp3_fid: Option<FileId>, outcome: JobOutcome) -> JobEve
     }
 }
 
-async fn publish_json<T: serde::Serialize>(
-    channel: &Channel,
-    queue: &str,
-    message: &T,
-    message_id: &str,
-) -> Result<(), Unsettled> {
-    let payload = serde_json::to_vec(message).map_err(|source| Unsettled::Encode {
-        queue: queue.to_owned(),
+/// Publishes a job event through the fanout exchange, so that it reaches `mp3` (the relay) and
+/// `webhooks` (the webhook sender).
+async fn publish_event(channel: &Channel, event: &JobEvent) -> Result<(), Unsettled> {
+    let payload = serde_json::to_vec(event).map_err(|source| Unsettled::Encode {
+        queue: MP3_QUEUE.to_owned(),
         source,
     })?;
-    publish_confirmed(channel, queue, &payload, message_properties(message_id)).await?;
+    let properties = message_properties(&event.message_id.to_string());
+    publish_job_event(channel, &payload, properties).await?;
     Ok(())
 }
 
@@ -59,7 +57,7 @@ pub(super) async fn publish_done(
                 .unwrap_or(0),
         },
     );
-    publish_json(channel, MP3_QUEUE, &e, &e.message_id.to_string()).await?;
+    publish_event(channel, &e).await?;
     info!(event_id = %e.message_id, "done event published");
     Ok(())
 }
@@ -78,7 +76,7 @@ pub(super) async fn publish_failed(
             message: message.to_owned(),
         },
     );
-    publish_json(channel, MP3_QUEUE, &e, &e.message_id.to_string()).await?;
+    publish_event(channel, &e).await?;
     info!(event_id = %e.message_id, code = code.as_str(), "failed event published");
     Ok(())
 }

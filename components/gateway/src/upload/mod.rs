@@ -84,13 +84,18 @@ fn too_large(max: u64) -> ApiError {
     )
 }
 
-/// Takes an upload and answers with the queued job.
+/// Takes an upload and answers with the queued job. `callback_url`: the job's own webhook
+/// (`?callback_url=` on `/api/v1/jobs`), checked by the storage API before anything is stored.
 pub fn upload(
     head: &RequestHead,
     body: BodyReader,
     claims: &Claims,
     config: &GatewayConfig,
+    callback_url: Option<String>,
 ) -> Result<JobView, ApiError> {
+    if let Some(url) = &callback_url {
+        crate::webhook::check_length(url)?;
+    }
     let max = config.max_upload_bytes;
     let content_type = head.header("content-type").unwrap_or_default().to_owned();
     let declared_length = head
@@ -193,6 +198,7 @@ pub fn upload(
             profile,
             loudness_lufs,
             content_length: storage_length,
+            callback_url,
         },
         head_bytes,
         source,
@@ -239,6 +245,7 @@ pub fn upload(
         created_at: rfc3339(now_ms),
         updated_at: None,
         links: JobLinks { this, mp3: None },
+        callback_secret: stored.callback_secret,
     })
 }
 

@@ -43,6 +43,11 @@
     deleteConfirm: $('delete-confirm'),
     deleteError: $('delete-account-error'),
     deleteButton: $('delete-account'),
+    webhookForm: $('webhook-form'),
+    webhookUrl: $('webhook-url'),
+    webhookError: $('webhook-error'),
+    webhookSecret: $('webhook-secret'),
+    webhookRemove: $('webhook-remove'),
     main: $('main'),
   };
 
@@ -172,6 +177,7 @@
       Math.max(0, s.expiresAt - Date.now()),
     );
     refreshJobs();
+    loadWebhook();
   }
 
   function endSession(message) {
@@ -182,6 +188,10 @@
     jobRows.clear();
     el.jobs.replaceChildren();
     el.uploads.replaceChildren();
+    el.webhookUrl.value = '';
+    el.webhookSecret.replaceChildren();
+    el.webhookSecret.hidden = true;
+    el.webhookRemove.hidden = true;
     el.account.hidden = true;
     el.appView.hidden = true;
     el.authView.hidden = false;
@@ -663,6 +673,67 @@
 
   // ---- start ----------------------------------------------------------------------------
 
+  // ---- webhook ----------------------------------------------------------------------------
+
+  // The account's webhook: GET shows the URL (never the secret), PUT sets it and answers with the
+  // secret, the one time it is shown, DELETE removes it.
+  async function loadWebhook() {
+    try {
+      const r = await api('/webhook');
+      const body = await r.json();
+      el.webhookUrl.value = body.url || '';
+      el.webhookRemove.hidden = false;
+    } catch (e) {
+      el.webhookRemove.hidden = true;
+      if (e.status !== 404 && session) showError(el.webhookError, e.message);
+    }
+  }
+
+  async function onWebhookSubmit(event) {
+    event.preventDefault();
+    showError(el.webhookError, '');
+    el.webhookSecret.hidden = true;
+    const url = el.webhookUrl.value.trim();
+    if (!url) {
+      showError(el.webhookError, 'Enter the https address to call, or remove the webhook.');
+      el.webhookUrl.focus();
+      return;
+    }
+    try {
+      const r = await api('/webhook', {
+        method: 'PUT',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ url }),
+      });
+      const body = await r.json();
+      const code = document.createElement('code');
+      code.textContent = body.secret || '';
+      el.webhookSecret.replaceChildren(
+        'Saved. Your signing secret (copy it now, it is not shown again): ', code);
+      el.webhookSecret.hidden = false;
+      el.webhookRemove.hidden = false;
+      announce('Webhook saved.');
+    } catch (e) {
+      showError(el.webhookError, e.message);
+      el.webhookUrl.focus();
+    }
+  }
+
+  async function onWebhookRemove() {
+    showError(el.webhookError, '');
+    try {
+      await api('/webhook', { method: 'DELETE' });
+      el.webhookUrl.value = '';
+      el.webhookSecret.hidden = true;
+      el.webhookRemove.hidden = true;
+      announce('Webhook removed.');
+    } catch (e) {
+      showError(el.webhookError, e.message);
+    }
+  }
+
+  el.webhookForm.addEventListener('submit', onWebhookSubmit);
+  el.webhookRemove.addEventListener('click', onWebhookRemove);
   el.authForm.addEventListener('submit', onAuthSubmit);
   el.resend.addEventListener('click', onResend);
   el.confirmButton.addEventListener('click', onConfirm);

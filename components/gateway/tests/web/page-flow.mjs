@@ -258,6 +258,23 @@ try {
   step(`screenshot: ${path.join(artifacts, 'web-page.png')}`);
   await axeAudit('the signed-in view with finished jobs');
 
+  // ---- the account's webhook ----
+  const webhookUrl = page.getByLabel('Callback URL');
+  await webhookUrl.fill('http://hooks.example.com/vid2mp3');
+  await page.getByRole('button', { name: 'Save webhook' }).click();
+  await page.locator('#webhook-error').getByText(/must use https/i).waitFor();
+  step('ok: a plain http callback is refused with the reason');
+  await webhookUrl.fill('https://hooks.example.com/vid2mp3');
+  await page.getByRole('button', { name: 'Save webhook' }).click();
+  await page.locator('#webhook-secret').getByText(/not shown again/i).waitFor();
+  const secret = await page.locator('#webhook-secret code').textContent();
+  check(/^whsec_/.test(secret), 'the signing secret is shown once saved');
+  check(await page.locator('#webhook-error').isHidden(), 'no error once saved');
+  await page.getByRole('button', { name: 'Remove webhook' }).click();
+  await page.getByRole('button', { name: 'Remove webhook' }).waitFor({ state: 'hidden' });
+  check(await webhookUrl.inputValue() === '' && await page.locator('#webhook-secret').isHidden(),
+    'removing the webhook clears the form and the secret');
+
   // ---- a phone-sized screen ----
   await page.setViewportSize({ width: 375, height: 667 });
   await page.waitForTimeout(200);
