@@ -80,6 +80,8 @@ pub fn router(state: Arc<State>) -> Router {
         .route(
             "/internal/v1/owners/{owner_id}",
             delete(owners::delete_owner),
+        )
+        .route(
             "/internal/v1/accounts/{owner_id}/webhook",
             get(webhooks::get_webhook)
                 .put(webhooks::put_webhook)
