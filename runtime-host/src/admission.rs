@@ -233,7 +233,8 @@ impl Admission {
         })
     }
 
-    /// Requests and connections held now (for tests and logs).
+    /// Requests and connections held now.
+    #[cfg(test)]
     pub fn in_use(&self) -> (usize, usize) {
         let counts = self.counts();
         (counts.requests, counts.connections)
