@@ -5,22 +5,13 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use vid2mp3_test_support::PlatformBuilder;
 
 /// signup → login (0600 credentials) → upload --wait → the mp3 decodes; jobs/status/delete with
 /// --json; and the exit codes for a wrong password, an unknown job, a non-media file and no
 /// session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_up_upload_wait_list_and_delete() {
-    let p = PlatformBuilder::new()
-        .with_converter()
-        .start()
-        .await
-        .expect("platform");
-    let scratch = Scratch::new();
-    let cli = Cli::new(&scratch.0, &p.url(""));
-    let email = p.mailbox.address().to_owned();
-    cli.sign_up_and_log_in(&p, &email).await;
+    let (p, scratch, cli, email) = platform_with_signed_in_cli().await;
 
     #[cfg(unix)]
     {
@@ -176,15 +167,7 @@ async fn sign_up_upload_wait_list_and_delete() {
 /// then deletes the account and forgets the session; the password logs in no more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_account_asks_first_and_forgets_the_session() {
-    let p = PlatformBuilder::new()
-        .with_converter()
-        .start()
-        .await
-        .expect("platform");
-    let scratch = Scratch::new();
-    let cli = Cli::new(&scratch.0, &p.url(""));
-    let email = p.mailbox.address().to_owned();
-    cli.sign_up_and_log_in(&p, &email).await;
+    let (_p, _scratch, cli, email) = platform_with_signed_in_cli().await;
     let stdin = format!("{PASSWORD}\n");
 
     let unconfirmed = cli.run(&["delete-account"], Some("no\n")).await;
@@ -761,15 +744,7 @@ async fn the_cli_over_https_with_a_private_ca() {
 /// server's reason, and leaves no webhook.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_account_webhook() {
-    let p = PlatformBuilder::new()
-        .with_converter()
-        .start()
-        .await
-        .expect("platform");
-    let scratch = Scratch::new();
-    let cli = Cli::new(&scratch.0, &p.url(""));
-    let email = p.mailbox.address().to_owned();
-    cli.sign_up_and_log_in(&p, &email).await;
+    let (_p, scratch, cli, _email) = platform_with_signed_in_cli().await;
 
     let refused = cli
         .run(&["webhook", "set", "https://169.254.169.254/latest"], None)

@@ -11,10 +11,25 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-pub use vid2mp3_test_support::Platform;
 pub use vid2mp3_test_support::test_media::{ScratchDir as Scratch, decoded_samples, make_mkv};
+pub use vid2mp3_test_support::{Platform, PlatformBuilder};
 
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The platform with its converter, a CLI with a home of its own, and a user who signed up,
+/// confirmed and logged in through that CLI (their address is returned).
+pub async fn platform_with_signed_in_cli() -> (Platform, Scratch, Cli, String) {
+    let p = PlatformBuilder::new()
+        .with_converter()
+        .start()
+        .await
+        .expect("platform");
+    let scratch = Scratch::new();
+    let cli = Cli::new(&scratch.0, &p.url(""));
+    let email = p.mailbox.address().to_owned();
+    cli.sign_up_and_log_in(&p, &email).await;
+    (p, scratch, cli, email)
+}
 
 /// What one run of the binary did.
 #[derive(Debug)]

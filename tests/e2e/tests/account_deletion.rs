@@ -107,26 +107,6 @@ async fn user_id(p: &Platform, email: &str) -> String {
     session["account"]["id"].as_str().expect("id").to_owned()
 }
 
-/// Polls until the job is converting.
-async fn wait_until_converting(p: &Platform, token: &str, id: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, body) = job(p, token, id).await;
-        if body["status"] == "converting" {
-            return;
-        }
-        assert!(
-            body["status"] != "done",
-            "converted before the deletion; make the input longer"
-        );
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never started converting: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deleted_account_leaves_nothing_and_its_tokens_are_refused() {
     let p = PlatformBuilder::new()
@@ -176,7 +156,7 @@ async fn a_deleted_account_leaves_nothing_and_its_tokens_are_refused() {
         .expect("Bob's email");
     let long = upload_raw(&p, &ada_token, &scratch.path("long.m4a"), "audio/mp4").await;
     let long_id = long["id"].as_str().unwrap().to_owned();
-    wait_until_converting(&p, &ada_token, &long_id).await;
+    common::wait_until_converting(&p, &ada_token, &long_id, "the deletion").await;
     // And a stored video, waiting behind the conversion (or converting beside it).
     let stored = upload_raw(
         &p,

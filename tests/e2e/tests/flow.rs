@@ -387,22 +387,7 @@ async fn a_job_survives_the_converter_being_killed() {
     let job = upload_raw(&p, &token, &file, "audio/mp4").await;
     let id = job["id"].as_str().unwrap().to_owned();
     // Wait until it is converting, then kill the converter without warning.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, body) = common::job(&p, &token, &id).await;
-        if body["status"] == "converting" {
-            break;
-        }
-        assert!(
-            body["status"] != "done",
-            "converted before it could be killed; make the input longer"
-        );
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never started converting: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_until_converting(&p, &token, &id, "it could be killed").await;
     let converter = p.converter.as_mut().unwrap();
     converter.kill();
     converter.restart().await.expect("the converter comes back");

@@ -90,6 +90,27 @@ pub async fn upload_raw_with(
     body
 }
 
+/// Polls until the job is converting (at most a minute); `what` is what must happen while it
+/// converts, named when the job finished too soon for it.
+pub async fn wait_until_converting(p: &Platform, token: &str, id: &str, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = job(p, token, id).await;
+        if body["status"] == "converting" {
+            return;
+        }
+        assert!(
+            body["status"] != "done",
+            "converted before {what}; make the input longer"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never started converting: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub async fn job(p: &Platform, token: &str, id: &str) -> (u16, Value) {
     let r = client()
         .get(p.url(&format!("/api/v1/jobs/{id}")))
