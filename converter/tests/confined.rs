@@ -19,19 +19,7 @@ use vid2mp3_converter::transcode::sniff::{Container, SNIFF_LEN, sniff};
 use vid2mp3_converter::transcode::{
     FfmpegLimits, MediaInput, TranscodeError, TranscodeOptions, transcode,
 };
-
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use vid2mp3_test_support::test_media::ffmpeg;
 
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")

@@ -4,18 +4,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// ffmpeg with `args`, which must succeed (making test media).
-pub fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+pub use vid2mp3_test_support::test_media::ffmpeg;
 
 /// Converts with the production pipeline; the `convert` report line.
 pub fn convert(input: &Path, output: &Path, extra: &[&str]) -> String {

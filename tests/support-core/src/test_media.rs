@@ -31,7 +31,8 @@ impl Drop for ScratchDir {
     }
 }
 
-fn ffmpeg(args: &[&str]) {
+/// ffmpeg with `args` (quiet, overwriting), which must succeed: how every test makes its media.
+pub fn ffmpeg(args: &[&str]) {
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
         .args(args)
