@@ -556,7 +556,15 @@ async fn put_video(
     let upload_owner = upload.owner;
     let state_for_check = Arc::clone(&state);
     let job = upload.job;
-    let callback_secret = webhooks::job_callback(&state, &job, &headers).await?;
+    let callback_secret = match webhooks::job_callback(&state, &job, &headers).await {
+        Ok(secret) => secret,
+        Err(refused) => {
+            // Refused before the body is read, like a quota refusal: read what the client
+            // still sends for a while, so that it gets this answer and not a reset.
+            saga::linger(body.into_data_stream());
+            return Err(refused);
+        }
+    };
     // The rest runs as its own task: if the client goes away after the body, the handler's
     // future is dropped, but admitting, storing, recording and publishing still finish or roll
     // back together instead of stopping half way (a reservation left behind would count

@@ -351,7 +351,7 @@ async fn abort(writer: impl BlobWriter) {
 /// Reads and drops what a refused upload's client still sends, for a while, in the background.
 /// Closing a connection with bytes unread makes the kernel reset it, and a client still sending
 /// can then lose the answer to the reset; a client that has read the answer stops sending.
-fn linger<S, E>(mut rest: S)
+pub(super) fn linger<S, E>(mut rest: S)
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
 {
