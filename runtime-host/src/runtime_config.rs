@@ -39,8 +39,9 @@ pub enum RuntimeConfigError {
         path: PathBuf,
         /// The table whose entries did not fit, when the file as a whole parsed.
         table: Option<&'static str>,
+        // Boxed: toml's error is large, and every Result of this module carries this enum.
         #[source]
-        source: toml::de::Error,
+        source: Box<toml::de::Error>,
     },
     #[error(
         "runtime config file {path}: [[{table}]] type {kind:?} is not supported by runtime-host (it reads \"env\" and \"static\" providers)"
@@ -168,7 +169,7 @@ impl RuntimeConfigFile {
             move |source| RuntimeConfigError::Toml {
                 path: path.to_owned(),
                 table,
-                source,
+                source: Box::new(source),
             }
         };
         let mut table: toml::Table = toml::from_str(text).map_err(toml_error(None))?;
