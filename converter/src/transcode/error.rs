@@ -36,6 +36,9 @@ pub enum TranscodeError {
     Output(#[source] io::Error),
     #[error("the mp3 encoder rejected the stream: {0}")]
     Encoder(String),
+    /// The text is what the uploader reads; the meter's own error stays in the chain for logs.
+    #[error("the loudness of the audio cannot be measured")]
+    Loudness(#[source] crate::transcode::loudness::MeterError),
 }
 
 impl TranscodeError {
@@ -47,7 +50,9 @@ impl TranscodeError {
             | TranscodeError::NoAudio
             | TranscodeError::Undecodable(_)
             // LAME refusing parameters is deterministic for a given stream.
-            | TranscodeError::Encoder(_) => FailureKind::Permanent,
+            | TranscodeError::Encoder(_)
+            // The meter refuses a format or its samples the same way every time.
+            | TranscodeError::Loudness(_) => FailureKind::Permanent,
             TranscodeError::Timeout(_)
             | TranscodeError::DecoderUnavailable(_)
             | TranscodeError::Input(_)
@@ -66,7 +71,8 @@ impl TranscodeError {
             TranscodeError::DecoderUnavailable(_) => "decoder_unavailable",
             TranscodeError::Input(_) => "input_io",
             TranscodeError::Output(_) => "output_io",
-            TranscodeError::Encoder(_) => "encoder",
+            // Reported as before this variant existed, so stored states and events keep their codes.
+            TranscodeError::Encoder(_) | TranscodeError::Loudness(_) => "encoder",
         }
     }
 }

@@ -399,8 +399,7 @@ fn measure<E>(
     format: PcmFormat,
     mut pull: impl FnMut(&mut Vec<f32>) -> Result<bool, E>,
 ) -> Result<loudness::Measurement, MeasureFailure<E>> {
-    let meter_error =
-        |e: loudness::MeterError| MeasureFailure::Meter(TranscodeError::Encoder(e.to_string()));
+    let meter_error = |e| MeasureFailure::Meter(TranscodeError::Loudness(e));
     let mut meter = LoudnessMeter::new(format).map_err(meter_error)?;
     let ch = usize::from(format.channels).max(1);
     let mut buf = Vec::new();
