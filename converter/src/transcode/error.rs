@@ -39,6 +39,9 @@ pub enum TranscodeError {
     /// The text is what the uploader reads; the meter's own error stays in the chain for logs.
     #[error("the loudness of the audio cannot be measured")]
     Loudness(#[source] crate::transcode::loudness::MeterError),
+    /// As `Loudness`: a plain text for the uploader, the resampler's error in the chain.
+    #[error("the audio cannot be converted to an MP3 sample rate")]
+    Resample(#[source] crate::transcode::pcm::ResampleError),
 }
 
 impl TranscodeError {
@@ -52,7 +55,8 @@ impl TranscodeError {
             // LAME refusing parameters is deterministic for a given stream.
             | TranscodeError::Encoder(_)
             // The meter refuses a format or its samples the same way every time.
-            | TranscodeError::Loudness(_) => FailureKind::Permanent,
+            | TranscodeError::Loudness(_)
+            | TranscodeError::Resample(_) => FailureKind::Permanent,
             TranscodeError::Timeout(_)
             | TranscodeError::DecoderUnavailable(_)
             | TranscodeError::Input(_)
@@ -72,7 +76,9 @@ impl TranscodeError {
             TranscodeError::Input(_) => "input_io",
             TranscodeError::Output(_) => "output_io",
             // Reported as before this variant existed, so stored states and events keep their codes.
-            TranscodeError::Encoder(_) | TranscodeError::Loudness(_) => "encoder",
+            TranscodeError::Encoder(_)
+            | TranscodeError::Loudness(_)
+            | TranscodeError::Resample(_) => "encoder",
         }
     }
 }

@@ -37,7 +37,8 @@ pub fn error_code(error: &TranscodeError) -> ErrorCode {
         TranscodeError::NoAudio => ErrorCode::NoAudio,
         TranscodeError::Undecodable(_)
         | TranscodeError::Encoder(_)
-        | TranscodeError::Loudness(_) => ErrorCode::Undecodable,
+        | TranscodeError::Loudness(_)
+        | TranscodeError::Resample(_) => ErrorCode::Undecodable,
         TranscodeError::Timeout(_) => ErrorCode::TimedOut,
         TranscodeError::DecoderUnavailable(_)
         | TranscodeError::Input(_)
