@@ -15,7 +15,7 @@ use crate::template::{self, Template, TemplateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("cannot read manifest {path}: {source}")]
+    #[error("cannot read manifest {path}; check the path given with -f and its permissions")]
     Read {
         path: PathBuf,
         source: std::io::Error,

@@ -116,7 +116,9 @@ pub enum PullError {
         "{reference} holds no /spin.toml; the app image must have the manifest at its root (deploy/images/spin-app.Dockerfile)"
     )]
     NoManifest { reference: String },
-    #[error("cache directory {path}: {source}")]
+    #[error(
+        "cache directory {path} cannot be used; check that it is writable, or choose another with --cache-dir"
+    )]
     Cache {
         path: PathBuf,
         source: std::io::Error,

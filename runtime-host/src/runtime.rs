@@ -98,7 +98,7 @@ pub enum LoadError {
         #[source]
         source: WasmtimeCause,
     },
-    #[error("cannot register the metrics: {0}")]
+    #[error("cannot register the metrics")]
     Metrics(#[from] prometheus::Error),
 }
 

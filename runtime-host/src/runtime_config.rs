@@ -25,7 +25,9 @@ const MAX_FILE_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeConfigError {
-    #[error("cannot read runtime config file {path}: {source}")]
+    #[error(
+        "cannot read runtime config file {path}; check the path given with --runtime-config-file"
+    )]
     Read {
         path: PathBuf,
         source: std::io::Error,
