@@ -247,7 +247,7 @@ pub(super) async fn convert_job(
                     // partial mp3 (a failure recorded now would forget it), and the next
                     // attempt removes it.
                     Err(e) => {
-                        warn!(error = %e, conversion_error = %error, "could not remove a failed attempt's chunks");
+                        warn!(error = %e, conversion_error = %error_chain(&error), "could not remove a failed attempt's chunks");
                         Attempt::Unsettled(e)
                     }
                 },
