@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use vid2mp3_contracts::{JobId, UserId};
 
-use super::super::State;
+use super::super::{ApiError, State};
 use super::{HOLD, complete, release, remove_unfinished};
 use crate::resumable::{Phase, ResumableRecord, Taken};
 
@@ -42,18 +42,20 @@ async fn sweep_once(state: &State) {
                         return;
                     }
                     let outcome = if record.phase == Phase::Complete {
-                        state.resumable.remove(job).await.map_err(|e| format!("{e}"))
-                    } else {
-                        remove_unfinished(state, &record)
+                        state
+                            .resumable
+                            .remove(job)
                             .await
-                            .map_err(|e| format!("{e:?}"))
+                            .map_err(ApiError::unavailable)
+                    } else {
+                        remove_unfinished(state, &record).await
                     };
                     match outcome {
                         Ok(()) if record.phase == Phase::Complete => {}
                         Ok(()) => info!(%job, offset = record.offset, length = record.length, "expired upload removed"),
                         Err(error) => {
                             release(state, job, token).await;
-                            warn!(%job, error, "could not remove an expired upload");
+                            warn!(%job, ?error, "could not remove an expired upload");
                         }
                     }
                 })
