@@ -1,6 +1,6 @@
 //! The public edge against big and hostile clients (issue 15): the course's multipart upload of
-//! hundreds of megabytes in bounded memory, and slow or greedy clients that cannot take the
-//! platform down.
+//! hundreds of megabytes in bounded memory, a resumable upload's single piece of as many, and
+//! slow or greedy clients that cannot take the platform down.
 //!
 //! A test binary of its own: the upload's memory is read from this process, which runs the
 //! platform's runtime-host, so nothing else may run in it meanwhile (the tests take turns).
@@ -233,6 +233,100 @@ async fn a_300_mb_form_upload_streams_through_the_course_route_in_bounded_memory
         decoded_samples(&big),
         "the mp3 holds exactly the video's samples"
     );
+}
+
+/// A resumable upload (tus) of 200 MB sent as one piece with curl streams through in bounded
+/// memory, as the raw and form routes do, and every byte is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_200_mb_resumable_upload_in_one_piece_streams_in_bounded_memory() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (p, token) = platform_with_user(PlatformBuilder::new()).await;
+    let scratch = Scratch::new();
+    let big = scratch.path("big.mkv");
+    make_large_mkv(&big, 200_000_000);
+    let size = std::fs::metadata(&big).expect("the video").len();
+    // A small one first, so what follows measures the big one only.
+    make_mkv(&scratch.path("small.mkv"), 1);
+    let small = tus_begun(&p, &token, &scratch.path("small.mkv"), "video/x-matroska").await;
+    let r = tus_patch(
+        &p,
+        &token,
+        &small,
+        0,
+        std::fs::read(scratch.path("small.mkv")).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+
+    let upload = tus_begun(&p, &token, &big, "video/x-matroska").await;
+    let converter = p
+        .converter
+        .as_ref()
+        .and_then(|c| c.pid())
+        .expect("the converter runs")
+        .to_string();
+    for pid in ["self", converter.as_str()] {
+        reset_peak(pid);
+    }
+    let host_before = proc_status("self", "VmRSS:");
+    let converter_before = proc_status(&converter, "VmRSS:");
+    let started = Instant::now();
+    let (ok, out) = curl(
+        &scratch.0,
+        &[
+            "--fail-with-body",
+            "-X",
+            "PATCH",
+            "-T",
+            "./big.mkv",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-H",
+            "Tus-Resumable: 1.0.0",
+            "-H",
+            "Content-Type: application/offset+octet-stream",
+            "-H",
+            "Upload-Offset: 0",
+            "-D",
+            "-",
+            &p.url(&upload),
+        ],
+    );
+    let upload_secs = started.elapsed().as_secs_f64();
+    assert!(ok, "the 200 MB piece: {out}");
+    assert!(
+        out.to_ascii_lowercase()
+            .contains(&format!("upload-offset: {size}")),
+        "every byte stored: {out}"
+    );
+    let host_peak = proc_status("self", "VmHWM:");
+    let converter_peak = proc_status(&converter, "VmHWM:");
+    eprintln!(
+        "200 MB resumable piece in {upload_secs:.1} s; runtime-host (this process) RSS {} MiB, \
+         peak {} MiB; converter RSS {} MiB, peak {} MiB",
+        host_before / MIB,
+        host_peak / MIB,
+        converter_before / MIB,
+        converter_peak / MIB
+    );
+    assert!(
+        host_peak < host_before + 64 * MIB,
+        "the piece raised runtime-host's peak RSS from {} MiB to {} MiB",
+        host_before / MIB,
+        host_peak / MIB
+    );
+    assert!(
+        converter_peak < converter_before + 64 * MIB,
+        "the piece raised the converter's peak RSS from {} MiB to {} MiB",
+        converter_before / MIB,
+        converter_peak / MIB
+    );
+    let id = upload.rsplit('/').next().expect("an id");
+    let (status, job) = job(&p, &token, id).await;
+    assert_eq!(status, 200, "{job}");
+    assert_eq!(job["video_size_bytes"], size, "{job}");
+    let seen = wait_for_end(&p, &token, id, Duration::from_secs(300)).await;
+    assert_eq!(seen.last().expect("a state")["status"], "done");
 }
 
 /// What one hostile connection got.
