@@ -8,11 +8,12 @@
 # curl, jq, ffmpeg and python3. Prints, in one run against that platform:
 #   upload  a video of UPLOAD_MIB (default 2048: uncompressed frames and a few minutes of sound,
 #           cheap to make and convert) sent three ways, UPLOAD_RUNS times each (default 2) in
-#           rotating order (ABC, CBA, ...): straight to the storage API (the baseline), as the raw
-#           body of POST /api/v1/jobs, and with the course's `curl -F file=@...` to POST /upload.
+#           rotating order (ABCD, DCBA, ...): straight to the storage API (the baseline), as the raw
+#           body of POST /api/v1/jobs, with the course's `curl -F file=@...` to POST /upload, and
+#           as a resumable upload (tus: created first, untimed, then one PATCH of the whole file).
 #           For each: time, MB/s, and the peak RSS (VmHWM, reset before each upload) of
-#           runtime-host and of the converter during the upload. Then the form's throughput as a
-#           share of the raw route's, and each one's highest peaks.
+#           runtime-host and of the converter during the upload. Then each one's highest peaks,
+#           and the form's and the resumable upload's throughput as shares of the raw route's.
 #   slow    a normal user's log-in + job status, one pair after the other, SAMPLES times (default
 #           40) alone, then SAMPLES times while SLOW_CLIENTS (default 300) slow clients
 #           (slow_clients.py: a third silent, a third sending headers a byte a second, a third a
@@ -112,6 +113,7 @@ if want upload; then
       direct) [ "$code" = 201 ] || die "the storage API answered $code: $(cat "$WORK/up.json")"; job="$DIRECT_JOB" ;;
       raw) [ "$code" = 202 ] || die "POST /api/v1/jobs answered $code: $(cat "$WORK/up.json")"; job="$(jq -r .id "$WORK/up.json")" ;;
       form) [ "$code" = 200 ] || die "POST /upload answered $code: $(cat "$WORK/up.json")"; job="$(jq -r .id "$WORK/up.json")" ;;
+      tus) [ "$code" = 204 ] || die "PATCH $TUS_UPLOAD answered $code: $(cat "$WORK/up.json")"; job="${TUS_UPLOAD##*/}" ;;
     esac
     SECS_OF[$how]+="$time "
     HOST_PEAK[$how]+="$host_peak "
@@ -138,11 +140,21 @@ if want upload; then
   form() {
     upload form -X POST -F "file=@$WORK/big.mkv" -H "Authorization: Bearer $TOKEN" "$BASE/upload"
   }
+  # A resumable upload: begun (not timed: one small request), then the whole file as one piece.
+  tus() {
+    TUS_UPLOAD="$(curl -fsS -D - -o /dev/null -X POST "$BASE/api/v1/uploads" -H "authorization: Bearer $TOKEN" \
+      -H 'tus-resumable: 1.0.0' -H "upload-length: $SIZE" \
+      -H "upload-metadata: filename $(printf big.mkv | base64),profile $(printf fast | base64)" |
+      tr -d '\r' | awk 'tolower($1) == "location:" {print $2}')"
+    [ -n "$TUS_UPLOAD" ] || die "POST /api/v1/uploads gave no Location"
+    upload tus -X PATCH "$BASE$TUS_UPLOAD" -H "authorization: Bearer $TOKEN" -H 'tus-resumable: 1.0.0' \
+      -H 'content-type: application/offset+octet-stream' -H 'upload-offset: 0' -T "$WORK/big.mkv"
+  }
   printf '\n== upload: %s bytes, %s runs each, in rotating order\n' "$SIZE" "$UPLOAD_RUNS"
   for run in $(seq "$UPLOAD_RUNS"); do
-    if ((run % 2)); then direct; raw; form; else form; raw; direct; fi
+    if ((run % 2)); then direct; raw; form; tus; else tus; form; raw; direct; fi
   done
-  for how in direct raw form; do
+  for how in direct raw form tus; do
     # shellcheck disable=SC2086 # word splitting wanted: the recorded values
     printf '%-7s mean %s; highest peaks: runtime-host %s, converter %s\n' "$how" \
       "$(rate "$(echo ${SECS_OF[$how]} | tr ' ' '\n' | awk '{s += $1} END {print s / NR}')")" \
@@ -153,6 +165,10 @@ if want upload; then
   awk -v raw="$(echo ${SECS_OF[raw]} | tr ' ' '\n' | awk '{s += $1} END {print s / NR}')" \
     -v form="$(echo ${SECS_OF[form]} | tr ' ' '\n' | awk '{s += $1} END {print s / NR}')" \
     'BEGIN {printf "form throughput / raw throughput: %.1f %%\n", raw / form * 100}'
+  # shellcheck disable=SC2086
+  awk -v raw="$(echo ${SECS_OF[raw]} | tr ' ' '\n' | awk '{s += $1} END {print s / NR}')" \
+    -v tus="$(echo ${SECS_OF[tus]} | tr ' ' '\n' | awk '{s += $1} END {print s / NR}')" \
+    'BEGIN {printf "resumable (one piece) throughput / raw throughput: %.1f %%\n", raw / tus * 100}'
 fi
 
 if want slow; then

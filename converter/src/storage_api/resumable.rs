@@ -11,7 +11,7 @@ mod complete;
 mod expiry;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{self, Path};
@@ -28,14 +28,49 @@ pub(super) use self::expiry::run_sweep;
 use super::error::json_response;
 use super::saga::{self, Saga, Upload};
 use super::{ApiError, ApiResult, State, header_text, parse_job, parse_upload, webhooks};
-use crate::gridfs::CHUNK_SIZE;
+use crate::gridfs::{Bucket, CHUNK_SIZE, GridFsError};
 use crate::resumable::{NewResumable, Phase, ResumableRecord, Taken, after, is_taken};
+use mongodb::bson::oid::ObjectId;
+use tokio::task::JoinHandle;
 
 /// How long a piece holds its upload without writing a chunk before another may take it.
 const HOLD: Duration = Duration::from_secs(120);
 /// A piece whose next bytes take longer than this is treated as cut off (what arrived is
 /// kept), well inside [`HOLD`].
 const IDLE: Duration = Duration::from_secs(60);
+
+/// How often a piece that is writing moves its hold on (well inside [`HOLD`] minus [`IDLE`]).
+const RENEW_AFTER: Duration = Duration::from_secs(20);
+
+/// A piece's full chunks, written in order with one insert in flight (as the GridFS writer
+/// does), so the piece does not wait a MongoDB round trip per chunk.
+struct ChunkPipe<'a> {
+    videos: &'a Bucket,
+    id: ObjectId,
+    /// The next chunk's number.
+    n: u32,
+    in_flight: Option<JoinHandle<Result<(), GridFsError>>>,
+}
+
+impl ChunkPipe<'_> {
+    async fn put(&mut self, chunk: Vec<u8>) -> Result<(), GridFsError> {
+        self.settle().await?;
+        let (videos, id, n) = (self.videos.clone(), self.id, self.n);
+        self.in_flight = Some(tokio::spawn(
+            async move { videos.put_chunk(id, n, chunk).await },
+        ));
+        self.n += 1;
+        Ok(())
+    }
+
+    /// Waits for the insert in flight.
+    async fn settle(&mut self) -> Result<(), GridFsError> {
+        match self.in_flight.take() {
+            None => Ok(()),
+            Some(insert) => insert.await.map_err(GridFsError::Interrupted)?,
+        }
+    }
+}
 
 /// The answer that tells where an upload is.
 fn answer(
@@ -413,7 +448,7 @@ where
     }
     let video = record.video_fid;
     let chunk_size = CHUNK_SIZE as usize;
-    let mut n = u32::try_from(stored / u64::from(CHUNK_SIZE))
+    let n = u32::try_from(stored / u64::from(CHUNK_SIZE))
         .map_err(|_| ApiError::new(ErrorCode::Internal, "the upload's record is damaged"))?;
     let mut pending = record.tail.bytes.clone();
     if pending.len() as u64 != stored % u64::from(CHUNK_SIZE) {
@@ -427,43 +462,61 @@ where
     let remaining = length - stored;
     let mut received = 0_u64;
     let mut cut_off = false;
-    loop {
-        let piece = match tokio::time::timeout(IDLE, body.next()).await {
-            Ok(Some(Ok(piece))) => piece,
-            Ok(None) => break,
-            Ok(Some(Err(error))) => {
-                info!(%job, received, %error, "the piece was cut off; keeping what arrived");
-                cut_off = true;
-                break;
+    let mut chunks = ChunkPipe {
+        videos: &state.videos,
+        id: video,
+        n,
+        in_flight: None,
+    };
+    let mut renewed = Instant::now();
+    let streamed: Result<(), ApiError> = async {
+        loop {
+            let piece = match tokio::time::timeout(IDLE, body.next()).await {
+                Ok(Some(Ok(piece))) => piece,
+                Ok(None) => return Ok(()),
+                Ok(Some(Err(error))) => {
+                    info!(%job, received, %error, "the piece was cut off; keeping what arrived");
+                    cut_off = true;
+                    return Ok(());
+                }
+                Err(_) => {
+                    info!(%job, received, idle_secs = IDLE.as_secs(), "the piece stalled; keeping what arrived");
+                    cut_off = true;
+                    return Ok(());
+                }
+            };
+            if received + piece.len() as u64 > remaining {
+                return Err(past_length(length, stored));
             }
-            Err(_) => {
-                info!(%job, received, idle_secs = IDLE.as_secs(), "the piece stalled; keeping what arrived");
-                cut_off = true;
-                break;
+            received += piece.len() as u64;
+            pending.extend_from_slice(&piece);
+            while pending.len() >= chunk_size {
+                let rest = pending.split_off(chunk_size);
+                chunks.put(std::mem::replace(&mut pending, rest)).await?;
             }
-        };
-        if received + piece.len() as u64 > remaining {
-            saga::linger(body);
-            return Err(past_length(length, stored));
-        }
-        received += piece.len() as u64;
-        pending.extend_from_slice(&piece);
-        while pending.len() >= chunk_size {
-            let rest = pending.split_off(chunk_size);
-            let chunk = std::mem::replace(&mut pending, rest);
-            state.videos.put_chunk(video, n, chunk).await?;
-            n += 1;
-            if !state
-                .resumable
-                .renew(job, token, HOLD)
-                .await
-                .map_err(ApiError::unavailable)?
-            {
-                warn!(%job, "a piece lost its hold on the upload; stopping it");
-                return Err(busy());
+            if renewed.elapsed() > RENEW_AFTER {
+                if !state
+                    .resumable
+                    .renew(job, token, HOLD)
+                    .await
+                    .map_err(ApiError::unavailable)?
+                {
+                    warn!(%job, "a piece lost its hold on the upload; stopping it");
+                    return Err(busy());
+                }
+                renewed = Instant::now();
             }
         }
     }
+    .await;
+    // No chunk may land after this piece lets go of the upload.
+    let settled = chunks.settle().await;
+    if let Err(refused) = streamed {
+        saga::linger(body);
+        return Err(refused);
+    }
+    settled?;
+    let n = chunks.n;
     let offset = stored + received;
     let expires_at = after(state.config.resumable_expiry);
     if offset == length {
