@@ -138,14 +138,33 @@ impl<'a> TusClient<'a> {
             return Err(self.failure(r).await);
         }
         let location = header_str(r.headers(), "location").map(str::to_owned);
-        let body: CreatedBody = r.json().await.map_err(|e| self.api.unreachable(&e))?;
-        let location = location.or(body.upload_url).ok_or_else(|| {
-            CliError::UnexpectedAnswer("the server created an upload but did not say where".into())
-        })?;
+        let text = r.text().await.map_err(|e| self.api.unreachable(&e))?;
+        // The body names the job; a plain tus server answers without one, and then the id is
+        // the upload URL's last segment, as it is on ours.
+        let body = serde_json::from_str::<CreatedBody>(&text).ok();
+        let location = location
+            .or_else(|| body.as_ref().and_then(|b| b.upload_url.clone()))
+            .ok_or_else(|| {
+                CliError::UnexpectedAnswer(
+                    "the server created an upload but did not say where".into(),
+                )
+            })?;
+        let upload_url = self.api.resolve(&location)?;
+        let id = match &body {
+            Some(b) => b.id.clone(),
+            None => upload_url
+                .path_segments()
+                .and_then(|mut s| s.next_back())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    CliError::UnexpectedAnswer(format!("no upload id in {upload_url}"))
+                })?,
+        };
         Ok(Created {
-            upload_url: self.api.resolve(&location)?,
-            id: body.id,
-            callback_secret: body.callback_secret,
+            upload_url,
+            id,
+            callback_secret: body.and_then(|b| b.callback_secret),
         })
     }
 

@@ -156,7 +156,17 @@ async fn upload_one(
     bar.set_position(offset);
     let sent = send_rest(&tus, &upload_url, path, &name, key.size, &mut offset, &bar).await;
     bar.finish_and_clear();
-    sent?;
+    if let Err(e) = sent {
+        if is_refusal(&e) {
+            // Refused for good (not media, too large, ...): the upload is of no use, and
+            // resuming it would only be refused again.
+            discard(&tus, upload_url.as_str()).await;
+            states.remove(&key)?;
+        } else if matches!(e, CliError::Api { status: 404, .. }) {
+            states.remove(&key)?;
+        }
+        return Err(e.into());
+    }
     let mut job = finished_job(api, &tus, &upload_url, &id, &name, key.size).await?;
     states.remove(&key)?;
     if let (Some(secret), Some(fields)) = (&callback_secret, job.as_object_mut()) {
@@ -274,6 +284,13 @@ async fn discard(tus: &TusClient<'_>, upload_url: &str) {
     if let Ok(url) = Url::parse(upload_url) {
         let _ = tus.terminate(&url).await;
     }
+}
+
+/// A refusal of the upload itself, which trying again would not change (unlike 401/403, which
+/// a new log-in fixes, and 423/429, which pass).
+fn is_refusal(e: &CliError) -> bool {
+    matches!(e, CliError::Api { status, .. }
+        if (400..500).contains(status) && !matches!(status, 401 | 403 | 404 | 423 | 429))
 }
 
 fn percent(offset: u64, len: u64) -> u64 {
