@@ -85,7 +85,9 @@ impl ApiClient {
         self.server.join(location).map_err(|e| CliError::Api {
             status: 502,
             code: "bad_location".into(),
-            message: format!("the server answered with an unusable upload address {location:?} ({e})"),
+            message: format!(
+                "the server answered with an unusable upload address {location:?} ({e})"
+            ),
         })
     }
 

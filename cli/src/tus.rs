@@ -86,7 +86,9 @@ pub struct UploadProgress {
 #[derive(Debug)]
 pub enum PatchError {
     /// 409: the server has `offset` bytes, not what we said.
-    Conflict { offset: Option<u64> },
+    Conflict {
+        offset: Option<u64>,
+    },
     Failed(CliError),
 }
 
@@ -267,7 +269,10 @@ mod tests {
     #[test]
     fn metadata_is_key_space_base64_pairs() {
         assert_eq!(
-            encode_metadata(&[("filename", "world_domination_plan.pdf"), ("is_confidential", "")]),
+            encode_metadata(&[
+                ("filename", "world_domination_plan.pdf"),
+                ("is_confidential", "")
+            ]),
             // The example of the tus 1.0.0 specification, one value empty.
             "filename d29ybGRfZG9taW5hdGlvbl9wbGFuLnBkZg==,is_confidential "
         );

@@ -883,7 +883,10 @@ async fn kill_upload_midway(
         last = now;
     }
     let offset = last.expect("the server still has the upload");
-    assert!(offset < len, "the upload was killed before its end ({offset} of {len})");
+    assert!(
+        offset < len,
+        "the upload was killed before its end ({offset} of {len})"
+    );
     (url, offset)
 }
 
@@ -985,7 +988,10 @@ async fn a_gone_upload_or_a_changed_file_starts_over() {
         "{again:#?}"
     );
     let first = upload_json(&again);
-    assert!(!url.ends_with(first["id"].as_str().unwrap()), "a new upload");
+    assert!(
+        !url.ends_with(first["id"].as_str().unwrap()),
+        "a new upload"
+    );
     assert!(slow.upload_records().is_empty());
 
     // The file changed (a later modification time) after its upload was cut off.
@@ -1002,7 +1008,9 @@ async fn a_gone_upload_or_a_changed_file_starts_over() {
         .await
         .ok();
     assert!(
-        changed.stderr.contains("talk.mkv changed since its upload was interrupted")
+        changed
+            .stderr
+            .contains("talk.mkv changed since its upload was interrupted")
             && !changed.stderr.contains("Resuming"),
         "{changed:#?}"
     );
@@ -1023,7 +1031,9 @@ async fn a_gone_upload_or_a_changed_file_starts_over() {
         .await
         .ok();
     assert!(
-        fresh.stderr.contains("Discarding the interrupted upload of talk.mkv"),
+        fresh
+            .stderr
+            .contains("Discarding the interrupted upload of talk.mkv"),
         "{fresh:#?}"
     );
     upload_json(&fresh);

@@ -410,7 +410,10 @@ async fn finished_job(
         let failure = match api.job(id).await {
             Ok(job) => return Ok(job),
             Err(CliError::Api { status: 404, .. }) => {
-                match tus.patch(upload_url, len, reqwest::Body::from(Vec::new()), 0).await {
+                match tus
+                    .patch(upload_url, len, reqwest::Body::from(Vec::new()), 0)
+                    .await
+                {
                     Ok(_) => {
                         // Counted too: a server that keeps saying "finished" without a job
                         // must not keep us here.
@@ -455,7 +458,9 @@ impl Retry {
             return Err(CliError::UploadInterrupted {
                 name: name.to_owned(),
                 percent,
-                reason: format!("{MAX_TRIES_WITHOUT_PROGRESS} tries without progress; last: {reason}"),
+                reason: format!(
+                    "{MAX_TRIES_WITHOUT_PROGRESS} tries without progress; last: {reason}"
+                ),
             });
         }
         Ok(())

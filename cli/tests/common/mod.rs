@@ -369,7 +369,10 @@ impl ThrottledProxy {
 /// Where the gateway at `base_url` says an upload stands (HEAD): `Some(offset)`, or `None`
 /// when it does not know the upload. `upload_url` may point at a proxy; only its path is used.
 pub async fn server_upload_offset(base_url: &str, token: &str, upload_url: &str) -> Option<u64> {
-    let path = url::Url::parse(upload_url).expect("an upload URL").path().to_owned();
+    let path = url::Url::parse(upload_url)
+        .expect("an upload URL")
+        .path()
+        .to_owned();
     let r = reqwest::Client::new()
         .head(format!("{}{path}", base_url.trim_end_matches('/')))
         .bearer_auth(token)
