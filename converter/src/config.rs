@@ -133,8 +133,11 @@ pub struct Config {
     pub job_timeouts: JobTimeouts,
     /// How long SIGTERM waits for converting jobs before it hands them back to the queue.
     pub shutdown_grace: Duration,
-    /// Largest video `PUT` accepts.
+    /// Largest video `PUT` accepts (and a resumable upload may declare).
     pub max_upload_bytes: u64,
+    /// How long an unfinished resumable upload is kept after its last piece (and a finished
+    /// one's record, which tells a client its upload is whole).
+    pub resumable_expiry: Duration,
     /// LAME instances per job (None: one per core).
     pub encode_workers: Option<usize>,
     pub ffmpeg: PathBuf,
@@ -237,6 +240,7 @@ impl Config {
                 "4294967296",
                 "a number of bytes",
             )?,
+            resumable_expiry: secs(&lookup, "VID2MP3_RESUMABLE_EXPIRY_SECS", "86400")?,
             encode_workers: match lookup("VID2MP3_ENCODE_WORKERS") {
                 None => None,
                 Some(_) => Some(parse(

@@ -18,8 +18,15 @@ pub enum JobStateError {
     Mongo(#[from] mongodb::error::Error),
     #[error("a job record cannot be encoded: {0}")]
     Encode(#[from] bson::ser::Error),
-    #[error("job record {id} is damaged: {reason}")]
-    Damaged { id: String, reason: String },
+    #[error(
+        "job record {id} is damaged: its {field} is not a valid id; repair or remove the record"
+    )]
+    Damaged {
+        id: String,
+        field: &'static str,
+        #[source]
+        source: vid2mp3_contracts::IdError,
+    },
 }
 
 /// One job as stored (`_id` is the job id).
@@ -122,34 +129,35 @@ impl JobRecord {
 
     /// The contract's view; `progress` comes from Redis while converting.
     pub fn to_state(&self, progress: Option<JobProgress>) -> Result<JobState, JobStateError> {
-        let damaged = |reason: String| JobStateError::Damaged {
-            id: self.job_id.clone(),
-            reason,
+        let damaged = |field| {
+            move |source| JobStateError::Damaged {
+                id: self.job_id.clone(),
+                field,
+                source,
+            }
         };
-        let fid = |s: &str| s.parse::<FileId>().map_err(|e| damaged(e.to_string()));
+        let fid = |field, s: &str| s.parse::<FileId>().map_err(damaged(field));
         let (progress_percent, eta_ms) = match self.status {
             JobStatus::Done => (100, None),
             JobStatus::Converting => progress.map_or((0, None), |p| (p.percent.min(99), p.eta_ms)),
             JobStatus::Queued | JobStatus::Failed => (0, None),
         };
         Ok(JobState {
-            job_id: self
-                .job_id
-                .parse()
-                .map_err(|e: vid2mp3_contracts::IdError| damaged(e.to_string()))?,
-            owner_id: self
-                .owner_id
-                .parse()
-                .map_err(|e: vid2mp3_contracts::IdError| damaged(e.to_string()))?,
+            job_id: self.job_id.parse().map_err(damaged("job id"))?,
+            owner_id: self.owner_id.parse().map_err(damaged("owner id"))?,
             status: self.status,
             profile: self.profile,
             loudness_lufs: self.loudness_lufs,
             attempts: u32::try_from(self.attempts).unwrap_or(0),
             progress_percent,
             eta_ms,
-            video_fid: fid(&self.video_fid)?,
+            video_fid: fid("video file id", &self.video_fid)?,
             video_size_bytes: u64::try_from(self.video_size_bytes).unwrap_or(0),
-            mp3_fid: self.mp3_fid.as_deref().map(fid).transpose()?,
+            mp3_fid: self
+                .mp3_fid
+                .as_deref()
+                .map(|s| fid("mp3 file id", s))
+                .transpose()?,
             mp3_size_bytes: self.mp3_size_bytes.and_then(|n| u64::try_from(n).ok()),
             duration_ms: self.duration_ms.and_then(|n| u64::try_from(n).ok()),
             error: self.error.as_ref().map(|e| JobError {
@@ -386,10 +394,21 @@ mod tests {
     fn a_damaged_record_is_an_error_not_a_panic() {
         let mut r = record();
         r.video_fid = "nope".into();
-        assert!(matches!(
-            r.to_state(None),
-            Err(JobStateError::Damaged { .. })
-        ));
+        let Err(e) = r.to_state(None) else {
+            panic!("a damaged record was read");
+        };
+        assert!(
+            matches!(
+                e,
+                JobStateError::Damaged {
+                    field: "video file id",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let source = std::error::Error::source(&e).expect("the id error is kept");
+        assert!(source.is::<vid2mp3_contracts::IdError>(), "{source:?}");
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod queue;
 mod quota;
 mod redis_conn;
 mod relay;
+mod resumable;
 pub mod service;
 mod shutdown;
 mod storage_api;

@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::queue::Publisher;
 use crate::quota::QuotaStore;
 use crate::redis_conn::RedisConnection;
+use crate::resumable::ResumableStore;
 use crate::webhook::store::WebhookStore;
 use crate::{relay, storage_api, webhook, worker};
 
@@ -37,6 +38,8 @@ struct Shared {
     metrics: Metrics,
     /// The accounts' webhooks (set through the storage API, read by the webhook sender).
     webhooks: WebhookStore,
+    /// Resumable uploads under way (the storage API's; the worker's orphan sweep reads them).
+    resumable: ResumableStore,
 }
 
 impl Shared {
@@ -56,6 +59,7 @@ impl Shared {
             jobs: JobStore::new(&db),
             quotas: QuotaStore::new(&db, config.quotas),
             webhooks: WebhookStore::new(&db),
+            resumable: ResumableStore::new(&db),
             videos: Bucket::new(&db, VIDEOS_BUCKET),
             mp3s: Bucket::new(&db, MP3S_BUCKET),
             deleted_owners: DeletedOwners::new(&db),
@@ -85,6 +89,10 @@ impl Shared {
                 .ensure_indexes()
                 .await
                 .map_err(anyhow::Error::from),
+            self.resumable
+                .ensure_indexes()
+                .await
+                .map_err(anyhow::Error::from),
         ];
         for error in results.into_iter().filter_map(Result::err) {
             warn!(
@@ -106,6 +114,7 @@ impl Shared {
             publisher,
             metrics: self.metrics.clone(),
             webhooks: self.webhooks.clone(),
+            resumable: self.resumable.clone(),
         }
     }
 
@@ -119,6 +128,7 @@ impl Shared {
             deleted_owners: self.deleted_owners.clone(),
             redis: Arc::clone(&self.redis),
             metrics: self.metrics.clone(),
+            resumable: self.resumable.clone(),
         }
     }
 

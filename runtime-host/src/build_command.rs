@@ -6,7 +6,9 @@ use crate::manifest::Manifest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("component {component:?}: cannot run {command:?}: {source}")]
+    #[error(
+        "component {component:?}: cannot run {command:?}; check that its program is installed and on PATH"
+    )]
     Spawn {
         component: String,
         command: String,

@@ -15,13 +15,17 @@ use crate::template::{self, Template, TemplateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("cannot read manifest {path}: {source}")]
+    #[error("cannot read manifest {path}; check the path given with -f and its permissions")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid manifest {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error("invalid manifest {path}: it is not a Spin manifest (version 2) TOML document")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
     #[error("unsupported spin_manifest_version {0}: runtime-host reads version 2")]
     Version(i64),
     #[error("[[trigger.{trigger}]] refers to component {component:?}, which is not defined")]
@@ -271,9 +275,9 @@ impl Manifest {
 
     /// Parses and validates; `dir` is what relative `source` and `files` paths are relative to.
     pub fn parse(text: &str, path: &Path, dir: &Path) -> Result<Self, ManifestError> {
-        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Parse {
+        let raw: RawManifest = toml::from_str(text).map_err(|source| ManifestError::Parse {
             path: path.to_owned(),
-            message: e.to_string(),
+            source,
         })?;
         if raw.spin_manifest_version != 2 {
             return Err(ManifestError::Version(raw.spin_manifest_version));
@@ -407,8 +411,7 @@ fn validate_allowed_host(
     host: &str,
     variables: &BTreeMap<String, VariableDecl>,
 ) -> Result<(), AllowedHostsError> {
-    let template =
-        Template::parse_unchecked(host).map_err(|e| AllowedHostsError::Template(e.to_string()))?;
+    let template = Template::parse_unchecked(host).map_err(AllowedHostsError::Template)?;
     if template.is_literal() {
         return AllowedPattern::parse(host).map(drop);
     }
@@ -423,7 +426,7 @@ fn validate_allowed_host(
         .map_err(|e| AllowedHostsError::InvalidWithDefaults {
             template: host.to_owned(),
             rendered,
-            reason: e.to_string(),
+            reason: Box::new(e),
         })
 }
 
@@ -534,7 +537,8 @@ mod tests {
             ("top-level key", format!("{HEADER}[oci]\nx = 1\n"), "oci"),
         ];
         for (what, text, key) in cases {
-            let err = parse(&text).expect_err(what).to_string();
+            // serde names the key; its error is the source, printed with the chain.
+            let err = format!("{:#}", anyhow::Error::from(parse(&text).expect_err(what)));
             assert!(err.contains(key), "{what}: {err:?} should name {key}");
         }
     }

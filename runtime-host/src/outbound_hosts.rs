@@ -23,15 +23,17 @@ pub enum AllowedHostsError {
     Port { pattern: String, reason: String },
     #[error("{0:?} has a path, which allowed hosts must not have")]
     Path(String),
+    // Nested errors here are part of the sentence, as AllowedHosts' Display embeds this one:
+    // kept typed (callers can match), not as sources, so a printed chain does not repeat them.
     #[error("invalid template: {0}")]
-    Template(String),
+    Template(crate::template::TemplateError),
     #[error(
         "using default variable value(s) with template {template:?} results in invalid config {rendered:?}: {reason}"
     )]
     InvalidWithDefaults {
         template: String,
         rendered: String,
-        reason: String,
+        reason: Box<AllowedHostsError>,
     },
 }
 

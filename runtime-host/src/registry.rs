@@ -40,10 +40,16 @@ const COMPLETE_MARKER: &str = ".runtime-host-complete";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
-    #[error("{0:?} is not a registry reference: {1}")]
-    Reference(String, String),
-    #[error("cannot pull {reference}: {message}")]
-    Registry { reference: String, message: String },
+    #[error(
+        "{0:?} is not a registry reference; write it as registry/name:tag or registry/name@digest"
+    )]
+    Reference(String, #[source] oci_client::ParseError),
+    #[error("cannot pull {reference}; check the reference and that its registry is reachable")]
+    Registry {
+        reference: String,
+        #[source]
+        source: oci_client::errors::OciDistributionError,
+    },
     #[error(
         "{reference} is a Spin OCI artifact (`spin registry push`), which runtime-host does not read; push an image with /spin.toml and the components as files (deploy/images/spin-app.Dockerfile)"
     )]
@@ -64,6 +70,7 @@ pub enum PullError {
         limit: u64,
         what: String,
     },
+    /// A layer failed one of our own checks (digest, size, entry type); the message is the finding.
     #[error("{reference}: layer {digest}: {message}")]
     Layer {
         reference: String,
@@ -71,16 +78,62 @@ pub enum PullError {
         message: String,
     },
     #[error(
+        "{reference}: layer {digest} could not be downloaded; check that the registry is reachable and try again"
+    )]
+    LayerDownload {
+        reference: String,
+        digest: String,
+        #[source]
+        source: LayerDownloadError,
+    },
+    #[error(
+        "{reference}: layer {digest}: {path} could not be written or read; check the cache directory (--cache-dir) and its free space"
+    )]
+    LayerFile {
+        reference: String,
+        digest: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{reference}: layer {digest} is not a readable tar archive; rebuild and push the image"
+    )]
+    LayerArchive {
+        reference: String,
+        digest: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{reference}: unpacking layer {digest} stopped unexpectedly; try again")]
+    Unpacker {
+        reference: String,
+        digest: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    #[error(
         "{reference} holds no /spin.toml; the app image must have the manifest at its root (deploy/images/spin-app.Dockerfile)"
     )]
     NoManifest { reference: String },
-    #[error("cache directory {path}: {source}")]
+    #[error(
+        "cache directory {path} cannot be used; check that it is writable, or choose another with --cache-dir"
+    )]
     Cache {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("pulling {reference} took longer than {0:?}", .limit)]
     Timeout { reference: String, limit: Duration },
+}
+
+/// Why a layer's bytes did not arrive: the registry refused the request, or the stream broke.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerDownloadError {
+    #[error("the registry refused the blob request")]
+    Request(#[source] oci_client::errors::OciDistributionError),
+    #[error("the connection broke while the blob was streaming")]
+    Stream(#[source] std::io::Error),
 }
 
 #[derive(Debug, Clone)]
@@ -140,8 +193,8 @@ pub fn is_probably_reference(source: &str) -> bool {
 /// Pulls `source` (unless this image is already unpacked in the cache) and returns the path of
 /// its `spin.toml`.
 pub async fn pull(source: &str, options: &PullOptions) -> Result<PathBuf, PullError> {
-    let reference = Reference::try_from(source)
-        .map_err(|e| PullError::Reference(source.to_owned(), e.to_string()))?;
+    let reference =
+        Reference::try_from(source).map_err(|e| PullError::Reference(source.to_owned(), e))?;
     let whole = reference.whole();
     tokio::time::timeout(options.timeout, pull_reference(&reference, options))
         .await
@@ -156,9 +209,9 @@ async fn pull_reference(
     options: &PullOptions,
 ) -> Result<PathBuf, PullError> {
     let name = reference.whole();
-    let registry_error = |e: oci_client::errors::OciDistributionError| PullError::Registry {
+    let registry_error = |source| PullError::Registry {
         reference: name.clone(),
-        message: e.to_string(),
+        source,
     };
     let client = client_for(reference, options.insecure);
     let (manifest, manifest_digest) = client
@@ -207,6 +260,7 @@ async fn pull_reference(
             let fetched = fetch_layer(&client, reference, layer, &blob).await;
             let unpacked = match fetched {
                 Ok(()) => {
+                    let digest = layer.digest.clone();
                     let (reference, layer, blob, partial) = (
                         reference.clone(),
                         layer.clone(),
@@ -217,11 +271,11 @@ async fn pull_reference(
                         unpack_layer(&reference, &layer, &blob, &partial, unpacked_budget)
                     })
                     .await
-                    .unwrap_or_else(|e| {
-                        Err(PullError::Layer {
+                    .unwrap_or_else(|source| {
+                        Err(PullError::Unpacker {
                             reference: name.clone(),
-                            digest: String::new(),
-                            message: format!("unpacking stopped: {e}"),
+                            digest,
+                            source,
                         })
                     })
                 }
@@ -342,17 +396,27 @@ async fn fetch_layer(
         .ok_or_else(|| fail("only sha256 digests are supported".into()))?
         .to_owned();
     let declared = u64::try_from(layer.size).map_err(|_| fail("negative size".into()))?;
+    let download = |source| PullError::LayerDownload {
+        reference: reference.whole(),
+        digest: layer.digest.clone(),
+        source,
+    };
+    let file_error = |source| PullError::LayerFile {
+        reference: reference.whole(),
+        digest: layer.digest.clone(),
+        path: path.to_owned(),
+        source,
+    };
     let mut stream = client
         .pull_blob_stream(reference, layer)
         .await
-        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| download(LayerDownloadError::Request(e)))?
         .stream;
-    let mut file =
-        std::fs::File::create(path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    let mut file = std::fs::File::create(path).map_err(file_error)?;
     let mut hasher = Sha256::new();
     let mut received: u64 = 0;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| fail(e.to_string()))?;
+        let chunk = chunk.map_err(|e| download(LayerDownloadError::Stream(e)))?;
         received += chunk.len() as u64;
         if received > declared {
             return Err(fail(format!(
@@ -360,8 +424,7 @@ async fn fetch_layer(
             )));
         }
         hasher.update(&chunk);
-        file.write_all(&chunk)
-            .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+        file.write_all(&chunk).map_err(file_error)?;
     }
     if received != declared {
         return Err(fail(format!(
@@ -388,16 +451,26 @@ fn unpack_layer(
         digest: layer.digest.clone(),
         message,
     };
-    let file = std::fs::File::open(blob).map_err(|e| fail(e.to_string()))?;
+    let archive_error = |source| PullError::LayerArchive {
+        reference: reference.whole(),
+        digest: layer.digest.clone(),
+        source,
+    };
+    let file = std::fs::File::open(blob).map_err(|source| PullError::LayerFile {
+        reference: reference.whole(),
+        digest: layer.digest.clone(),
+        path: blob.to_owned(),
+        source,
+    })?;
     let reader: Box<dyn Read> = match layer_compression(reference, layer)? {
         Compression::None => Box::new(file),
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
     };
     let mut archive = tar::Archive::new(reader);
     let mut written: u64 = 0;
-    for entry in archive.entries().map_err(|e| fail(e.to_string()))? {
-        let mut entry = entry.map_err(|e| fail(e.to_string()))?;
-        let path = entry.path().map_err(|e| fail(e.to_string()))?.into_owned();
+    for entry in archive.entries().map_err(archive_error)? {
+        let mut entry = entry.map_err(archive_error)?;
+        let path = entry.path().map_err(archive_error)?.into_owned();
         let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         // An OCI whiteout deletes what an earlier layer put at that path.
         if let Some(deleted) = file_name.strip_prefix(".wh.") {
@@ -436,7 +509,12 @@ fn unpack_layer(
         // unpack_in refuses absolute paths and `..`, so nothing lands outside `dir`.
         let inside = entry
             .unpack_in(dir)
-            .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+            .map_err(|source| PullError::LayerFile {
+                reference: reference.whole(),
+                digest: layer.digest.clone(),
+                path: dir.join(&path),
+                source,
+            })?;
         if !inside {
             return Err(fail(format!("{} points outside the image", path.display())));
         }
@@ -483,6 +561,62 @@ mod tests {
         ] {
             assert!(!is_loopback(no), "{no}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_bad_reference_keeps_the_parser_error_as_its_source() {
+        let options = PullOptions::new(std::env::temp_dir());
+        let Err(e) = pull("Not A Reference!", &options).await else {
+            panic!("an unparsable reference was pulled");
+        };
+        assert!(matches!(e, PullError::Reference(..)), "{e:?}");
+        let source = std::error::Error::source(&e).expect("the parser's error is kept");
+        assert!(source.is::<oci_client::ParseError>(), "{source:?}");
+        assert!(e.to_string().contains("registry/name:tag"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_registry_keeps_the_client_error_as_its_source() {
+        // A loopback port nobody listens on: the connection is refused at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut options = PullOptions::new(std::env::temp_dir());
+        options.timeout = Duration::from_secs(30);
+        let Err(e) = pull(&format!("127.0.0.1:{port}/nobody/app:1"), &options).await else {
+            panic!("pulled from a registry that is not there");
+        };
+        assert!(matches!(e, PullError::Registry { .. }), "{e:?}");
+        let source = std::error::Error::source(&e).expect("the client's error is kept");
+        assert!(
+            source.is::<oci_client::errors::OciDistributionError>(),
+            "{source:?}"
+        );
+        assert!(e.to_string().starts_with("cannot pull"), "{e}");
+    }
+
+    #[test]
+    fn a_layer_that_is_not_an_archive_keeps_the_read_error_as_its_source() {
+        let dir = std::env::temp_dir().join(format!("registry-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let blob = dir.join("layer.blob");
+        std::fs::write(&blob, b"this is not gzip at all").expect("the blob");
+        let layer = OciDescriptor {
+            media_type: LAYER_TAR_GZIP[0].to_owned(),
+            digest: "sha256:00".to_owned(),
+            size: 23,
+            ..OciDescriptor::default()
+        };
+        let reference = Reference::try_from("127.0.0.1:5000/app:1").expect("a reference");
+        let result = unpack_layer(&reference, &layer, &blob, &dir.join("app"), 1 << 20);
+        let _ = std::fs::remove_dir_all(&dir);
+        let Err(e) = result else {
+            panic!("garbage was unpacked");
+        };
+        assert!(matches!(e, PullError::LayerArchive { .. }), "{e:?}");
+        let source = std::error::Error::source(&e).expect("the read error is kept");
+        assert!(source.is::<std::io::Error>(), "{source:?}");
     }
 
     #[test]

@@ -60,11 +60,22 @@ pub enum LoadError {
         "component {component:?}: {path} does not exist; build the wasm components first: scripts/build-components (or `runtime-host build`)"
     )]
     MissingWasm { component: String, path: PathBuf },
-    #[error("component {component:?}: cannot compile {path}: {reason}")]
+    #[error(
+        "component {component:?}: cannot compile {path}; check that it is a wasm component and rebuild it (scripts/build-components)"
+    )]
     Compile {
         component: String,
         path: PathBuf,
-        reason: String,
+        #[source]
+        source: WasmtimeCause,
+    },
+    #[error(
+        "component {component:?} cannot be linked against runtime-host's host interfaces; it imports something runtime-host does not provide"
+    )]
+    Instantiate {
+        component: String,
+        #[source]
+        source: WasmtimeCause,
     },
     #[error(
         "component {component:?} cannot be linked against runtime-host's host interfaces: {reason}"
@@ -76,12 +87,32 @@ pub enum LoadError {
         trigger: &'static str,
         export: &'static str,
     },
-    #[error("component {component:?}: files: {reason}")]
-    Files { component: String, reason: String },
-    #[error("wasmtime engine: {0}")]
-    Engine(String),
-    #[error("cannot register the metrics: {0}")]
+    #[error("component {component:?}: its `files` cannot be copied for it to read")]
+    Files {
+        component: String,
+        source: StageError,
+    },
+    #[error("wasmtime engine: cannot {what}; check the limits given to runtime-host")]
+    Engine {
+        what: &'static str,
+        #[source]
+        source: WasmtimeCause,
+    },
+    #[error("cannot register the metrics")]
     Metrics(#[from] prometheus::Error),
+}
+
+/// wasmtime's error type is not a `std::error::Error` (like anyhow's) but converts into a boxed
+/// one that keeps its chain; that box is what the errors above carry as their source.
+pub type WasmtimeCause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A component's `files` entry that could not be copied into its staging directory.
+#[derive(Debug, thiserror::Error)]
+#[error("{} cannot be copied; check that it exists and is readable", .path.display())]
+pub struct StageError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
 }
 
 /// Why a component invocation produced no usable answer.
@@ -281,7 +312,10 @@ fn engine(config: &RuntimeConfig) -> Result<Engine, LoadError> {
             .table_keep_resident(KEEP_RESIDENT_BYTES);
     }
     wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    let engine = Engine::new(&wasm).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+    let engine = Engine::new(&wasm).map_err(|e| LoadError::Engine {
+        what: "be configured",
+        source: e.into(),
+    })?;
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("epoch-ticker".into())
@@ -293,7 +327,10 @@ fn engine(config: &RuntimeConfig) -> Result<Engine, LoadError> {
                 std::thread::sleep(EPOCH_TICK);
             }
         })
-        .map_err(|e| LoadError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        .map_err(|e| LoadError::Engine {
+            what: "start the epoch thread",
+            source: e.into(),
+        })?;
     Ok(engine)
 }
 
@@ -307,7 +344,10 @@ impl Runtime {
         let variables = ResolvedVariables::resolve(manifest, &config.variables, env)?;
         let engine = engine(&config)?;
         let mut linker: Linker<HostState> = Linker::new(&engine);
-        let link_err = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
+        let link_err = |e: wasmtime::Error| LoadError::Engine {
+            what: "add the host interfaces to the linker",
+            source: e.into(),
+        };
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_err)?;
         crate::wasi_rc::add_to_linker(&mut linker).map_err(link_err)?;
@@ -347,13 +387,13 @@ impl Runtime {
                 Component::from_file(&engine, &decl.source).map_err(|e| LoadError::Compile {
                     component: id.clone(),
                     path: decl.source.clone(),
-                    reason: format!("{e:#}"),
+                    source: e.into(),
                 })?;
             let pre = linker
                 .instantiate_pre(&component)
-                .map_err(|e| LoadError::Link {
+                .map_err(|e| LoadError::Instantiate {
                     component: id.clone(),
-                    reason: format!("{e:#}"),
+                    source: e.into(),
                 })?;
             let http = HttpHandler::find(&pre).map_err(|reason| LoadError::Link {
                 component: id.clone(),
@@ -389,10 +429,10 @@ impl Runtime {
             } else {
                 used_staging = true;
                 let root = staging.join(id);
-                stage_files(&manifest.dir, &decl.files, &root).map_err(|reason| {
+                stage_files(&manifest.dir, &decl.files, &root).map_err(|source| {
                     LoadError::Files {
                         component: id.clone(),
-                        reason,
+                        source,
                     }
                 })?;
                 Some(root)
@@ -606,8 +646,8 @@ fn resolve_allowed_hosts(
 }
 
 /// Copies a component's `files` under `root`, which is then mounted read-only at `/`.
-fn stage_files(manifest_dir: &Path, files: &[FileMount], root: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+fn stage_files(manifest_dir: &Path, files: &[FileMount], root: &Path) -> Result<(), StageError> {
+    std::fs::create_dir_all(root).map_err(stage_error(root))?;
     for mount in files {
         let (source, destination) = match mount {
             FileMount::Path(p) => (manifest_dir.join(p), root.join(p)),
@@ -621,22 +661,25 @@ fn stage_files(manifest_dir: &Path, files: &[FileMount], root: &Path) -> Result<
     Ok(())
 }
 
-fn copy_tree(source: &Path, destination: &Path) -> Result<(), String> {
-    let meta = std::fs::metadata(source).map_err(|e| format!("{}: {e}", source.display()))?;
+fn stage_error(path: &Path) -> impl FnOnce(std::io::Error) -> StageError {
+    let path = path.to_owned();
+    move |source| StageError { path, source }
+}
+
+fn copy_tree(source: &Path, destination: &Path) -> Result<(), StageError> {
+    let meta = std::fs::metadata(source).map_err(stage_error(source))?;
     if meta.is_dir() {
-        std::fs::create_dir_all(destination)
-            .map_err(|e| format!("{}: {e}", destination.display()))?;
-        let entries =
-            std::fs::read_dir(source).map_err(|e| format!("{}: {e}", source.display()))?;
+        std::fs::create_dir_all(destination).map_err(stage_error(destination))?;
+        let entries = std::fs::read_dir(source).map_err(stage_error(source))?;
         for entry in entries {
-            let entry = entry.map_err(|e| format!("{}: {e}", source.display()))?;
+            let entry = entry.map_err(stage_error(source))?;
             copy_tree(&entry.path(), &destination.join(entry.file_name()))?;
         }
     } else {
         if let Some(parent) = destination.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(stage_error(parent))?;
         }
-        std::fs::copy(source, destination).map_err(|e| format!("{}: {e}", source.display()))?;
+        std::fs::copy(source, destination).map_err(stage_error(source))?;
     }
     Ok(())
 }
@@ -848,7 +891,13 @@ mod tests {
         );
         let missing = stage_files(&source, &[FileMount::Path("nope".into())], &root)
             .expect_err("a missing source");
-        assert!(missing.contains("nope"), "{missing}");
+        assert!(missing.path.ends_with("nope"), "{missing}");
+        assert!(missing.to_string().contains("nope"), "{missing}");
+        assert_eq!(
+            missing.source.kind(),
+            std::io::ErrorKind::NotFound,
+            "the io error is kept as the source"
+        );
         let _ = std::fs::remove_dir_all(&base);
     }
 }

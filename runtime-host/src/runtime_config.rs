@@ -25,7 +25,9 @@ const MAX_FILE_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeConfigError {
-    #[error("cannot read runtime config file {path}: {source}")]
+    #[error(
+        "cannot read runtime config file {path}; check the path given with --runtime-config-file"
+    )]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -34,6 +36,15 @@ pub enum RuntimeConfigError {
     TooLarge { path: PathBuf },
     #[error("invalid runtime config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("invalid runtime config file {path}{}: fix the TOML at the place named below", in_table(.table))]
+    Toml {
+        path: PathBuf,
+        /// The table whose entries did not fit, when the file as a whole parsed.
+        table: Option<&'static str>,
+        // Boxed: toml's error is large, and every Result of this module carries this enum.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
     #[error(
         "runtime config file {path}: [[{table}]] type {kind:?} is not supported by runtime-host (it reads \"env\" and \"static\" providers)"
     )]
@@ -58,6 +69,28 @@ pub enum RuntimeConfigError {
         dotenv: PathBuf,
         message: String,
     },
+    #[error(
+        "runtime config file {path}: dotenv_path {dotenv} cannot be read; check that it exists and is a dotenv file (NAME=value lines)"
+    )]
+    DotenvRead {
+        path: PathBuf,
+        dotenv: PathBuf,
+        #[source]
+        source: DotenvError,
+    },
+}
+
+/// What went wrong reading a dotenv file: the file itself, or a line in it.
+#[derive(Debug, thiserror::Error)]
+pub enum DotenvError {
+    #[error("the file cannot be opened")]
+    Open(#[source] std::io::Error),
+    #[error("a line cannot be read")]
+    Line(#[source] dotenvy::Error),
+}
+
+fn in_table(table: &Option<&'static str>) -> String {
+    table.map(|t| format!(" in [[{t}]]")).unwrap_or_default()
 }
 
 /// One source of variable values, in the order Spin asks them.
@@ -134,8 +167,14 @@ impl RuntimeConfigFile {
             path: path.to_owned(),
             message,
         };
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        let toml_error = |table| {
+            move |source| RuntimeConfigError::Toml {
+                path: path.to_owned(),
+                table,
+                source: Box::new(source),
+            }
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(toml_error(None))?;
         let mut config = RuntimeConfigFile::default();
 
         // Spin reads `variables_provider`, else the older `config_provider`; the other stays unused.
@@ -150,9 +189,7 @@ impl RuntimeConfigFile {
             kind: kind.to_owned(),
         };
         if let Some(value) = table.remove(table_name) {
-            let raw: Vec<RawProvider> = value
-                .try_into()
-                .map_err(|e: toml::de::Error| parse_error(format!("[[{table_name}]]: {e}")))?;
+            let raw: Vec<RawProvider> = value.try_into().map_err(toml_error(Some(table_name)))?;
             for provider in raw {
                 config.variables_providers.push(match provider {
                     RawProvider::Env {
@@ -246,15 +283,20 @@ fn read_dotenv(
         dotenv: dotenv.to_owned(),
         message,
     };
+    let read_error = |source| RuntimeConfigError::DotenvRead {
+        path: config.to_owned(),
+        dotenv: dotenv.to_owned(),
+        source,
+    };
     let size = std::fs::metadata(dotenv)
-        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| read_error(DotenvError::Open(e)))?
         .len();
     if size > MAX_FILE_BYTES {
         return Err(fail(format!("larger than {MAX_FILE_BYTES} bytes")));
     }
     dotenvy::from_path_iter(dotenv)
-        .map_err(|e| fail(e.to_string()))?
-        .map(|entry| entry.map_err(|e| fail(e.to_string())))
+        .map_err(|e| read_error(DotenvError::Line(e)))?
+        .map(|entry| entry.map_err(|e| read_error(DotenvError::Line(e))))
         .collect()
 }
 
@@ -373,10 +415,20 @@ values = { greeting = "static hello", other = "x" }
             .to_string();
             assert!(e.contains(&format!("{kind:?}")), "{e}");
         }
-        let e = parse("[[variables_provider]]\ntype = \"magic\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("magic"), "{e}");
+        let e = parse("[[variables_provider]]\ntype = \"magic\"\n").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RuntimeConfigError::Toml {
+                    table: Some("variables_provider"),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // The TOML error naming the unknown type is the source, printed with the chain.
+        let chain = format!("{:#}", anyhow::Error::from(e));
+        assert!(chain.contains("magic"), "{chain}");
     }
 
     #[test]

@@ -5,8 +5,12 @@ use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 use vid2mp3_contracts::account_email::{ACCOUNT_EMAIL_VERSION, AccountEmail, AccountEmailKind};
 
 #[derive(Debug, thiserror::Error)]
-#[error("Redis (account emails) failed: {0}")]
-pub struct PublishError(String);
+pub enum PublishError {
+    #[error("the account email message cannot be encoded")]
+    Encode(#[from] serde_json::Error),
+    #[error("Redis (account emails) failed")]
+    Redis(#[from] spin_sdk::redis::Error),
+}
 
 /// Publishes the email; the number of subscribers that got it (0: no notifier listening, so the
 /// email is lost and the person has to ask for another link).
@@ -22,18 +26,16 @@ pub fn publish(
         to: to.to_owned(),
         kind,
     };
-    let payload = serde_json::to_vec(&message).map_err(|e| PublishError(e.to_string()))?;
-    let conn = Connection::open(redis_url).map_err(|e| PublishError(e.to_string()))?;
+    let payload = serde_json::to_vec(&message)?;
+    let conn = Connection::open(redis_url)?;
     // PUBLISH through `execute`: spin-sdk's `publish` does not say how many received it.
-    let reply = conn
-        .execute(
-            "PUBLISH",
-            &[
-                RedisParameter::Binary(channel.as_bytes().to_vec()),
-                RedisParameter::Binary(payload),
-            ],
-        )
-        .map_err(|e| PublishError(e.to_string()))?;
+    let reply = conn.execute(
+        "PUBLISH",
+        &[
+            RedisParameter::Binary(channel.as_bytes().to_vec()),
+            RedisParameter::Binary(payload),
+        ],
+    )?;
     let receivers = match reply.first() {
         Some(RedisResult::Int64(n)) => *n,
         _ => 0,

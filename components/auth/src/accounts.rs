@@ -8,12 +8,17 @@ use crate::email::Email;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("auth's database is unreachable: {0}")]
-    Unreachable(String),
-    #[error("auth's database answered with an error: {0}")]
-    Query(String),
+    #[error("auth's database is unreachable")]
+    Unreachable(#[source] mysql::MysqlError),
+    #[error("auth's database answered with an error")]
+    Query(#[source] mysql::MysqlError),
     #[error("auth's database holds a row it cannot read: {0}")]
     BadRow(String),
+    #[error("auth's database holds a row whose user id cannot be read")]
+    BadUserId(#[source] vid2mp3_contracts::IdError),
+    /// A sign-up lost a race for its address, yet the winner's row is gone too.
+    #[error("the account was neither created nor found; try again")]
+    Vanished,
 }
 
 /// The stored account an email belongs to, with its password hash.
@@ -45,7 +50,7 @@ impl Accounts {
     pub fn open(db_url: &str) -> Result<Accounts, StoreError> {
         Connection::open(db_url)
             .map(|conn| Accounts { conn })
-            .map_err(|e| StoreError::Unreachable(describe(&e)))
+            .map_err(StoreError::Unreachable)
     }
 
     /// The connection, for the other tables of auth's database.
@@ -75,7 +80,7 @@ impl Accounts {
                 ),
                 &[ParameterValue::Str(value)],
             )
-            .map_err(|e| StoreError::Query(describe(&e)))?;
+            .map_err(StoreError::Query)?;
         let Some(row) = rows.rows.first() else {
             return Ok(None);
         };
@@ -85,9 +90,7 @@ impl Accounts {
                 .ok_or_else(|| StoreError::BadRow(format!("column {i} missing")))?;
             text_value(value).map_err(StoreError::BadRow)
         };
-        let id = text(0)?
-            .parse::<UserId>()
-            .map_err(|e| StoreError::BadRow(e.to_string()))?;
+        let id = text(0)?.parse::<UserId>().map_err(StoreError::BadUserId)?;
         Ok(Some(StoredAccount {
             account: Account {
                 id,
@@ -125,7 +128,7 @@ impl Accounts {
             // The unique key on email is the arbiter of races; any other failure is real.
             Err(e) => match self.find(email)? {
                 Some(_) => Ok(None),
-                None => Err(StoreError::Query(describe(&e))),
+                None => Err(StoreError::Query(e)),
             },
         }
     }
@@ -145,7 +148,7 @@ impl Accounts {
                     ParameterValue::Str(id.to_string()),
                 ],
             )
-            .map_err(|e| StoreError::Query(describe(&e)))
+            .map_err(StoreError::Query)
     }
 
     /// Confirms the account with the password chosen together with the link used. One
@@ -160,14 +163,14 @@ impl Accounts {
                  WHERE id = ? AND email_confirmed_at IS NULL",
                 &[hash_param.clone(), id_param.clone()],
             )
-            .map_err(|e| StoreError::Query(describe(&e)))?;
+            .map_err(StoreError::Query)?;
         let rows = self
             .conn
             .query(
                 "SELECT email, password_hash = ? FROM users WHERE id = ?",
                 &[hash_param, id_param],
             )
-            .map_err(|e| StoreError::Query(describe(&e)))?;
+            .map_err(StoreError::Query)?;
         let Some(row) = rows.rows.first() else {
             return Ok(Confirmed::Missing);
         };
@@ -180,16 +183,6 @@ impl Accounts {
         } else {
             Confirmed::Earlier
         })
-    }
-}
-
-pub(crate) fn describe(e: &mysql::MysqlError) -> String {
-    match e {
-        mysql::MysqlError::ConnectionFailed(m)
-        | mysql::MysqlError::BadParameter(m)
-        | mysql::MysqlError::QueryFailed(m)
-        | mysql::MysqlError::ValueConversionFailed(m)
-        | mysql::MysqlError::Other(m) => m.clone(),
     }
 }
 

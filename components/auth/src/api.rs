@@ -15,7 +15,7 @@ use vid2mp3_contracts::auth_api::{
     DELETION_CHECK_PATH, DELETION_PATH, HEADER_CLIENT_ADDR, JWKS_PATH, SESSIONS_PATH, Session,
     USERS_PATH,
 };
-use vid2mp3_contracts::{ErrorBody, ErrorCode, UserId};
+use vid2mp3_contracts::{ErrorBody, ErrorCode, UserId, error_chain};
 
 use crate::account_mail;
 use crate::accounts::{Accounts, Confirmed, StoredAccount};
@@ -50,13 +50,26 @@ impl ApiError {
         }
     }
 
-    /// A failure of a backing service: logged in full, told to the client without details.
-    pub(crate) fn unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
-        eprintln!("auth: {what} failed: {e}");
+    /// A failure of a backing service: logged in full (with its sources), told to the client
+    /// without details.
+    pub(crate) fn unavailable(what: &str, e: impl std::error::Error) -> ApiError {
+        Self::unavailable_because(what, error_chain(&e))
+    }
+
+    /// As [`ApiError::unavailable`], for a failure that is a finding rather than an error value.
+    pub(crate) fn unavailable_because(what: &str, reason: impl std::fmt::Display) -> ApiError {
+        eprintln!("auth: {what} failed: {reason}");
         ApiError::new(
             ErrorCode::Unavailable,
             "accounts are unavailable for a moment; try again shortly",
         )
+    }
+
+    /// A failure on auth's own side: logged in full (with its sources); the client is told only
+    /// what failed, since the cause names internals.
+    pub(crate) fn internal(what: &str, e: impl std::error::Error) -> ApiError {
+        eprintln!("auth: {what}: {}", error_chain(&e));
+        ApiError::new(ErrorCode::Internal, format!("{what}; try again later"))
     }
 
     /// 429 with `Retry-After`.
@@ -194,12 +207,8 @@ fn sign_up(req: &Request, config: &AuthConfig) -> Result<Response, ApiError> {
             "too many sign-ups from your address",
         ));
     }
-    let hash = hash_password(&credentials.password, config.hash_cost).map_err(|e| {
-        ApiError::new(
-            ErrorCode::Internal,
-            format!("could not store the password: {e}"),
-        )
-    })?;
+    let hash = hash_password(&credentials.password, config.hash_cost)
+        .map_err(|e| ApiError::internal("could not store the password", e))?;
     let accounts = open_accounts(config)?;
     let target =
         settle_sign_up(&accounts, &email, &hash).map_err(|e| ApiError::unavailable("MySQL", e))?;
@@ -241,9 +250,7 @@ fn settle_sign_up(
             None => match accounts.find(email)? {
                 Some(existing) => existing,
                 None => {
-                    return Err(crate::accounts::StoreError::Query(
-                        "the account was neither created nor found".into(),
-                    ));
+                    return Err(crate::accounts::StoreError::Vanished);
                 }
             },
         },
@@ -268,7 +275,7 @@ fn send_link(
 ) -> Result<(), ApiError> {
     let sent = send_account_email(config, throttle, email, user, why, || {
         let (token, token_hash) = confirmations::new_token()
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+            .map_err(|e| ApiError::internal("could not make a confirmation token", e))?;
         Confirmations::new(accounts.connection())
             .insert(
                 &token_hash,
@@ -546,7 +553,7 @@ fn log_in(req: &Request, config: &AuthConfig) -> Result<Response, ApiError> {
             config.token_lifetime_secs,
             uuid::Uuid::now_v7(),
         )
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        .map_err(|e| ApiError::internal("could not sign the session token", e))?;
     eprintln!("auth: logged in user={}", stored.account.id);
     Ok(json(
         200,

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use spin_sdk::mysql::{Connection, ParameterValue};
 use vid2mp3_contracts::UserId;
 
-use crate::accounts::{StoreError, as_i64, describe, text_value};
+use crate::accounts::{StoreError, as_i64, text_value};
 
 /// Bytes of randomness in a token (256 bits: guessing one is not a plan).
 const TOKEN_BYTES: usize = 32;
@@ -29,13 +29,13 @@ const KEEP_SPENT_SECS: u32 = 7 * 24 * 3600;
 const PURGE_BATCH: u32 = 100;
 
 #[derive(Debug, thiserror::Error)]
-#[error("no randomness for a confirmation token: {0}")]
-pub struct RandomError(String);
+#[error("no randomness for a confirmation token")]
+pub struct RandomError(#[from] getrandom::Error);
 
 /// A new token, and the hash that is stored for it.
 pub fn new_token() -> Result<(String, String), RandomError> {
     let mut bytes = [0u8; TOKEN_BYTES];
-    getrandom::fill(&mut bytes).map_err(|e| RandomError(e.to_string()))?;
+    getrandom::fill(&mut bytes)?;
     let token = URL_SAFE_NO_PAD.encode(bytes);
     let hash = token_hash(&token);
     Ok((token, hash))
@@ -99,7 +99,7 @@ impl<'c> Confirmations<'c> {
                 ),
                 &[ParameterValue::Uint32(KEEP_SPENT_SECS)],
             )
-            .map_err(|e| StoreError::Query(describe(&e)))?;
+            .map_err(StoreError::Query)?;
         self.conn
             .execute(
                 "INSERT INTO email_confirmations (token_sha256, user_id, password_hash, expires_at) \
@@ -111,7 +111,7 @@ impl<'c> Confirmations<'c> {
                     ParameterValue::Uint64(lifetime_secs),
                 ],
             )
-            .map_err(|e| StoreError::Query(describe(&e)))
+            .map_err(StoreError::Query)
     }
 
     /// Claims the token for this request, if it is current and unused.
@@ -125,7 +125,7 @@ impl<'c> Confirmations<'c> {
                  WHERE token_sha256 = ? AND used_at IS NULL AND expires_at > CURRENT_TIMESTAMP(3)",
                 &[nonce.clone(), hash.clone()],
             )
-            .map_err(|e| StoreError::Query(describe(&e)))?;
+            .map_err(StoreError::Query)?;
         let rows = self
             .conn
             .query(
@@ -133,7 +133,7 @@ impl<'c> Confirmations<'c> {
                  FROM email_confirmations WHERE token_sha256 = ?",
                 &[nonce, hash],
             )
-            .map_err(|e| StoreError::Query(describe(&e)))?;
+            .map_err(StoreError::Query)?;
         let Some(row) = rows.rows.first() else {
             return Ok(Redeemed::Unknown);
         };
@@ -144,9 +144,7 @@ impl<'c> Confirmations<'c> {
                     .ok_or_else(|| StoreError::BadRow(format!("column {i} missing")))
                     .and_then(|v| text_value(v).map_err(StoreError::BadRow))
             };
-            let user_id = text(0)?
-                .parse::<UserId>()
-                .map_err(|e| StoreError::BadRow(e.to_string()))?;
+            let user_id = text(0)?.parse::<UserId>().map_err(StoreError::BadUserId)?;
             return Ok(Redeemed::Valid {
                 user_id,
                 password_hash: text(1)?,
@@ -168,7 +166,7 @@ impl<'c> Confirmations<'c> {
                  WHERE user_id = ? AND used_at IS NULL",
                 &[ParameterValue::Str(user_id.to_string())],
             )
-            .map_err(|e| StoreError::Query(describe(&e)))
+            .map_err(StoreError::Query)
     }
 }
 

@@ -18,7 +18,7 @@ use vid2mp3_contracts::account_erasure::{ACCOUNT_ERASURE_VERSION, AccountErasure
 use vid2mp3_contracts::auth_api::AccountDeletion;
 use vid2mp3_contracts::{ErrorCode, UserId};
 
-use crate::accounts::{Accounts, StoredAccount, describe};
+use crate::accounts::{Accounts, StoreError, StoredAccount};
 use crate::api::{ApiError, client_of, count_login, open_accounts, open_throttle, read_json};
 use crate::config::AuthConfig;
 use crate::password::{MAX_PASSWORD_CHARS, verify_password};
@@ -107,7 +107,7 @@ fn erase_notifier_rows(config: &AuthConfig, email: &str) -> Result<(), ApiError>
         recipient: email.to_owned(),
     };
     let payload = serde_json::to_vec(&message)
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        .map_err(|e| ApiError::internal("could not encode the erasure message", e))?;
     let conn = Connection::open(config.redis_url.expose())
         .map_err(|e| ApiError::unavailable("Redis", e))?;
     let reply = conn
@@ -124,7 +124,7 @@ fn erase_notifier_rows(config: &AuthConfig, email: &str) -> Result<(), ApiError>
         _ => 0,
     };
     if receivers == 0 {
-        return Err(ApiError::unavailable(
+        return Err(ApiError::unavailable_because(
             "the notifier",
             format!("no notifier listens on {}", config.account_emails_channel),
         ));
@@ -142,7 +142,7 @@ fn erase_notifier_rows(config: &AuthConfig, email: &str) -> Result<(), ApiError>
             return Ok(());
         }
         if started.elapsed() > NOTIFIER_ACK_WAIT {
-            return Err(ApiError::unavailable(
+            return Err(ApiError::unavailable_because(
                 "the notifier",
                 format!(
                     "no ack for erasure {} within {NOTIFIER_ACK_WAIT:?}",
@@ -155,11 +155,11 @@ fn erase_notifier_rows(config: &AuthConfig, email: &str) -> Result<(), ApiError>
 }
 
 /// The confirmation links, then the user.
-fn remove_user(accounts: &Accounts, user: UserId) -> Result<(), String> {
+fn remove_user(accounts: &Accounts, user: UserId) -> Result<(), StoreError> {
     let id = || vec![ParameterValue::Str(user.to_string())];
     let conn = accounts.connection();
     conn.execute("DELETE FROM email_confirmations WHERE user_id = ?", &id())
-        .map_err(|e| describe(&e))?;
+        .map_err(StoreError::Query)?;
     conn.execute("DELETE FROM users WHERE id = ?", &id())
-        .map_err(|e| describe(&e))
+        .map_err(StoreError::Query)
 }

@@ -49,10 +49,10 @@ pub fn check_policy(password: &str, email: &str) -> Result<(), PolicyError> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
-    #[error("argon2 parameters are invalid: {0}")]
-    Params(String),
-    #[error("hashing failed: {0}")]
-    Hash(String),
+    #[error("the argon2 costs are invalid; check the password hash cost settings")]
+    Params(#[source] argon2::Error),
+    #[error("hashing the password failed")]
+    Hash(#[source] argon2::password_hash::Error),
 }
 
 /// argon2id with fixed costs. Memory cost in KiB, time cost in passes, one lane (components run
@@ -65,8 +65,8 @@ pub struct HashCost {
 
 impl HashCost {
     fn hasher(self) -> Result<Argon2<'static>, HashError> {
-        let params = Params::new(self.memory_kib, self.passes, 1, None)
-            .map_err(|e| HashError::Params(e.to_string()))?;
+        let params =
+            Params::new(self.memory_kib, self.passes, 1, None).map_err(HashError::Params)?;
         Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
     }
 }
@@ -77,7 +77,7 @@ pub fn hash_password(password: &str, cost: HashCost) -> Result<String, HashError
     hasher
         .hash_password(password.as_bytes())
         .map(|hash| hash.to_string())
-        .map_err(|e| HashError::Hash(e.to_string()))
+        .map_err(HashError::Hash)
 }
 
 /// Whether `password` matches `stored` (a PHC string). With `stored = None` (no such account) the

@@ -27,8 +27,13 @@ use std::net::IpAddr;
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 
 #[derive(Debug, thiserror::Error)]
-#[error("Redis (attempt counters) failed: {0}")]
-pub struct ThrottleError(String);
+pub enum ThrottleError {
+    #[error("Redis (attempt counters) failed")]
+    Redis(#[from] spin_sdk::redis::Error),
+    /// Not an error value but a reply of the wrong shape; the reply is what there is to show.
+    #[error("Redis (attempt counters) answered the counting script with {0}")]
+    Reply(String),
+}
 
 /// Counts one attempt on each `KEYS[i]` (limit `ARGV[2i-1]`, window `ARGV[2i]` seconds) if every
 /// counter is under its limit, and answers `{1, 0}`; otherwise counts nothing and answers
@@ -95,7 +100,7 @@ pub struct Throttle<'a> {
 
 impl<'a> Throttle<'a> {
     pub fn open(redis_url: &str, prefix: &'a str) -> Result<Throttle<'a>, ThrottleError> {
-        let conn = Connection::open(redis_url).map_err(|e| ThrottleError(e.to_string()))?;
+        let conn = Connection::open(redis_url)?;
         Ok(Throttle { conn, prefix })
     }
 
@@ -143,7 +148,7 @@ impl<'a> Throttle<'a> {
                 ],
             )
             .map(|_| ())
-            .map_err(|e| ThrottleError(e.to_string()))
+            .map_err(ThrottleError::from)
     }
 
     /// Counts one attempt on every counter, atomically, if all are under their limits.
@@ -162,7 +167,7 @@ impl<'a> Throttle<'a> {
             args.push(RedisParameter::Int64(saturating_i64(c.window_secs.max(1))));
         }
         let reply = self.eval(args)?;
-        verdict(&reply).ok_or_else(|| ThrottleError(format!("unexpected reply {reply:?}")))
+        verdict(&reply).ok_or_else(|| ThrottleError::Reply(format!("{reply:?}")))
     }
 
     /// Takes back one attempt from each key (a log-in that turned out right).
@@ -179,9 +184,7 @@ impl<'a> Throttle<'a> {
     }
 
     fn eval(&self, args: Vec<RedisParameter>) -> Result<Vec<RedisResult>, ThrottleError> {
-        self.conn
-            .execute("EVAL", &args)
-            .map_err(|e| ThrottleError(e.to_string()))
+        Ok(self.conn.execute("EVAL", &args)?)
     }
 }
 

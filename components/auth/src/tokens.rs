@@ -22,8 +22,8 @@ pub enum KeyError {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("signing the token failed: {0}")]
-pub struct SignError(String);
+#[error("signing the token failed")]
+pub struct SignError(#[from] jsonwebtoken::errors::Error);
 
 /// Auth's signing key and its id (`kid`); rotating keys means a new id.
 pub struct TokenSigner {
@@ -78,8 +78,7 @@ impl TokenSigner {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.key_id.clone());
-        jsonwebtoken::encode(&header, &claims, &self.encoding_key)
-            .map_err(|e| SignError(e.to_string()))
+        jsonwebtoken::encode(&header, &claims, &self.encoding_key).map_err(SignError)
     }
 
     /// The public key set to publish (RFC 7517 / RFC 8037 `OKP` keys).

@@ -17,6 +17,10 @@ pub enum ErrorCode {
     PayloadTooLarge,
     UnsupportedMediaType,
     TooManyRequests,
+    /// The request's `Tus-Resumable` version is missing or not one the server speaks.
+    PreconditionFailed,
+    /// Another request is writing the same resumable upload right now; try again shortly.
+    Locked,
     /// One of an account's quotas (stored bytes, queued jobs, media minutes per day) would be
     /// exceeded; also why a conversion was refused once its length was known.
     QuotaExceeded,
@@ -43,6 +47,8 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::TooManyRequests => "too_many_requests",
+            ErrorCode::PreconditionFailed => "precondition_failed",
+            ErrorCode::Locked => "locked",
             ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
@@ -62,9 +68,11 @@ impl ErrorCode {
             ErrorCode::Forbidden | ErrorCode::EmailNotConfirmed => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
+            ErrorCode::PreconditionFailed => 412,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType | ErrorCode::NotMedia => 415,
             ErrorCode::NoAudio | ErrorCode::Undecodable => 422,
+            ErrorCode::Locked => 423,
             // The stored-bytes quota answers 413 instead: waiting does not free it.
             ErrorCode::TooManyRequests | ErrorCode::QuotaExceeded => 429,
             ErrorCode::Internal | ErrorCode::RetriesExhausted => 500,
@@ -111,6 +119,8 @@ mod tests {
             ErrorCode::QuotaExceeded,
             ErrorCode::NoAudio,
             ErrorCode::RetriesExhausted,
+            ErrorCode::PreconditionFailed,
+            ErrorCode::Locked,
         ] {
             assert_eq!(
                 serde_json::to_string(&code).unwrap(),

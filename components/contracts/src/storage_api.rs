@@ -9,6 +9,10 @@
 //! | `GET /internal/v1/jobs/{job_id}/mp3` | the mp3, streamed; `Range` supported |
 //! | `DELETE /internal/v1/jobs/{job_id}` | remove the job's video, mp3 and state |
 //! | `GET /internal/v1/mp3s/{mp3_fid}` | the state of the job that produced this mp3 (the course's `fid` → its job) |
+//! | `POST /internal/v1/uploads/{job_id}` | begin a resumable upload of [`HEADER_UPLOAD_LENGTH`] bytes (the `PUT .../video` headers, no body) → `201` [`ResumableUpload`] |
+//! | `GET /internal/v1/uploads/{job_id}` | where a resumable upload is ([`ResumableUpload`]; `404` unknown or expired) |
+//! | `PATCH /internal/v1/uploads/{job_id}` | append the body at [`HEADER_UPLOAD_OFFSET`]; the last byte makes the job (→ [`ResumableUpload`]) |
+//! | `DELETE /internal/v1/uploads/{job_id}` | end a resumable upload and remove its bytes (`204`; `409` once it is a job) |
 //! | `DELETE /internal/v1/owners/{owner_id}` | erase an account: every job's video, mp3 and state, files no job names, upload reservations and minutes claims (`204`, also when there was nothing) |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (MongoDB, RabbitMQ, Redis), Prometheus |
 //!
@@ -36,6 +40,14 @@
 //! and `409` while the job has no mp3 (not done). `DELETE` answers `204`. After an account is
 //! erased, a `PUT .../video` of its that finishes is undone and answered `403`.
 //! `/healthz`, `/readyz` and `/metrics` need no token (probes and Prometheus call them).
+//!
+//! Resumable uploads (the gateway's tus routes) take the owner's id on every call and answer
+//! `404` for another owner's. A `PATCH` answers `409` with the stored offset in
+//! [`HEADER_UPLOAD_OFFSET`] when the piece starts elsewhere, `413` when it goes past the
+//! declared length (nothing of that piece is kept), `423` while another piece is being written;
+//! a piece cut off keeps every byte that arrived. When the last byte is in, the video is made
+//! visible, recorded and queued before the answer (`complete: true`); if queueing fails (`503`)
+//! the bytes stay and an empty `PATCH` at the end (or the converter's own sweep) finishes it.
 
 use serde::{Deserialize, Serialize};
 
@@ -104,6 +116,12 @@ pub fn check_storage_token(token: &str) -> Result<(), StorageTokenProblem> {
 pub const JOBS_PATH: &str = "/internal/v1/jobs";
 pub const MP3S_PATH: &str = "/internal/v1/mp3s";
 pub const OWNERS_PATH: &str = "/internal/v1/owners";
+pub const UPLOADS_PATH: &str = "/internal/v1/uploads";
+
+/// The length a resumable upload declares when it begins.
+pub const HEADER_UPLOAD_LENGTH: &str = "x-vid2mp3-upload-length";
+/// Where a `PATCH`'s piece starts; in a `409`, where the upload is.
+pub const HEADER_UPLOAD_OFFSET: &str = "x-vid2mp3-upload-offset";
 
 /// Headers of `PUT .../video` besides `Content-Type` (the video's media type).
 pub const HEADER_OWNER_ID: &str = "x-vid2mp3-owner-id";
@@ -140,6 +158,11 @@ pub fn mp3_lookup_path(fid: &FileId) -> String {
     format!("{MP3S_PATH}/{fid}")
 }
 
+/// A resumable upload, by the job id it becomes.
+pub fn upload_path(job: &JobId) -> String {
+    format!("{UPLOADS_PATH}/{job}")
+}
+
 pub fn states_path() -> String {
     format!("{JOBS_PATH}/states")
 }
@@ -151,6 +174,26 @@ pub struct StoredVideo {
     pub video_fid: FileId,
     pub size_bytes: u64,
     /// The signing secret of the job's callback URL, when the upload named one; shown only here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_secret: Option<String>,
+}
+
+/// Where a resumable upload is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumableUpload {
+    pub job_id: JobId,
+    pub owner_id: UserId,
+    /// The declared length.
+    pub length: u64,
+    /// Bytes stored so far (from the start).
+    pub offset: u64,
+    /// When an unfinished upload is removed (Unix milliseconds); moved on by every piece. A
+    /// finished one's record is kept until then too.
+    pub expires_at_ms: i64,
+    /// The job is recorded and queued.
+    pub complete: bool,
+    /// The signing secret of the job's callback URL, when the upload named one; shown only in
+    /// the answer that began the upload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_secret: Option<String>,
 }

@@ -19,7 +19,7 @@ use crate::job_view::{JobPage, decode_cursor, encode_cursor, view};
 use crate::jobs_store::{JobsStore, OwnedJob, PageStart};
 use crate::routes::{Route, route};
 use crate::upload::naming::{content_disposition, mp3_name};
-use crate::{account_deletion, auth_client, basic_auth, redis_ping, upload, web, webhook};
+use crate::{account_deletion, auth_client, basic_auth, redis_ping, tus, upload, web, webhook};
 
 /// Sign-up and log-in bodies are a small JSON object.
 const MAX_JSON_BODY: usize = 16 * 1024;
@@ -195,6 +195,31 @@ fn answer(
             let mut r = Reply::json(status, &job);
             r.headers.push(("location".into(), job.links.this.clone()));
             reply(r)
+        }
+        Route::UploadOptions => reply(tus::options(&config()?)),
+        Route::BeginUpload
+        | Route::UploadStatus(_)
+        | Route::AppendUpload(_)
+        | Route::EndUpload(_) => {
+            let tus_answer = || {
+                let config = config()?;
+                let claims = authenticate(head, &config)?;
+                match &route {
+                    Route::BeginUpload => tus::create(head, &claims, &config),
+                    Route::UploadStatus(id) => tus::status(head, id, &claims, &config),
+                    Route::EndUpload(id) => tus::terminate(head, id, &claims, &config),
+                    Route::AppendUpload(id) => {
+                        let body = BodyReader::of_request(req)
+                            .map_err(|e| ApiError::internal("reading the piece", e))?;
+                        tus::append(head, id, body, &claims, &config)
+                    }
+                    _ => Err(ApiError::internal("routing", "not a tus route")),
+                }
+            };
+            // tus clients look for the version on every answer, errors included.
+            tus_answer()
+                .map(Answer::Reply)
+                .map_err(|e| e.with_header("tus-resumable", tus::protocol::VERSION))
         }
         Route::ListJobs => {
             let config = config()?;

@@ -52,17 +52,11 @@ pub fn load(get: impl Fn(&str) -> Result<String, String>) -> Result<GatewayConfi
             name: "max_upload_bytes",
             problem: format!("'{raw_max}', not a positive whole number of bytes"),
         })?;
-    let trusted_proxies =
-        TrustedProxies::parse(&text("trusted_proxies")?).map_err(|e| ConfigError::Invalid {
-            name: "trusted_proxies",
-            problem: e.to_string(),
-        })?;
+    let trusted_proxies = TrustedProxies::parse(&text("trusted_proxies")?)
+        .map_err(|e| ConfigError::unusable("trusted_proxies", e))?;
     let forwarded_header = text("trusted_proxy_header")?
         .parse::<ForwardedHeader>()
-        .map_err(|e| ConfigError::Invalid {
-            name: "trusted_proxy_header",
-            problem: e.to_string(),
-        })?;
+        .map_err(|e| ConfigError::unusable("trusted_proxy_header", e))?;
     Ok(GatewayConfig {
         db_url: required("gateway_db_url")?,
         redis_url: required("redis_url")?,

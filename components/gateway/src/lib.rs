@@ -25,6 +25,7 @@ mod redis_ping;
 mod routes;
 mod storage_client;
 pub mod token_check;
+mod tus;
 mod upload;
 mod web;
 mod webhook;

@@ -22,6 +22,16 @@ pub enum Route {
     GetWebhook,
     PutWebhook,
     DeleteWebhook,
+    /// tus: what the server supports (`OPTIONS /api/v1/uploads[/{id}]`).
+    UploadOptions,
+    /// tus creation: `POST /api/v1/uploads`.
+    BeginUpload,
+    /// tus: `HEAD /api/v1/uploads/{id}`, where the upload is.
+    UploadStatus(String),
+    /// tus: `PATCH /api/v1/uploads/{id}`, a piece.
+    AppendUpload(String),
+    /// tus termination: `DELETE /api/v1/uploads/{id}`.
+    EndUpload(String),
     /// The course's `POST /login` (Basic auth → the bare token as text).
     CourseLogin,
     /// The course's `POST /upload` (multipart, `file` field).
@@ -83,9 +93,34 @@ pub fn route(method: &str, path: &str) -> Route {
                 Route::MethodNotAllowed("GET, PUT, DELETE")
             }
         }
+        "/api/v1/uploads" => {
+            if is("POST") {
+                Route::BeginUpload
+            } else if is("OPTIONS") {
+                Route::UploadOptions
+            } else {
+                Route::MethodNotAllowed("POST, OPTIONS")
+            }
+        }
         "/login" => allow("POST", Route::CourseLogin, is("POST")),
         "/upload" => allow("POST", Route::CourseUpload, is("POST")),
         "/download" => allow("GET", Route::CourseDownload, get),
+        _ if path.starts_with("/api/v1/uploads/") => {
+            let id = &path["/api/v1/uploads/".len()..];
+            if id.is_empty() || id.contains('/') {
+                Route::NotFound
+            } else if is("HEAD") {
+                Route::UploadStatus(id.to_owned())
+            } else if is("PATCH") {
+                Route::AppendUpload(id.to_owned())
+            } else if is("DELETE") {
+                Route::EndUpload(id.to_owned())
+            } else if is("OPTIONS") {
+                Route::UploadOptions
+            } else {
+                Route::MethodNotAllowed("HEAD, PATCH, DELETE, OPTIONS")
+            }
+        }
         _ => match path.strip_prefix("/api/v1/jobs/") {
             Some(rest) => match rest.split_once('/') {
                 None if !rest.is_empty() => {
@@ -167,6 +202,40 @@ mod tests {
                 Route::MethodNotAllowed("GET, PUT, DELETE"),
             ),
             ("GET", "/api/v1/webhook/x", Route::NotFound),
+            ("POST", "/api/v1/uploads", Route::BeginUpload),
+            ("OPTIONS", "/api/v1/uploads", Route::UploadOptions),
+            (
+                "GET",
+                "/api/v1/uploads",
+                Route::MethodNotAllowed("POST, OPTIONS"),
+            ),
+            (
+                "HEAD",
+                &format!("/api/v1/uploads/{id}"),
+                Route::UploadStatus(id.into()),
+            ),
+            (
+                "PATCH",
+                &format!("/api/v1/uploads/{id}"),
+                Route::AppendUpload(id.into()),
+            ),
+            (
+                "DELETE",
+                &format!("/api/v1/uploads/{id}"),
+                Route::EndUpload(id.into()),
+            ),
+            (
+                "OPTIONS",
+                &format!("/api/v1/uploads/{id}"),
+                Route::UploadOptions,
+            ),
+            (
+                "GET",
+                &format!("/api/v1/uploads/{id}"),
+                Route::MethodNotAllowed("HEAD, PATCH, DELETE, OPTIONS"),
+            ),
+            ("PATCH", "/api/v1/uploads/", Route::NotFound),
+            ("PATCH", &format!("/api/v1/uploads/{id}/x"), Route::NotFound),
             ("POST", "/login", Route::CourseLogin),
             ("POST", "/upload", Route::CourseUpload),
             ("GET", "/download", Route::CourseDownload),

@@ -3,7 +3,8 @@
 use spin_sdk::wit::wasi::http0_2_0::types as wt;
 use vid2mp3_contracts::storage_api::{
     self, HEADER_CALLBACK_URL, HEADER_LOUDNESS, HEADER_ORIGINAL_NAME, HEADER_OWNER_EMAIL,
-    HEADER_OWNER_ID, HEADER_PROFILE, JobState, JobStatesRequest, JobStatesResponse, StoredVideo,
+    HEADER_OWNER_ID, HEADER_PROFILE, HEADER_UPLOAD_LENGTH, HEADER_UPLOAD_OFFSET, JobState,
+    JobStatesRequest, JobStatesResponse, ResumableUpload, StoredVideo,
 };
 use vid2mp3_contracts::{
     ErrorBody, ErrorCode, FileId, JobId, LoudnessTarget, QualityProfile, Secret, UserId,
@@ -150,9 +151,8 @@ impl StorageEndpoint {
         }
     }
 
-    /// Starts `PUT .../video`; the caller streams the body and finishes (or drops to abort).
-    pub fn start_video_upload(&self, upload: &VideoUpload) -> Result<StreamedRequest, IoError> {
-        let path = format!("{}{}", self.base_path, storage_api::video_path(&upload.job));
+    /// The headers that describe an upload's video (`PUT .../video`, `POST .../uploads`).
+    fn upload_headers(&self, upload: &VideoUpload) -> Vec<(String, String)> {
         let mut headers = vec![
             ("authorization".to_owned(), self.bearer()),
             ("content-type".to_owned(), upload.content_type.clone()),
@@ -180,7 +180,95 @@ impl StorageEndpoint {
         if let Some(url) = &upload.callback_url {
             headers.push((HEADER_CALLBACK_URL.to_owned(), url.clone()));
         }
+        headers
+    }
+
+    /// Starts `PUT .../video`; the caller streams the body and finishes (or drops to abort).
+    pub fn start_video_upload(&self, upload: &VideoUpload) -> Result<StreamedRequest, IoError> {
+        let path = format!("{}{}", self.base_path, storage_api::video_path(&upload.job));
+        let headers = self.upload_headers(upload);
         StreamedRequest::start(&self.target(wt::Method::Put, &path), &headers, None)
+    }
+
+    /// Begins a resumable upload of `length` bytes (`POST .../uploads/{job}`).
+    pub fn begin_upload(&self, upload: &VideoUpload, length: u64) -> Result<Fetched, ApiError> {
+        let path = format!(
+            "{}{}",
+            self.base_path,
+            storage_api::upload_path(&upload.job)
+        );
+        let mut headers = self.upload_headers(upload);
+        headers.retain(|(name, _)| name != "content-length");
+        headers.push((HEADER_UPLOAD_LENGTH.to_owned(), length.to_string()));
+        fetch(
+            &self.target(wt::Method::Post, &path),
+            &headers,
+            &[],
+            BodyLimit::Refuse(MAX_ANSWER_BYTES),
+            None,
+        )
+        .map_err(|e| ApiError::unavailable("the storage service", e))
+    }
+
+    /// Where a resumable upload is; `None` when storage has no such upload (of `owner`, when
+    /// given) or it expired.
+    pub fn upload_status(
+        &self,
+        job: &JobId,
+        owner: Option<&UserId>,
+    ) -> Result<Option<ResumableUpload>, ApiError> {
+        let resp = self.owner_call(wt::Method::Get, job, owner)?;
+        match resp.status {
+            200 => parse(&resp).map(Some),
+            404 => Ok(None),
+            _ => Err(unexpected(&resp)),
+        }
+    }
+
+    /// Ends an unfinished resumable upload (`DELETE .../uploads/{job}`); the answer as it came.
+    pub fn end_upload(&self, job: &JobId, owner: &UserId) -> Result<Fetched, ApiError> {
+        self.owner_call(wt::Method::Delete, job, Some(owner))
+    }
+
+    fn owner_call(
+        &self,
+        method: wt::Method,
+        job: &JobId,
+        owner: Option<&UserId>,
+    ) -> Result<Fetched, ApiError> {
+        let path = format!("{}{}", self.base_path, storage_api::upload_path(job));
+        let mut headers = vec![("authorization".to_owned(), self.bearer())];
+        if let Some(owner) = owner {
+            headers.push((HEADER_OWNER_ID.to_owned(), owner.to_string()));
+        }
+        fetch(
+            &self.target(method, &path),
+            &headers,
+            &[],
+            BodyLimit::Refuse(MAX_ANSWER_BYTES),
+            None,
+        )
+        .map_err(|e| ApiError::unavailable("the storage service", e))
+    }
+
+    /// Starts `PATCH .../uploads/{job}` at `offset`; the caller streams the piece and finishes.
+    pub fn start_upload_piece(
+        &self,
+        job: &JobId,
+        owner: &UserId,
+        offset: u64,
+    ) -> Result<StreamedRequest, IoError> {
+        let path = format!("{}{}", self.base_path, storage_api::upload_path(job));
+        let headers = vec![
+            ("authorization".to_owned(), self.bearer()),
+            (
+                "content-type".to_owned(),
+                "application/offset+octet-stream".to_owned(),
+            ),
+            (HEADER_OWNER_ID.to_owned(), owner.to_string()),
+            (HEADER_UPLOAD_OFFSET.to_owned(), offset.to_string()),
+        ];
+        StreamedRequest::start(&self.target(wt::Method::Patch, &path), &headers, None)
     }
 
     /// Starts `GET .../mp3`, passing the client's `Range` on.
@@ -196,6 +284,11 @@ impl StorageEndpoint {
         }
         StreamedRequest::start(&self.target(wt::Method::Get, &path), &headers, None)?.finish()
     }
+}
+
+/// Parses a resumable upload's answer.
+pub fn resumable_upload(resp: &Fetched) -> Result<ResumableUpload, ApiError> {
+    parse(resp)
 }
 
 /// What the storage API needs to know about an upload besides its bytes.
@@ -244,6 +337,36 @@ fn quota_refusal(status: u16, retry_after: Option<&str>, body: &[u8]) -> Option<
             Some(e.with_header("retry-after", secs))
         }
         _ => Some(e),
+    }
+}
+
+/// The storage API's refusal of a resumable upload's request, for the client: its words are
+/// written for the uploader (where the upload is, what to send), so the user-facing statuses
+/// pass through with the stored offset; anything else is ours (`503`).
+pub fn upload_refusal(
+    status: u16,
+    retry_after: Option<&str>,
+    offset: Option<&str>,
+    body: &[u8],
+) -> ApiError {
+    if let Some(quota) = quota_refusal(status, retry_after, body) {
+        return quota;
+    }
+    if let Some(callback) = crate::webhook::callback_refusal(status, body) {
+        return callback;
+    }
+    let passed_on = matches!(status, 403 | 404 | 409 | 413 | 423 | 503);
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) if passed_on && b.error.code.http_status() == status => {
+            let e = ApiError::new(b.error.code, b.error.message);
+            match offset.map(str::trim) {
+                Some(n) if !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) => {
+                    e.with_header("upload-offset", n)
+                }
+                _ => e,
+            }
+        }
+        _ => error_from(status, body),
     }
 }
 

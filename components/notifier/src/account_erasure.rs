@@ -14,7 +14,7 @@ use crate::event::is_plausible_address;
 /// Long enough for auth to read it (it polls for seconds); short enough to leave nothing.
 const ACK_TTL_SECS: i64 = 600;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ErasureError {
     #[error("not an erasure message: {0}")]
     Unreadable(String),
@@ -22,10 +22,10 @@ pub enum ErasureError {
     Version(u32),
     #[error("the recipient is not a usable address")]
     BadRecipient,
-    #[error("the notifier database failed: {0}")]
-    Database(String),
-    #[error("Redis (the erasure's ack) failed: {0}")]
-    Ack(String),
+    #[error("the notifier database failed")]
+    Database(#[source] mysql::MysqlError),
+    #[error("Redis (the erasure's ack) failed")]
+    Ack(#[source] redis::Error),
 }
 
 pub fn parse(bytes: &[u8]) -> Result<AccountErasure, ErasureError> {
@@ -56,14 +56,12 @@ pub fn handle(
     key_prefix: &str,
 ) -> Result<String, ErasureError> {
     let message = parse(bytes)?;
-    let conn =
-        mysql::Connection::open(db_url).map_err(|e| ErasureError::Database(format!("{e:?}")))?;
+    let conn = mysql::Connection::open(db_url).map_err(ErasureError::Database)?;
     for statement in ERASE_STATEMENTS {
         conn.execute(statement, &[ParameterValue::Str(message.recipient.clone())])
-            .map_err(|e| ErasureError::Database(format!("{e:?}")))?;
+            .map_err(ErasureError::Database)?;
     }
-    let redis =
-        redis::Connection::open(redis_url).map_err(|e| ErasureError::Ack(format!("{e:?}")))?;
+    let redis = redis::Connection::open(redis_url).map_err(ErasureError::Ack)?;
     redis
         .execute(
             "SET",
@@ -76,7 +74,7 @@ pub fn handle(
                 RedisParameter::Int64(ACK_TTL_SECS),
             ],
         )
-        .map_err(|e| ErasureError::Ack(format!("{e:?}")))?;
+        .map_err(ErasureError::Ack)?;
     Ok(format!(
         "notifier: erasure={} rows of the address removed",
         message.erase_account
@@ -94,8 +92,11 @@ mod tests {
         assert!(matches!(err, ErasureError::Unreadable(_)));
         assert!(!err.to_string().contains("ada@"));
         let wrong_version = br#"{"version": 9, "erase_account": "0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11", "recipient": "ada@example.com"}"#;
-        assert_eq!(parse(wrong_version), Err(ErasureError::Version(9)));
+        assert!(matches!(
+            parse(wrong_version),
+            Err(ErasureError::Version(9))
+        ));
         let no_address = br#"{"version": 1, "erase_account": "0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11", "recipient": "nobody"}"#;
-        assert_eq!(parse(no_address), Err(ErasureError::BadRecipient));
+        assert!(matches!(parse(no_address), Err(ErasureError::BadRecipient)));
     }
 }

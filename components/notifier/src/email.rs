@@ -177,7 +177,9 @@ pub fn explain_failure(code: ErrorCode, message: &str) -> Explained<'_> {
         | ErrorCode::EmailNotConfirmed
         | ErrorCode::NotFound
         | ErrorCode::Conflict
-        | ErrorCode::TooManyRequests => Explained {
+        | ErrorCode::TooManyRequests
+        | ErrorCode::PreconditionFailed
+        | ErrorCode::Locked => Explained {
             what: if message.is_empty() {
                 "The conversion failed.".to_owned()
             } else {

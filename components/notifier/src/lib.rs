@@ -43,7 +43,13 @@ pub fn handle_message(message: &[u8]) -> anyhow::Result<()> {
             config.redis_url.expose(),
             &config.redis_key_prefix,
         )
-        .map_err(|e| anyhow::anyhow!("notifier: erasure failed: {e}"))?;
+        // The host gets this as text (a WIT error string), so the chain is flattened here.
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "notifier: erasure failed: {}",
+                vid2mp3_contracts::error_chain(&e)
+            )
+        })?;
         println!("{line}");
         return Ok(());
     }

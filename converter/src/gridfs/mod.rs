@@ -9,7 +9,8 @@
 //!
 //! A file becomes visible only when its files document is inserted, after every chunk: a crash
 //! or an abort before that leaves chunks no one can see, which [`Bucket::delete_chunks`] or
-//! [`Bucket::sweep_orphans`] removes.
+//! [`Bucket::sweep_orphans`] removes. A resumable upload's chunks stay that way for as long as it
+//! runs (hours, across requests); the sweep is told to keep them.
 
 pub mod reader;
 pub mod writer;
@@ -220,6 +221,31 @@ impl Bucket {
             .deleted_count)
     }
 
+    /// Removes chunks `from_n` and later of a file being written piece by piece (a resumable
+    /// upload): what an interrupted piece wrote past the offset it committed.
+    pub async fn delete_chunks_from(&self, id: ObjectId, from_n: u32) -> Result<u64, GridFsError> {
+        Ok(self
+            .chunks
+            .delete_many(doc! {"files_id": id, "n": {"$gte": i64::from(from_n)}})
+            .await?
+            .deleted_count)
+    }
+
+    /// Writes chunk `n` of a file assembled across requests (a resumable upload); the caller
+    /// has removed any earlier copy of it ([`Bucket::delete_chunks_from`]).
+    pub async fn put_chunk(&self, id: ObjectId, n: u32, data: Vec<u8>) -> Result<(), GridFsError> {
+        self.insert_chunk(id, n, data).await
+    }
+
+    /// Makes a file assembled with [`Bucket::put_chunk`] visible; a repeated call (a completion
+    /// tried again) finds the files document there and leaves it.
+    pub async fn close_assembled(&self, file: &StoredFile) -> Result<(), GridFsError> {
+        if self.files.find_one(doc! {"_id": file.id}).await?.is_some() {
+            return Ok(());
+        }
+        self.insert_file(file).await
+    }
+
     /// Number of chunks stored for `id` (for tests and checks).
     pub async fn count_chunks(&self, id: ObjectId) -> Result<u64, GridFsError> {
         Ok(self.chunks.count_documents(doc! {"files_id": id}).await?)
@@ -240,7 +266,13 @@ impl Bucket {
 
     /// Deletes chunks older than `min_age` that belong to no file: what a crash mid-write left.
     /// The age guard keeps it away from files other processes are writing right now.
-    pub async fn sweep_orphans(&self, min_age: Duration) -> Result<u64, GridFsError> {
+    /// `keep`: files still being assembled (resumable uploads under way), whose chunks have
+    /// no files document yet by design.
+    pub async fn sweep_orphans(
+        &self,
+        min_age: Duration,
+        keep: &std::collections::HashSet<ObjectId>,
+    ) -> Result<u64, GridFsError> {
         let cutoff = SystemTime::now()
             .checked_sub(min_age)
             .unwrap_or(SystemTime::UNIX_EPOCH);
@@ -255,6 +287,9 @@ impl Bucket {
         let mut removed = 0;
         for id in ids {
             let Bson::ObjectId(id) = id else { continue };
+            if keep.contains(&id) {
+                continue;
+            }
             if self.files.find_one(doc! {"_id": id}).await?.is_none() {
                 removed += self.delete_chunks(id).await?;
             }

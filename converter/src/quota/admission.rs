@@ -230,11 +230,42 @@ impl Reservation {
         Ok(())
     }
 
+    /// Keeps the reservation past this request, until `until`: a resumable upload holds its
+    /// declared bytes and its job's place across its pieces. Returns its id, for
+    /// [`QuotaStore::extend_reservation`] and [`QuotaStore::end_reservation`].
+    pub async fn keep_until(self, until: DateTime) -> Result<String, mongodb::error::Error> {
+        self.store
+            .uploads
+            .update_one(doc! {"_id": &self.id}, doc! {"$set": {"expires_at": until}})
+            .await?;
+        Ok(self.id)
+    }
+
     /// Ends the reservation. A failure is only logged: the reservation then expires by itself
     /// (and refuses more than it should until it does).
     pub async fn release(self) {
         if let Err(error) = self.store.uploads.delete_one(doc! {"_id": &self.id}).await {
             warn!(reservation = %self.id, %error, "could not remove an upload's reservation; it expires within the hour");
         }
+    }
+}
+
+impl QuotaStore {
+    /// Moves a kept reservation's expiry (a resumable upload that made progress).
+    pub async fn extend_reservation(
+        &self,
+        id: &str,
+        until: DateTime,
+    ) -> Result<(), mongodb::error::Error> {
+        self.uploads
+            .update_one(doc! {"_id": id}, doc! {"$set": {"expires_at": until}})
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a kept reservation (the upload's job is recorded, or the upload is gone).
+    pub async fn end_reservation(&self, id: &str) -> Result<(), mongodb::error::Error> {
+        self.uploads.delete_one(doc! {"_id": id}).await?;
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::warn;
+use vid2mp3_contracts::storage_api::HEADER_UPLOAD_OFFSET;
 use vid2mp3_contracts::{ErrorBody, ErrorCode};
 
 use crate::gridfs::GridFsError;
@@ -20,6 +21,8 @@ pub struct ApiError {
     status: Option<StatusCode>,
     /// Sent as `Retry-After` (whole seconds, rounded up).
     retry_after: Option<Duration>,
+    /// Where a resumable upload is, sent with a refused piece (`409`).
+    upload_offset: Option<u64>,
 }
 
 impl ApiError {
@@ -29,7 +32,14 @@ impl ApiError {
             message: message.into(),
             status: None,
             retry_after: None,
+            upload_offset: None,
         }
+    }
+
+    /// Tells the client where the resumable upload is.
+    pub(super) fn with_upload_offset(mut self, offset: u64) -> ApiError {
+        self.upload_offset = Some(offset);
+        self
     }
 
     /// `413`: the video is larger than `max` bytes.
@@ -69,6 +79,7 @@ impl From<QuotaError> for ApiError {
                 status: StatusCode::from_u16(exceeded.http_status()).ok(),
                 retry_after: exceeded.retry_after,
                 message: exceeded.message,
+                upload_offset: None,
             },
             QuotaError::Mongo(error) => ApiError::unavailable(error),
         }
@@ -99,6 +110,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(offset) = self.upload_offset {
+            response
+                .headers_mut()
+                .insert(HEADER_UPLOAD_OFFSET, HeaderValue::from(offset));
         }
         response
     }

@@ -7,6 +7,7 @@
 mod error;
 mod owners;
 pub mod range;
+mod resumable;
 mod saga;
 mod webhooks;
 
@@ -59,6 +60,8 @@ pub struct State {
     pub metrics: Metrics,
     /// The accounts' webhooks.
     pub webhooks: crate::webhook::store::WebhookStore,
+    /// Resumable uploads under way.
+    pub resumable: crate::resumable::ResumableStore,
 }
 
 /// Most job ids one `POST .../states` may ask for.
@@ -77,6 +80,13 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/internal/v1/jobs/{job_id}/video", put(put_video))
         .route("/internal/v1/jobs/{job_id}/mp3", get(get_mp3))
         .route("/internal/v1/mp3s/{mp3_fid}", get(mp3_job))
+        .route(
+            "/internal/v1/uploads/{job_id}",
+            post(resumable::begin)
+                .get(resumable::status)
+                .patch(resumable::append)
+                .delete(resumable::end),
+        )
         .route(
             "/internal/v1/owners/{owner_id}",
             delete(owners::delete_owner),
@@ -110,9 +120,12 @@ pub async fn serve(
     state: Arc<State>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router(state))
+    let sweep = tokio::spawn(resumable::run_sweep(Arc::clone(&state), shutdown.clone()));
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+        .await;
+    sweep.abort();
+    served?;
     Ok(())
 }
 
@@ -381,6 +394,12 @@ async fn erase_job(state: &State, job: &JobId) -> Result<bool, ApiError> {
         .await
         .map_err(ApiError::unavailable)?;
     state.jobs.delete(job).await?;
+    // A resumable upload's record, kept to tell its client the upload is whole.
+    state
+        .resumable
+        .remove(job)
+        .await
+        .map_err(ApiError::unavailable)?;
     if let Ok(mut redis) = state.redis.get().await {
         let _: Result<(), _> = redis::cmd("DEL")
             .arg(progress_key(&state.config.redis_key_prefix, job))

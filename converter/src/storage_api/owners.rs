@@ -1,6 +1,7 @@
 //! `DELETE /internal/v1/owners/{owner_id}`: erases everything the converter holds of an account
 //! (its jobs' records, videos, mp3s, progress, callbacks and delivery records, files no record
-//! names, upload reservations and minutes claims, its webhook), when the account is deleted.
+//! names, resumable uploads under way, upload reservations and minutes claims, its webhook), when
+//! the account is deleted.
 //!
 //! The account is marked first ([`crate::deleted_owners`]), so an upload that records its job
 //! after the jobs were listed finds the mark and undoes itself, and a conversion that finishes
@@ -40,6 +41,17 @@ pub(super) async fn delete_owner(
             jobs += 1;
         }
     }
+    // Resumable uploads not finished yet (a finished one's record went with its job).
+    let mut uploads = 0u32;
+    for record in state
+        .resumable
+        .of_owner(&owner)
+        .await
+        .map_err(ApiError::unavailable)?
+    {
+        super::resumable::remove_unfinished(&state, &record).await?;
+        uploads += 1;
+    }
     // Files no record names: an upload cut off before its record, an attempt that died.
     let owner_key = owner.to_string();
     let mut files = 0u32;
@@ -60,7 +72,7 @@ pub(super) async fn delete_owner(
         .delete(&owner)
         .await
         .map_err(ApiError::unavailable)?;
-    info!(%owner, jobs, files, quota_records, "account erased");
+    info!(%owner, jobs, uploads, files, quota_records, "account erased");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -169,7 +169,7 @@ impl<A: Admission, B: Blobs, J: Jobs, Q: JobQueue> Saga<'_, A, B, J, Q> {
     }
 
     /// A quota refusal is logged and counted; a MongoDB failure is an ordinary 503.
-    fn refusal(&self, upload: &Upload, error: QuotaError) -> ApiError {
+    pub(super) fn refusal(&self, upload: &Upload, error: QuotaError) -> ApiError {
         if let QuotaError::Exceeded(exceeded) = &error {
             info!(job = %upload.job, owner = %upload.owner, limit = exceeded.limit.as_str(), "upload refused by a quota");
             self.metrics
@@ -233,36 +233,16 @@ impl<A: Admission, B: Blobs, J: Jobs, Q: JobQueue> Saga<'_, A, B, J, Q> {
                 ));
             }
         };
-        let metadata = doc! {
-            "job_id": job.to_string(),
-            "owner_id": upload.owner.to_string(),
-            "owner_email": &upload.owner_email,
-            "original_name": &upload.original_name,
-            "content_type": &upload.content_type,
-            "profile": upload.profile.as_str(),
-            "loudness_lufs": upload.loudness_lufs.map(|t| t.lufs()),
-        };
-        if let Err(error) = writer.close(&upload.original_name, metadata).await {
+        if let Err(error) = writer
+            .close(&upload.original_name, video_metadata(&upload))
+            .await
+        {
             // close() may have written chunks before failing.
             self.remove_blob(id).await;
             return Err(error.into());
         }
         self.metrics.add_bytes("video_in", size);
-        let created = self
-            .jobs
-            .create(NewJob {
-                job_id: job,
-                owner_id: upload.owner,
-                owner_email: upload.owner_email.clone(),
-                original_name: upload.original_name.clone(),
-                content_type: upload.content_type.clone(),
-                profile: upload.profile,
-                loudness_lufs: upload.loudness_lufs,
-                video_fid: video_fid.clone(),
-                video_size_bytes: size,
-            })
-            .await;
-        let record = match created {
+        let record = match self.record(&upload, &video_fid, size).await {
             Ok(Created::New(record)) => record,
             Ok(Created::Existing(existing)) => {
                 // A concurrent PUT of the same job won: ours is a duplicate.
@@ -274,31 +254,11 @@ impl<A: Admission, B: Blobs, J: Jobs, Q: JobQueue> Saga<'_, A, B, J, Q> {
                 return Err(error.into());
             }
         };
-        let message = VideoJob {
-            version: MESSAGE_VERSION,
-            message_id: uuid::Uuid::now_v7(),
-            job_id: job,
-            video_fid: video_fid.clone(),
-            mp3_fid: None,
-            username: upload.owner_email,
-            owner_id: upload.owner,
-            original_name: upload.original_name,
-            profile: upload.profile,
-            loudness_lufs: upload.loudness_lufs,
-            attempt: 1,
-        };
-        let priority = match self.publish(&message).await {
+        let priority = match self.queue(&upload, &video_fid).await {
             Ok(priority) => priority,
             Err(error) => {
-                warn!(%job, error = format!("{:#}", anyhow::Error::from(error)), "the video job was not confirmed; removing the video");
                 self.remove_blob(id).await;
-                if let Err(error) = self.jobs.remove(&job).await {
-                    warn!(%job, %error, "could not remove the record of an upload that failed");
-                }
-                return Err(ApiError::new(
-                    ErrorCode::Unavailable,
-                    "the job queue did not accept the video; nothing was stored, try again shortly",
-                ));
+                return Err(error);
             }
         };
         info!(
@@ -310,6 +270,60 @@ impl<A: Admission, B: Blobs, J: Jobs, Q: JobQueue> Saga<'_, A, B, J, Q> {
             "video stored and queued"
         );
         Ok(Stored::New(record))
+    }
+
+    /// Writes the job's record for a stored video.
+    pub async fn record(
+        &self,
+        upload: &Upload,
+        video_fid: &FileId,
+        size: u64,
+    ) -> Result<Created, JobStateError> {
+        self.jobs
+            .create(NewJob {
+                job_id: upload.job,
+                owner_id: upload.owner,
+                owner_email: upload.owner_email.clone(),
+                original_name: upload.original_name.clone(),
+                content_type: upload.content_type.clone(),
+                profile: upload.profile,
+                loudness_lufs: upload.loudness_lufs,
+                video_fid: video_fid.clone(),
+                video_size_bytes: size,
+            })
+            .await
+    }
+
+    /// Publishes the recorded job; when the broker does not confirm it, removes the record
+    /// (the caller removes or keeps the video) and answers `503`.
+    pub async fn queue(&self, upload: &Upload, video_fid: &FileId) -> Result<u8, ApiError> {
+        let job = upload.job;
+        let message = VideoJob {
+            version: MESSAGE_VERSION,
+            message_id: uuid::Uuid::now_v7(),
+            job_id: job,
+            video_fid: video_fid.clone(),
+            mp3_fid: None,
+            username: upload.owner_email.clone(),
+            owner_id: upload.owner,
+            original_name: upload.original_name.clone(),
+            profile: upload.profile,
+            loudness_lufs: upload.loudness_lufs,
+            attempt: 1,
+        };
+        match self.publish(&message).await {
+            Ok(priority) => Ok(priority),
+            Err(error) => {
+                warn!(%job, error = format!("{:#}", anyhow::Error::from(error)), "the video job was not confirmed; removing its record");
+                if let Err(error) = self.jobs.remove(&job).await {
+                    warn!(%job, %error, "could not remove the record of an upload that failed");
+                }
+                Err(ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the job queue did not accept the video; nothing was stored, try again shortly",
+                ))
+            }
+        }
     }
 
     /// The owner's backlog (this job included) sets its place among other accounts' jobs.
@@ -327,6 +341,19 @@ impl<A: Admission, B: Blobs, J: Jobs, Q: JobQueue> Saga<'_, A, B, J, Q> {
         if let Err(error) = self.blobs.remove(id).await {
             warn!(video_fid = %id, %error, "could not remove the video of an upload that failed");
         }
+    }
+}
+
+/// The video file's GridFS metadata: whose it is and what it is for.
+pub(super) fn video_metadata(upload: &Upload) -> Document {
+    doc! {
+        "job_id": upload.job.to_string(),
+        "owner_id": upload.owner.to_string(),
+        "owner_email": &upload.owner_email,
+        "original_name": &upload.original_name,
+        "content_type": &upload.content_type,
+        "profile": upload.profile.as_str(),
+        "loudness_lufs": upload.loudness_lufs.map(|t| t.lufs()),
     }
 }
 

@@ -36,6 +36,12 @@ pub enum TranscodeError {
     Output(#[source] io::Error),
     #[error("the mp3 encoder rejected the stream: {0}")]
     Encoder(String),
+    /// The text is what the uploader reads; the meter's own error stays in the chain for logs.
+    #[error("the loudness of the audio cannot be measured")]
+    Loudness(#[source] crate::transcode::loudness::MeterError),
+    /// As `Loudness`: a plain text for the uploader, the resampler's error in the chain.
+    #[error("the audio cannot be converted to an MP3 sample rate")]
+    Resample(#[source] crate::transcode::pcm::ResampleError),
 }
 
 impl TranscodeError {
@@ -47,7 +53,10 @@ impl TranscodeError {
             | TranscodeError::NoAudio
             | TranscodeError::Undecodable(_)
             // LAME refusing parameters is deterministic for a given stream.
-            | TranscodeError::Encoder(_) => FailureKind::Permanent,
+            | TranscodeError::Encoder(_)
+            // The meter refuses a format or its samples the same way every time.
+            | TranscodeError::Loudness(_)
+            | TranscodeError::Resample(_) => FailureKind::Permanent,
             TranscodeError::Timeout(_)
             | TranscodeError::DecoderUnavailable(_)
             | TranscodeError::Input(_)
@@ -66,7 +75,10 @@ impl TranscodeError {
             TranscodeError::DecoderUnavailable(_) => "decoder_unavailable",
             TranscodeError::Input(_) => "input_io",
             TranscodeError::Output(_) => "output_io",
-            TranscodeError::Encoder(_) => "encoder",
+            // Reported as before this variant existed, so stored states and events keep their codes.
+            TranscodeError::Encoder(_)
+            | TranscodeError::Loudness(_)
+            | TranscodeError::Resample(_) => "encoder",
         }
     }
 }

@@ -85,9 +85,18 @@ impl Levelling {
     }
 }
 
+/// The meter refused a step; `ebur128`'s error (plain `Copy` data) is kept as the source.
 #[derive(Debug, thiserror::Error)]
-#[error("the loudness meter failed: {0}")]
-pub struct MeterError(String);
+#[error("the loudness meter could not {step}")]
+pub struct MeterError {
+    step: &'static str,
+    #[source]
+    source: ebur128::Error,
+}
+
+fn meter_error(step: &'static str) -> impl Fn(ebur128::Error) -> MeterError {
+    move |source| MeterError { step, source }
+}
 
 /// The first pass: BS.1770 integrated loudness and true peak of interleaved PCM.
 pub struct LoudnessMeter {
@@ -103,7 +112,7 @@ impl LoudnessMeter {
             format.sample_rate,
             Mode::I | Mode::TRUE_PEAK | Mode::HISTOGRAM,
         )
-        .map_err(|e| MeterError(e.to_string()))?;
+        .map_err(meter_error("start for this format"))?;
         Ok(LoudnessMeter { meter, channels })
     }
 
@@ -111,20 +120,20 @@ impl LoudnessMeter {
     pub fn add(&mut self, samples: &[f32]) -> Result<(), MeterError> {
         self.meter
             .add_frames_f32(samples)
-            .map_err(|e| MeterError(e.to_string()))
+            .map_err(meter_error("take the samples"))
     }
 
     pub fn finish(&self) -> Result<Measurement, MeterError> {
         let integrated_lufs = self
             .meter
             .loudness_global()
-            .map_err(|e| MeterError(e.to_string()))?;
+            .map_err(meter_error("compute the integrated loudness"))?;
         let mut peak = 0f64;
         for ch in 0..self.channels {
             let p = self
                 .meter
                 .true_peak(ch)
-                .map_err(|e| MeterError(e.to_string()))?;
+                .map_err(meter_error("compute the true peak"))?;
             peak = peak.max(p);
         }
         Ok(Measurement {
@@ -144,6 +153,25 @@ pub fn apply(samples: &mut [f32], factor: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_meter_error_keeps_the_meters_own_error_as_its_source() {
+        let Err(e) = LoudnessMeter::new(PcmFormat {
+            sample_rate: 48_000,
+            channels: 0,
+        }) else {
+            panic!("a meter for no channels started");
+        };
+        assert_eq!(
+            e.to_string(),
+            "the loudness meter could not start for this format"
+        );
+        let source = std::error::Error::source(&e).expect("the ebur128 error is kept");
+        assert_eq!(
+            source.downcast_ref::<ebur128::Error>(),
+            Some(&ebur128::Error::NoMem)
+        );
+    }
 
     fn tone(amplitude: f32, seconds: f32) -> Vec<f32> {
         let rate = 48_000.0;

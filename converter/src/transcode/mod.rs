@@ -399,8 +399,7 @@ fn measure<E>(
     format: PcmFormat,
     mut pull: impl FnMut(&mut Vec<f32>) -> Result<bool, E>,
 ) -> Result<loudness::Measurement, MeasureFailure<E>> {
-    let meter_error =
-        |e: loudness::MeterError| MeasureFailure::Meter(TranscodeError::Encoder(e.to_string()));
+    let meter_error = |e| MeasureFailure::Meter(TranscodeError::Loudness(e));
     let mut meter = LoudnessMeter::new(format).map_err(meter_error)?;
     let ch = usize::from(format.channels).max(1);
     let mut buf = Vec::new();
@@ -447,7 +446,7 @@ fn report(
 
 enum Stage<E> {
     Source(E),
-    Resample(String),
+    Resample(pcm::ResampleError),
 }
 
 /// Encodes decoded PCM, resampling first when the source rate is not an MP3 rate.
@@ -479,7 +478,7 @@ where
         return encode_stream_tagged(params, id3, sink, pull).map(|o| (o, rate));
     }
     let mut converter = RateConverter::new(format.sample_rate, rate, format.channels)
-        .map_err(|e| EncodeFailure::Encode(TranscodeError::Encoder(e)))?;
+        .map_err(|e| EncodeFailure::Encode(TranscodeError::Resample(e)))?;
     let mut decoded = Vec::new();
     let mut drained = false;
     let result = encode_stream_tagged(params, id3, sink, |buf| {
@@ -499,7 +498,7 @@ where
         Ok(outcome) => Ok((outcome, rate)),
         Err(EncodeFailure::Source(Stage::Source(e))) => Err(EncodeFailure::Source(e)),
         Err(EncodeFailure::Source(Stage::Resample(e))) => {
-            Err(EncodeFailure::Encode(TranscodeError::Encoder(e)))
+            Err(EncodeFailure::Encode(TranscodeError::Resample(e)))
         }
         Err(EncodeFailure::Encode(e)) => Err(EncodeFailure::Encode(e)),
     }

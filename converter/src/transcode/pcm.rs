@@ -37,6 +37,24 @@ pub fn mp3_rate_for(source: u32) -> u32 {
 /// Streaming sample-rate conversion with rubato's FFT resampler (a fixed-ratio, band-limited
 /// converter), trimmed so `n` input samples give exactly `ceil(n × out / in)` output samples
 /// aligned with the input.
+/// Why the rate conversion stopped; the resampler's own errors are kept as sources.
+#[derive(Debug, thiserror::Error)]
+pub enum ResampleError {
+    #[error("cannot resample {from} Hz to {to} Hz")]
+    Setup {
+        from: u32,
+        to: u32,
+        #[source]
+        source: rubato::ResamplerConstructionError,
+    },
+    #[error("the resampler's buffers do not fit the samples")]
+    Buffer(#[source] audioadapter_buffers::SizeError),
+    #[error("the resampler refused a block of samples")]
+    Process(#[source] rubato::ResampleError),
+    #[error("the resampler does not drain")]
+    NoDrain,
+}
+
 pub struct RateConverter {
     resampler: Fft<f32>,
     channels: usize,
@@ -51,7 +69,7 @@ pub struct RateConverter {
 }
 
 impl RateConverter {
-    pub fn new(from: u32, to: u32, channels: u8) -> Result<Self, String> {
+    pub fn new(from: u32, to: u32, channels: u8) -> Result<Self, ResampleError> {
         let resampler = Fft::<f32>::new(
             from as usize,
             to as usize,
@@ -59,7 +77,7 @@ impl RateConverter {
             usize::from(channels),
             FixedSync::Input,
         )
-        .map_err(|e| format!("cannot resample {from} Hz to {to} Hz: {e}"))?;
+        .map_err(|source| ResampleError::Setup { from, to, source })?;
         let delay_left = resampler.output_delay();
         Ok(RateConverter {
             resampler,
@@ -75,7 +93,7 @@ impl RateConverter {
     }
 
     /// Takes interleaved input and appends whatever output is ready to `dst`.
-    pub fn push(&mut self, input: &[f32], dst: &mut Vec<f32>) -> Result<(), String> {
+    pub fn push(&mut self, input: &[f32], dst: &mut Vec<f32>) -> Result<(), ResampleError> {
         self.pending.extend_from_slice(input);
         self.consumed += (input.len() / self.channels) as u64;
         loop {
@@ -88,7 +106,7 @@ impl RateConverter {
     }
 
     /// Drains the resampler at the end of the stream.
-    pub fn finish(&mut self, dst: &mut Vec<f32>) -> Result<(), String> {
+    pub fn finish(&mut self, dst: &mut Vec<f32>) -> Result<(), ResampleError> {
         let target = (self.consumed * self.out_rate).div_ceil(self.in_rate);
         let mut guard = 0;
         while self.produced < target {
@@ -99,7 +117,7 @@ impl RateConverter {
             self.run(need, Some(valid), dst)?;
             guard += 1;
             if guard > 64 {
-                return Err("the resampler does not drain".into());
+                return Err(ResampleError::NoDrain);
             }
         }
         let excess = usize::try_from(self.produced - target).unwrap_or(0);
@@ -113,7 +131,7 @@ impl RateConverter {
         frames: usize,
         partial: Option<usize>,
         dst: &mut Vec<f32>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ResampleError> {
         let out_frames = self.resampler.output_frames_max();
         self.out.resize(out_frames * self.channels, 0.0);
         let input = InterleavedSlice::new(
@@ -121,9 +139,9 @@ impl RateConverter {
             self.channels,
             frames,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(ResampleError::Buffer)?;
         let mut output = InterleavedSlice::new_mut(&mut self.out[..], self.channels, out_frames)
-            .map_err(|e| e.to_string())?;
+            .map_err(ResampleError::Buffer)?;
         let indexing = Indexing {
             input_offset: 0,
             output_offset: 0,
@@ -133,7 +151,7 @@ impl RateConverter {
         let (used, made) = self
             .resampler
             .process_into_buffer(&input, &mut output, Some(&indexing))
-            .map_err(|e| e.to_string())?;
+            .map_err(ResampleError::Process)?;
         self.pending
             .drain(..(used * self.channels).min(self.pending.len()));
         let drop = self.delay_left.min(made);
@@ -147,6 +165,19 @@ impl RateConverter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resampler_that_cannot_start_keeps_its_error_as_the_source() {
+        let Err(e) = RateConverter::new(0, 44_100, 2) else {
+            panic!("a resampler from 0 Hz started");
+        };
+        assert_eq!(e.to_string(), "cannot resample 0 Hz to 44100 Hz");
+        let source = std::error::Error::source(&e).expect("rubato's error is kept");
+        assert!(
+            source.is::<rubato::ResamplerConstructionError>(),
+            "{source:?}"
+        );
+    }
 
     #[test]
     fn keeps_mp3_rates_and_maps_the_others() {

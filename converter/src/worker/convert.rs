@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use vid2mp3_contracts::progress::{JobProgress, PROGRESS_TTL_SECS, progress_key};
 use vid2mp3_contracts::storage_api::JobStatus;
-use vid2mp3_contracts::{ErrorCode, VideoJob};
+use vid2mp3_contracts::{ErrorCode, VideoJob, error_chain};
 
 use super::events;
 use super::shared::{Deps, Unsettled};
@@ -35,7 +35,10 @@ pub fn error_code(error: &TranscodeError) -> ErrorCode {
     match error {
         TranscodeError::EmptyInput | TranscodeError::NotMedia(_) => ErrorCode::NotMedia,
         TranscodeError::NoAudio => ErrorCode::NoAudio,
-        TranscodeError::Undecodable(_) | TranscodeError::Encoder(_) => ErrorCode::Undecodable,
+        TranscodeError::Undecodable(_)
+        | TranscodeError::Encoder(_)
+        | TranscodeError::Loudness(_)
+        | TranscodeError::Resample(_) => ErrorCode::Undecodable,
         TranscodeError::Timeout(_) => ErrorCode::TimedOut,
         TranscodeError::DecoderUnavailable(_)
         | TranscodeError::Input(_)
@@ -244,7 +247,7 @@ pub(super) async fn convert_job(
                     // partial mp3 (a failure recorded now would forget it), and the next
                     // attempt removes it.
                     Err(e) => {
-                        warn!(error = %e, conversion_error = %error, "could not remove a failed attempt's chunks");
+                        warn!(error = %e, conversion_error = %error_chain(&error), "could not remove a failed attempt's chunks");
                         Attempt::Unsettled(e)
                     }
                 },
@@ -394,7 +397,9 @@ async fn handle_failure(
     priority: u8,
     error: &TranscodeError,
 ) -> Result<(), Unsettled> {
-    let detail = format!("{error} [{}]", error.code());
+    // Logged only: the whole chain (e.g. the loudness meter's own error), not just the text
+    // the uploader is shown.
+    let detail = format!("{} [{}]", error_chain(error), error.code());
     if error.kind() == FailureKind::Permanent {
         let code = error_code(error);
         let message = user_message(code, &error.to_string());

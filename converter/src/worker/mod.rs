@@ -49,8 +49,19 @@ pub async fn run(deps: Arc<Deps>, shutdown: CancellationToken) -> anyhow::Result
         let deps = Arc::clone(&deps);
         tokio::spawn(async move {
             // Only chunks older than any job could run: other workers may be writing now.
+            // A resumable upload's video has no files document until its last byte: kept.
+            let assembling = match deps.resumable.unfinished_files().await {
+                Ok(ids) => ids,
+                Err(error) => {
+                    warn!(%error, "cannot list the resumable uploads under way; orphan sweep skipped");
+                    return;
+                }
+            };
             for bucket in [&deps.mp3s, &deps.videos] {
-                match bucket.sweep_orphans(Duration::from_secs(6 * 3600)).await {
+                match bucket
+                    .sweep_orphans(Duration::from_secs(6 * 3600), &assembling)
+                    .await
+                {
                     Ok(0) => {}
                     Ok(n) => info!(bucket = bucket.name(), chunks = n, "removed orphan chunks"),
                     Err(error) => warn!(bucket = bucket.name(), %error, "orphan sweep failed"),

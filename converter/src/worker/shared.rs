@@ -23,6 +23,8 @@ pub struct Deps {
     pub deleted_owners: DeletedOwners,
     pub redis: Arc<RedisConnection>,
     pub metrics: Metrics,
+    /// Resumable uploads under way, whose chunks the orphan sweep must leave alone.
+    pub resumable: crate::resumable::ResumableStore,
 }
 
 /// Why a message could not be settled: it goes back to the queue.

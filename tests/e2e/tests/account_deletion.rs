@@ -41,6 +41,7 @@ async fn mongo_docs_of(p: &Platform, owner: &str) -> Vec<(String, u64)> {
     for (name, filter) in [
         ("jobs", doc! {"owner_id": owner}),
         ("uploads", doc! {"owner_id": owner}),
+        ("resumable_uploads", doc! {"owner_id": owner}),
         ("media_usage", doc! {"owner_id": owner}),
         ("videos.files", doc! {"metadata.owner_id": owner}),
         ("mp3s.files", doc! {"metadata.owner_id": owner}),
@@ -166,6 +167,24 @@ async fn a_deleted_account_leaves_nothing_and_its_tokens_are_refused() {
     )
     .await;
     let stored_id = stored["id"].as_str().unwrap().to_owned();
+    // And a resumable upload half sent.
+    let bytes = std::fs::read(scratch.path("short.mkv")).expect("the test file");
+    let resumable = common::tus_begun(
+        &p,
+        &ada_token,
+        &scratch.path("short.mkv"),
+        "video/x-matroska",
+    )
+    .await;
+    let r = common::tus_patch(
+        &p,
+        &ada_token,
+        &resumable,
+        0,
+        bytes[..bytes.len() / 2].to_vec(),
+    )
+    .await;
+    assert_eq!(r.status(), 204, "a half of the resumable upload");
 
     // There is something to delete in every service (so the checks below can fail).
     let notifier_rows = "SELECT (SELECT COUNT(*) FROM emails_sent WHERE recipient = ?) \

@@ -16,6 +16,8 @@ pub mod multipart;
 pub mod naming;
 mod sweep;
 
+pub use sweep::sweep_abandoned;
+
 use spin_sdk::wit::wasi::http0_2_0::types::IncomingResponse;
 use vid2mp3_contracts::storage_api::{JobStatus, StoredVideo};
 use vid2mp3_contracts::{Claims, ErrorCode, JobId, LoudnessTarget, QualityProfile};

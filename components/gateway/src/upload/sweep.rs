@@ -8,7 +8,9 @@
 //! gateway still hides it. So a row pending for longer than any upload takes is settled by asking
 //! the storage API, which owns the truth: a job it knows is recorded as stored (its owner sees it
 //! again); one it does not know is removed. A storage or database error leaves the row for the next
-//! sweep. Each successful upload sweeps a small batch, so no scheduler is needed.
+//! sweep. Each successful upload sweeps a small batch, so no scheduler is needed. A row whose
+//! resumable upload (tus) is still under way is left: storage removes the upload when it
+//! expires, and the row goes at a later sweep.
 
 use crate::config::GatewayConfig;
 use crate::jobs_store::JobsStore;
@@ -31,13 +33,22 @@ pub fn sweep_abandoned(config: &GatewayConfig) {
     };
     for job in ids {
         let settled = config.storage.state(&job).and_then(|state| {
-            let jobs = JobsStore::open(&config.db_url)?;
-            match state {
-                Some(_) => jobs.mark_stored(&job).map(|()| "recorded as stored"),
-                None => jobs
-                    .remove(&job)
-                    .map(|()| "removed: storage never got its video"),
+            if state.is_some() {
+                return JobsStore::open(&config.db_url)?
+                    .mark_stored(&job)
+                    .map(|()| "recorded as stored");
             }
+            // A resumable upload still under way (it may run for days, a piece at a time).
+            if config
+                .storage
+                .upload_status(&job, None)?
+                .is_some_and(|upload| !upload.complete)
+            {
+                return Ok("left: its resumable upload is under way");
+            }
+            JobsStore::open(&config.db_url)?
+                .remove(&job)
+                .map(|()| "removed: storage never got its video")
         });
         match settled {
             Ok(what) => eprintln!("gateway: abandoned upload job={job} {what}"),

@@ -244,3 +244,99 @@ pub async fn wait_until_nothing_is_stored(p: &Platform, what: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// tus: `Upload-Metadata` from key/value pairs.
+pub fn tus_metadata(pairs: &[(&str, &str)]) -> String {
+    use base64::Engine;
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k} {}",
+                base64::engine::general_purpose::STANDARD.encode(v)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// tus creation (`POST /api/v1/uploads`); the raw answer.
+pub async fn tus_begin(
+    p: &Platform,
+    token: &str,
+    length: u64,
+    metadata: &str,
+) -> reqwest::Response {
+    client()
+        .post(p.url("/api/v1/uploads"))
+        .bearer_auth(token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", length.to_string())
+        .header("upload-metadata", metadata)
+        .send()
+        .await
+        .expect("tus creation")
+}
+
+/// Begins an upload of `file` that must be accepted; its path (`/api/v1/uploads/{id}`).
+pub async fn tus_begun(p: &Platform, token: &str, file: &Path, filetype: &str) -> String {
+    let len = std::fs::metadata(file).expect("the test file").len();
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("upload");
+    let r = tus_begin(
+        p,
+        token,
+        len,
+        &tus_metadata(&[("filename", name), ("filetype", filetype)]),
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        201,
+        "tus creation: {}",
+        r.text().await.unwrap_or_default()
+    );
+    r.headers()["location"]
+        .to_str()
+        .expect("Location")
+        .to_owned()
+}
+
+/// A tus piece (`PATCH`); the raw answer.
+pub async fn tus_patch(
+    p: &Platform,
+    token: &str,
+    upload: &str,
+    offset: u64,
+    piece: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    client()
+        .patch(p.url(upload))
+        .bearer_auth(token)
+        .header("tus-resumable", "1.0.0")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", offset.to_string())
+        .body(piece)
+        .send()
+        .await
+        .expect("tus piece")
+}
+
+/// tus `HEAD`: the status and, when found, the offset.
+pub async fn tus_offset(p: &Platform, token: &str, upload: &str) -> (u16, Option<u64>) {
+    let r = client()
+        .head(p.url(upload))
+        .bearer_auth(token)
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .await
+        .expect("tus HEAD");
+    let offset = r
+        .headers()
+        .get("upload-offset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (r.status().as_u16(), offset)
+}
