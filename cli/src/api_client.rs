@@ -7,17 +7,8 @@ use reqwest::{Client, RequestBuilder, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
-use vid2mp3_contracts::LoudnessTarget;
 
 use crate::errors::{CliError, ErrorChain};
-
-/// What an upload asks of its job, as query parameters; `None` leaves each to the server.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct JobOptions<'a> {
-    pub profile: Option<&'a str>,
-    pub loudness: Option<LoudnessTarget>,
-    pub callback_url: Option<&'a str>,
-}
 
 pub struct ApiClient {
     http: Client,
@@ -70,7 +61,7 @@ impl ApiClient {
         url
     }
 
-    fn authed(&self, rb: RequestBuilder) -> Result<RequestBuilder, CliError> {
+    pub(crate) fn authed(&self, rb: RequestBuilder) -> Result<RequestBuilder, CliError> {
         match &self.token {
             Some(t) => Ok(rb.bearer_auth(t)),
             None => Err(CliError::NotLoggedIn {
@@ -84,7 +75,30 @@ impl ApiClient {
         crate::config_store::server_key(&self.server)
     }
 
-    fn unreachable(&self, e: &reqwest::Error) -> CliError {
+    /// The HTTP client (for the tus module, which sends its own requests).
+    pub(crate) fn http(&self) -> &Client {
+        &self.http
+    }
+
+    /// A path or URL the server answered with (a tus `Location`), resolved against the server.
+    pub(crate) fn resolve(&self, location: &str) -> Result<Url, CliError> {
+        self.server.join(location).map_err(|e| CliError::Api {
+            status: 502,
+            code: "bad_location".into(),
+            message: format!(
+                "the server answered with an unusable upload address {location:?} ({e})"
+            ),
+        })
+    }
+
+    /// `/api/v1/<segments...>` on the server.
+    pub(crate) fn api_url(&self, segments: &[&str]) -> Url {
+        let mut all = vec!["api", "v1"];
+        all.extend_from_slice(segments);
+        self.url(&all)
+    }
+
+    pub(crate) fn unreachable(&self, e: &reqwest::Error) -> CliError {
         CliError::Unreachable {
             server: self.server_name(),
             reason: ErrorChain(e).to_string(),
@@ -215,43 +229,6 @@ impl ApiClient {
                 .json(&json!({"password": password})),
         )?;
         self.send(rb).await.map(drop)
-    }
-
-    /// Uploads a raw body of `len` bytes; the queued job.
-    pub async fn upload(
-        &self,
-        body: reqwest::Body,
-        len: u64,
-        name: &str,
-        content_type: &str,
-        job: JobOptions<'_>,
-    ) -> Result<Value, CliError> {
-        let JobOptions {
-            profile,
-            loudness,
-            callback_url,
-        } = job;
-        let mut url = self.url(&["api", "v1", "jobs"]);
-        if let Some(callback) = callback_url {
-            url.query_pairs_mut().append_pair("callback_url", callback);
-        }
-        url.query_pairs_mut().append_pair("name", name);
-        if let Some(p) = profile {
-            url.query_pairs_mut().append_pair("profile", p);
-        }
-        if let Some(target) = loudness {
-            url.query_pairs_mut()
-                .append_pair("loudness", &target.lufs().to_string());
-        }
-        let rb = self
-            .http
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            // Declared up front so the gateway can refuse an oversized file before it is sent.
-            .header(reqwest::header::CONTENT_LENGTH, len)
-            .body(body);
-        let r = self.send(self.authed(rb)?).await?;
-        self.json(r).await
     }
 
     /// The mp3, from `range` on if given, and then only if it is still the file with the ETag

@@ -86,7 +86,12 @@ pub enum Command {
     Login(CredentialArgs),
     /// Forget this server's session.
     Logout,
-    /// Upload videos, one after the other.
+    /// Upload videos, one after the other, as resumable uploads: if a run is cut off (network
+    /// down, Ctrl-C, the process killed), run the same command again and it goes on where the
+    /// server's copy ends, as long as the file is unchanged and the server still has the upload
+    /// (it removes unfinished uploads a day after their last piece). Unfinished uploads are
+    /// recorded (URL and file size/time, never the token) in your config dir,
+    /// vid2mp3/uploads/.
     Upload {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -108,6 +113,10 @@ pub enum Command {
         /// Where --wait puts the mp3s (default: the current directory).
         #[arg(short = 'o', long = "output-dir")]
         output_dir: Option<PathBuf>,
+        /// Do not resume an interrupted upload of a file: discard it (on the server too) and
+        /// upload the file from the start.
+        #[arg(long)]
+        no_resume: bool,
     },
     /// List your jobs, newest first.
     Jobs {

@@ -36,6 +36,18 @@ pub enum CliError {
     /// Bad arguments or local input that no request would fix.
     #[error("{0}")]
     Usage(String),
+    /// The server answered in a way the protocol does not allow (a header missing or garbled).
+    #[error("{0}; is --server a vid2mp3 server of this version?")]
+    UnexpectedAnswer(String),
+    /// A resumable upload stopped making progress; the server keeps what it received.
+    #[error(
+        "the upload of {name} stopped at {percent}% ({reason}); run the same command again to resume it"
+    )]
+    UploadInterrupted {
+        name: String,
+        percent: u64,
+        reason: String,
+    },
     /// The download arrived, but not as many bytes as the server announced.
     #[error(
         "the download of {path} is incomplete ({got} of {expected} bytes); run the same command again to resume"

@@ -13,9 +13,10 @@ pub enum ExitStatus {
     NotLoggedIn = 2,
     /// No such job (404), or it has no mp3 yet.
     NotFound = 3,
-    /// The server refused the input (400, 409, 413, 415, 416, 422).
+    /// The server refused the input (400, 409, 412, 413, 415, 416, 422).
     Refused = 4,
-    /// The server or the network is unavailable (5xx, 429, no connection, cut-off transfer).
+    /// The server or the network is unavailable (5xx, 423, 429, no connection, cut-off
+    /// transfer or upload).
     Unavailable = 5,
     /// The conversion failed (reported by `upload --wait` and `download`).
     ConversionFailed = 6,
@@ -28,8 +29,8 @@ Exit codes:
   1  usage error or other failure
   2  not logged in, session expired, token/password rejected, or address not confirmed (HTTP 401/403)
   3  job not found (HTTP 404), or it has no mp3 yet
-  4  input refused by the server (HTTP 400/409/413/415/416/422)
-  5  server or network unavailable (HTTP 5xx/429, no connection, transfer cut off)
+  4  input refused by the server (HTTP 400/409/412/413/415/416/422)
+  5  server or network unavailable (HTTP 5xx/423/429, no connection, transfer cut off)
   6  conversion failed (upload --wait, download)";
 
 impl ExitStatus {
@@ -38,8 +39,8 @@ impl ExitStatus {
             200..=299 => ExitStatus::Ok,
             401 | 403 => ExitStatus::NotLoggedIn,
             404 | 410 => ExitStatus::NotFound,
-            400 | 409 | 413 | 415 | 416 | 422 => ExitStatus::Refused,
-            429 | 500..=599 => ExitStatus::Unavailable,
+            400 | 409 | 412 | 413 | 415 | 416 | 422 => ExitStatus::Refused,
+            423 | 429 | 500..=599 => ExitStatus::Unavailable,
             _ => ExitStatus::Other,
         }
     }
@@ -47,7 +48,10 @@ impl ExitStatus {
     pub fn for_cli_error(e: &CliError) -> ExitStatus {
         match e {
             CliError::Api { status, .. } => ExitStatus::for_http_status(*status),
-            CliError::Unreachable { .. } | CliError::Incomplete { .. } => ExitStatus::Unavailable,
+            CliError::Unreachable { .. }
+            | CliError::Incomplete { .. }
+            | CliError::UnexpectedAnswer(_)
+            | CliError::UploadInterrupted { .. } => ExitStatus::Unavailable,
             CliError::NotLoggedIn { .. } => ExitStatus::NotLoggedIn,
             CliError::ConversionFailed { .. } => ExitStatus::ConversionFailed,
             CliError::NoMp3Yet { .. } => ExitStatus::NotFound,
@@ -92,10 +96,12 @@ mod tests {
             (403, 2),
             (404, 3),
             (409, 4),
+            (412, 4),
             (413, 4),
             (415, 4),
             (416, 4),
             (422, 4),
+            (423, 5),
             (429, 5),
             (500, 5),
             (502, 5),
@@ -158,6 +164,15 @@ mod tests {
                     path: "p".into(),
                     got: 1,
                     expected: 2,
+                },
+                5,
+            ),
+            (CliError::UnexpectedAnswer("a".into()), 5),
+            (
+                CliError::UploadInterrupted {
+                    name: "n".into(),
+                    percent: 40,
+                    reason: "r".into(),
                 },
                 5,
             ),

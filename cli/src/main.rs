@@ -13,6 +13,8 @@ mod media_type;
 mod output;
 mod progress;
 mod resume;
+mod tus;
+mod upload_state;
 
 use std::process::ExitCode;
 

@@ -129,6 +129,8 @@ async fn sign_up_upload_wait_list_and_delete() {
     .unwrap();
     let refused = cli.run(&["upload", notes.to_str().unwrap()], None).await;
     assert_eq!(refused.code, 4, "{refused:#?}");
+    // The refused upload is not kept for resuming.
+    assert!(cli.upload_records().is_empty(), "{refused:#?}");
 
     // Delete, then the job is unknown: exit 3 for status and delete.
     let deleted = cli.run(&["--json", "delete", &id], None).await.ok().json();
@@ -728,7 +730,9 @@ async fn the_cli_over_https_with_a_private_ca() {
         "post /api/v1/users ",
         "post /api/v1/users/confirmation ",
         "post /api/v1/sessions ",
-        "post /api/v1/jobs?",
+        // The upload is resumable (tus): created, then its bytes PATCHed.
+        "post /api/v1/uploads ",
+        &format!("patch /api/v1/uploads/{id} "),
         &format!("get /api/v1/jobs/{id} "),
         &format!("get /api/v1/jobs/{id}/mp3 "),
         "get /api/v1/jobs?",
@@ -814,4 +818,225 @@ async fn the_account_webhook() {
             .is_some_and(|s| s.starts_with("whsec_")),
         "{up:#?}"
     );
+}
+
+/// A CLI whose server is `proxy` (a throttled uplink in front of the platform), logged in
+/// there as `email` in the same home as `cli`.
+async fn cli_through(cli: &Cli, proxy_url: &str, email: &str) -> Cli {
+    let slow = Cli::new(&cli.home, proxy_url);
+    slow.run(
+        &["login", "--email", email, "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    )
+    .await
+    .ok();
+    slow
+}
+
+/// Starts `upload FILE` and kills the process (SIGKILL: no chance to tidy up) once its record
+/// of the upload exists and the server has some of the bytes (`min_offset`, 0 for "the record
+/// alone"); then waits until the server's offset stops moving. The record's upload URL and the
+/// server's offset.
+async fn kill_upload_midway(
+    cli: &Cli,
+    base_url: &str,
+    file: &std::path::Path,
+    min_offset: u64,
+) -> (String, u64) {
+    let len = std::fs::metadata(file).unwrap().len();
+    let mut child = cli.spawn(&["upload", file.to_str().unwrap()]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let token = cli.token();
+    let url = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no upload record with {min_offset}+ bytes on the server within 60 s"
+        );
+        if let Ok(Some(status)) = child.try_wait() {
+            let out = child.wait_with_output().await.unwrap();
+            panic!(
+                "the upload ended ({status}) before it could be killed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if let Some(record) = cli.upload_records().first() {
+            let url = record["upload_url"].as_str().unwrap().to_owned();
+            if min_offset == 0
+                || server_upload_offset(base_url, &token, &url)
+                    .await
+                    .is_some_and(|o| o >= min_offset)
+            {
+                break url;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    child.kill().await.expect("kill the CLI");
+    // The server keeps what arrived before the connection broke; wait until that is settled.
+    let mut last = None;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = server_upload_offset(base_url, &token, &url).await;
+        if now.is_some() && now == last {
+            break;
+        }
+        last = now;
+    }
+    let offset = last.expect("the server still has the upload");
+    assert!(
+        offset < len,
+        "the upload was killed before its end ({offset} of {len})"
+    );
+    (url, offset)
+}
+
+/// An upload killed midway (the CLI process itself, SIGKILL) is resumed by running the same
+/// command again: it says where it resumes, sends only the bytes the server does not have, and
+/// ends in a done job whose mp3 downloads; the record of the upload is gone afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_killed_midway_resumes_from_the_servers_offset() {
+    let (p, scratch, cli, email) = platform_with_signed_in_cli().await;
+    let proxy = ThrottledProxy::start(&p.url(""), 4 << 20).await;
+    let slow = cli_through(&cli, &proxy.url, &email).await;
+    let video = scratch.path("big clip.mkv");
+    make_large_mkv(&video, 40 << 20);
+    let len = std::fs::metadata(&video).unwrap().len();
+
+    let (url, stored) = kill_upload_midway(&slow, &p.url(""), &video, 1).await;
+    let records = slow.upload_records();
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let record = records[0].to_string();
+    assert!(
+        record.contains("big clip.mkv") && !record.contains(&slow.token()),
+        "the record names the file and never holds the token: {record}"
+    );
+
+    let out_dir = scratch.path("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let sent_before = proxy.sent_bytes();
+    let resumed = slow
+        .run(
+            &[
+                "--json",
+                "upload",
+                video.to_str().unwrap(),
+                "--wait",
+                "-o",
+                out_dir.to_str().unwrap(),
+            ],
+            None,
+        )
+        .await
+        .ok();
+    let sent = proxy.sent_bytes() - sent_before;
+    let percent = stored * 100 / len;
+    assert!(
+        resumed
+            .stderr
+            .contains(&format!("Resuming big clip.mkv at {percent}%")),
+        "{resumed:#?}"
+    );
+    // The early bytes went to the server once: the second run sent the rest (plus requests).
+    assert!(
+        sent >= len - stored && sent < len - stored + (1 << 20),
+        "the resumed run sent {sent} bytes; the server had {stored} of {len}"
+    );
+    let job = resumed.json();
+    assert_eq!(job["status"], "done", "{job:#}");
+    assert!(url.ends_with(job["id"].as_str().unwrap()), "{url} {job:#}");
+    assert_eq!(job["video_size_bytes"].as_u64(), Some(len), "{job:#}");
+    let mp3 = out_dir.join("big clip.mp3");
+    assert_eq!(decoded_samples(&mp3), decoded_samples(&video));
+    assert!(slow.upload_records().is_empty(), "the record is removed");
+}
+
+/// A record whose upload the server no longer has (expired or removed) starts over with a
+/// note, and so does a file changed since its upload was cut off (whose old upload is removed
+/// from the server); `--no-resume` starts over on purpose. Each ends in a job of the whole file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gone_upload_or_a_changed_file_starts_over() {
+    let (p, scratch, cli, email) = platform_with_signed_in_cli().await;
+    let proxy = ThrottledProxy::start(&p.url(""), 8 << 20).await;
+    let slow = cli_through(&cli, &proxy.url, &email).await;
+    let video = scratch.path("talk.mkv");
+    make_large_mkv(&video, 24 << 20);
+    let len = std::fs::metadata(&video).unwrap().len();
+    let token = slow.token();
+    let upload_json = |run: &Run| {
+        let job = run.json();
+        assert_eq!(job["video_size_bytes"].as_u64(), Some(len), "{job:#}");
+        job
+    };
+
+    // The server removed the upload (as it does when one expires).
+    let (url, _) = kill_upload_midway(&slow, &p.url(""), &video, 0).await;
+    let path = url::Url::parse(&url).unwrap().path().to_owned();
+    let deleted = reqwest::Client::new()
+        .delete(p.url(&path))
+        .bearer_auth(&token)
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let again = slow
+        .run(&["--json", "upload", video.to_str().unwrap()], None)
+        .await
+        .ok();
+    assert!(
+        again.stderr.contains("is gone from the server") && !again.stderr.contains("Resuming"),
+        "{again:#?}"
+    );
+    let first = upload_json(&again);
+    assert!(
+        !url.ends_with(first["id"].as_str().unwrap()),
+        "a new upload"
+    );
+    assert!(slow.upload_records().is_empty());
+
+    // The file changed (a later modification time) after its upload was cut off.
+    let (url, stored) = kill_upload_midway(&slow, &p.url(""), &video, 1).await;
+    assert!(stored > 0);
+    std::fs::File::options()
+        .write(true)
+        .open(&video)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + Duration::from_secs(60))
+        .unwrap();
+    let changed = slow
+        .run(&["--json", "upload", video.to_str().unwrap()], None)
+        .await
+        .ok();
+    assert!(
+        changed
+            .stderr
+            .contains("talk.mkv changed since its upload was interrupted")
+            && !changed.stderr.contains("Resuming"),
+        "{changed:#?}"
+    );
+    upload_json(&changed);
+    assert_eq!(
+        server_upload_offset(&p.url(""), &token, &url).await,
+        None,
+        "the changed file's old upload is removed from the server"
+    );
+
+    // --no-resume: the interrupted upload is discarded, on the server too.
+    let (url, _) = kill_upload_midway(&slow, &p.url(""), &video, 0).await;
+    let fresh = slow
+        .run(
+            &["--json", "upload", "--no-resume", video.to_str().unwrap()],
+            None,
+        )
+        .await
+        .ok();
+    assert!(
+        fresh
+            .stderr
+            .contains("Discarding the interrupted upload of talk.mkv"),
+        "{fresh:#?}"
+    );
+    upload_json(&fresh);
+    assert_eq!(server_upload_offset(&p.url(""), &token, &url).await, None);
+    assert!(slow.upload_records().is_empty());
 }

@@ -40,6 +40,15 @@ impl Context {
         )?)
     }
 
+    /// Who is logged in to this server (their email), to keep uploads of two accounts apart.
+    pub fn account_name(&self) -> anyhow::Result<String> {
+        Ok(self
+            .store
+            .load(&self.server_key())?
+            .and_then(|s| s.email)
+            .unwrap_or_default())
+    }
+
     /// A client with this server's stored token, or "not logged in".
     pub fn authed(&self) -> anyhow::Result<ApiClient> {
         let key = self.server_key();
@@ -126,11 +135,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             callback_url,
             wait,
             output_dir,
+            no_resume,
         } => {
             let settings = upload::JobSettings {
                 profile,
                 loudness,
                 callback_url: callback_url.as_deref(),
+                fresh: no_resume,
             };
             upload::upload(&ctx, &files, settings, wait, output_dir.as_deref()).await
         }

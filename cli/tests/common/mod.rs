@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -123,6 +123,38 @@ impl Cli {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
+    }
+
+    /// The binary started with `args` (stdin closed, output piped), for a test that kills it.
+    pub fn spawn(&self, args: &[&str]) -> tokio::process::Child {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_vid2mp3"))
+            .args(args)
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join("config"))
+            .env("VID2MP3_SERVER", &self.server)
+            .env_remove("VID2MP3_CA_CERT")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the vid2mp3 binary runs")
+    }
+
+    /// The records of unfinished uploads the CLI keeps (`vid2mp3/uploads/*.json`).
+    pub fn upload_records(&self) -> Vec<serde_json::Value> {
+        let dir = self.home.join("config").join("vid2mp3").join("uploads");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .collect()
     }
 
     /// signup, confirm (the link from the email, read through Mailpit's API) and login with
@@ -268,6 +300,94 @@ impl RecordingProxy {
         if let Ok(mut l) = self.sent.lock() {
             l.clear();
         }
+    }
+}
+
+/// A TCP proxy in front of the gateway that passes what clients send at most `bytes_per_s`
+/// (a slow uplink, so a test can stop an upload midway) and counts those bytes.
+pub struct ThrottledProxy {
+    pub url: String,
+    sent: Arc<AtomicU64>,
+}
+
+impl ThrottledProxy {
+    pub async fn start(target_url: &str, bytes_per_s: u64) -> ThrottledProxy {
+        let target = target_url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let sent = Arc::new(AtomicU64::new(0));
+        let count = sent.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (target, count) = (target.clone(), count.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async move {
+                        // Small reads, each followed by the pause the rate asks for.
+                        let mut buf = vec![0u8; 16 * 1024];
+                        while let Ok(n) = cr.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            count.fetch_add(n as u64, Ordering::SeqCst);
+                            if sw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                            tokio::time::sleep(std::time::Duration::from_secs_f64(
+                                n as f64 / bytes_per_s as f64,
+                            ))
+                            .await;
+                        }
+                        let _ = sw.shutdown().await;
+                    };
+                    let down = async move {
+                        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                        let _ = cw.shutdown().await;
+                    };
+                    tokio::join!(up, down);
+                });
+            }
+        });
+        ThrottledProxy { url, sent }
+    }
+
+    /// Bytes clients sent through the proxy so far.
+    pub fn sent_bytes(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
+    }
+}
+
+/// Where the gateway at `base_url` says an upload stands (HEAD): `Some(offset)`, or `None`
+/// when it does not know the upload. `upload_url` may point at a proxy; only its path is used.
+pub async fn server_upload_offset(base_url: &str, token: &str, upload_url: &str) -> Option<u64> {
+    let path = url::Url::parse(upload_url)
+        .expect("an upload URL")
+        .path()
+        .to_owned();
+    let r = reqwest::Client::new()
+        .head(format!("{}{path}", base_url.trim_end_matches('/')))
+        .bearer_auth(token)
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .await
+        .expect("HEAD of the upload");
+    match r.status().as_u16() {
+        404 => None,
+        200 => Some(
+            r.headers()
+                .get("upload-offset")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .expect("an Upload-Offset"),
+        ),
+        other => panic!("HEAD {path}: {other}"),
     }
 }
 

@@ -219,10 +219,40 @@ mod tests {
 
     #[test]
     fn the_script_uses_the_api_it_is_served_with() {
-        for path in ["'/api/v1'", "'/sessions'", "'/users'", "'/jobs'", "/mp3"] {
+        for path in [
+            "'/api/v1'",
+            "'/sessions'",
+            "'/users'",
+            "'/jobs'",
+            "/mp3",
+            "'/uploads'",
+        ] {
             assert!(APP_JS.contains(path), "app.js uses {path}");
         }
         assert!(APP_JS.contains("sessionStorage"));
-        assert!(!APP_JS.contains("localStorage"), "the token stays per tab");
+        // The token stays per tab: localStorage (shared by every tab, kept after closing) holds
+        // only the unfinished uploads' records, whose writer takes no token.
+        let uses: Vec<&str> = APP_JS.split("localStorage.").skip(1).collect();
+        assert!(
+            !uses.is_empty(),
+            "unfinished uploads are kept in localStorage"
+        );
+        for rest in uses {
+            assert!(
+                rest.starts_with("getItem(UPLOADS_KEY)")
+                    || rest.starts_with("setItem(UPLOADS_KEY, "),
+                "localStorage is used only for the uploads' records: {}",
+                &rest[..rest.len().min(60)]
+            );
+        }
+        let record = APP_JS
+            .split("record = {")
+            .nth(1)
+            .and_then(|r| r.split('}').next())
+            .expect("the upload record's literal");
+        assert!(
+            !record.contains("token"),
+            "no token in an upload record: {record}"
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! The web page at `/`: its files and headers over HTTP, then the page itself driven in headless
 //! Debian Chromium (playwright-core, `tests/web/page-flow.mjs`) against the whole platform:
 //! sign up, confirm the address from the emailed link (Mailpit), log in, upload (throttled, so the progress bars must move through values between 0
-//! and 100), watch each job converting and then done, download the mp3, delete, log out, and delete the
-//! account (refused without the box ticked and with a wrong password, then done).
+//! and 100), watch each job converting and then done, download the mp3, delete, a resumable upload
+//! reloaded mid-way and resumed from the server's offset (and one discarded), log out, and delete
+//! the account (refused without the box ticked and with a wrong password, then done).
 //!
 //! The browser test needs node, `/usr/bin/chromium` and `npm ci` in `tests/web/`; scripts/test
 //! installs them (`scripts/install browser`). Missing tools fail the
@@ -168,6 +169,9 @@ async fn the_page_in_headless_chromium_from_sign_up_to_download() {
     std::fs::create_dir_all(&scratch).unwrap();
     let video = scratch.join("clip.mkv");
     make_long_small_mkv(&video, 300);
+    // Larger than the page's 8 MiB upload piece: the resumed upload goes on after a whole piece.
+    let big_video = scratch.join("big clip.mkv");
+    vid2mp3_test_support::test_media::make_large_mkv(&big_video, 12 * 1024 * 1024);
     let artifacts = artifacts_dir();
     std::fs::create_dir_all(&artifacts).unwrap();
     let artifacts = artifacts.canonicalize().unwrap();
@@ -178,12 +182,14 @@ async fn the_page_in_headless_chromium_from_sign_up_to_download() {
     // Blocking is fine: the platform serves from its own runtime threads meanwhile.
     let out = tokio::task::spawn_blocking({
         let (node, video, artifacts) = (node.clone(), video.clone(), artifacts.clone());
+        let big_video = big_video.clone();
         move || {
             Command::new(node)
                 .arg(web_test_dir().join("page-flow.mjs"))
                 .arg(&base_url)
                 .arg(&video)
                 .arg(&artifacts)
+                .arg(&big_video)
                 .env("VID2MP3_CHROMIUM", &chromium)
                 .env("VID2MP3_TEST_EMAIL", &email)
                 .env("VID2MP3_MAILPIT_URL", &mailpit)

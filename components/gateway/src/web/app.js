@@ -1,11 +1,12 @@
 // vid2mp3's web page: sign up (then confirm the address from the emailed link, which lands on
-// /confirm#token=...), log in, upload with progress, a live list of jobs, download, delete, log
-// out, delete the account. Plain JavaScript against the JSON API under /api/v1; the session token lives
+// /confirm#token=...), log in, upload with progress (resumable: tus), a live list of jobs,
+// download, delete, log out, delete the account. Plain JavaScript against the JSON API under /api/v1; the session token lives
 // in sessionStorage (this tab only, gone when it closes).
 'use strict';
 
 (function () {
   const API = '/api/v1';
+  const JOBS = '/jobs';
   const SESSION_KEY = 'vid2mp3.session';
   const POLL_ACTIVE_MS = 1000;
   const POLL_IDLE_MS = 10000;
@@ -178,6 +179,7 @@
     );
     refreshJobs();
     loadWebhook();
+    showUnfinishedUploads();
   }
 
   function endSession(message) {
@@ -334,6 +336,97 @@
 
   // ---- uploads --------------------------------------------------------------------------
 
+  // Uploads are resumable (tus 1.0.0 on /api/v1/uploads): created with POST, sent in pieces with
+  // PATCH from the server's offset, so a network error costs at most the piece under way. Each
+  // unfinished upload's URL is kept in localStorage under the file's name, size and lastModified
+  // and the account (never the token): after a reload the page lists them, and choosing the same
+  // file again goes on from the server's offset. A browser cannot reopen a file by itself.
+  const TUS = '1.0.0';
+  const UPLOADS_KEY = 'vid2mp3.uploads';
+  const PIECE_BYTES = 8 * 1024 * 1024;
+  const MAX_TRIES_WITHOUT_PROGRESS = 5;
+  const FIRST_BACKOFF_MS = 500;
+
+  function savedUploads() {
+    try {
+      const all = JSON.parse(window.localStorage.getItem(UPLOADS_KEY) || '{}');
+      return all && typeof all === 'object' ? all : {};
+    } catch (_) {
+      return {};
+    }
+  }
+
+  function storeUploads(all) {
+    try {
+      window.localStorage.setItem(UPLOADS_KEY, JSON.stringify(all));
+    } catch (_) { /* storage full or off: uploads still work, they just cannot be resumed */ }
+  }
+
+  function uploadKey(file) {
+    return JSON.stringify([session.email, file.name, file.size, file.lastModified]);
+  }
+
+  function rememberUpload(key, record) {
+    const all = savedUploads();
+    all[key] = record;
+    storeUploads(all);
+  }
+
+  function forgetUpload(key) {
+    const all = savedUploads();
+    delete all[key];
+    storeUploads(all);
+  }
+
+  // This account's unfinished uploads: [key, record].
+  function myUploads() {
+    return Object.entries(savedUploads()).filter(([, r]) => r && r.account === session.email);
+  }
+
+  function base64Utf8(text) {
+    let binary = '';
+    new TextEncoder().encode(text).forEach((b) => { binary += String.fromCharCode(b); });
+    return window.btoa(binary);
+  }
+
+  function uploadMetadata(pairs) {
+    return Object.entries(pairs).map(([k, v]) => k + ' ' + base64Utf8(v)).join(',');
+  }
+
+  function tusHeaders(extra) {
+    return Object.assign({ 'Tus-Resumable': TUS }, extra || {});
+  }
+
+  // HEAD: {offset, length}, or null when the server no longer has the upload.
+  async function uploadProgress(url) {
+    let r;
+    try {
+      r = await fetch(url, {
+        method: 'HEAD', credentials: 'omit', cache: 'no-store',
+        headers: tusHeaders({ Authorization: 'Bearer ' + session.token }),
+      });
+    } catch (_) {
+      throw new ApiError(0, NETWORK_ERROR);
+    }
+    if (r.status === 404 || r.status === 410) return null;
+    if (!r.ok) throw new ApiError(r.status, describeError(r.status, '', null));
+    return {
+      offset: Number(r.headers.get('upload-offset')),
+      length: Number(r.headers.get('upload-length')),
+    };
+  }
+
+  async function terminateUpload(url) {
+    try {
+      await fetch(url, {
+        method: 'DELETE', credentials: 'omit',
+        headers: tusHeaders({ Authorization: 'Bearer ' + session.token }),
+      });
+    } catch (_) { /* it expires on the server anyway */ }
+  }
+
+  const sleep = (ms) => new Promise((resolve) => { window.setTimeout(resolve, ms); });
+
   function uploadFiles(files) {
     const list = Array.from(files || []);
     if (!list.length || !session) return;
@@ -341,46 +434,116 @@
     list.forEach(uploadOne);
   }
 
-  function uploadOne(file) {
+  function uploadRow(label, statusText) {
     const li = document.createElement('li');
     li.className = 'row upload';
     const main = document.createElement('div');
     main.className = 'row-main';
     const name = document.createElement('p');
     name.className = 'row-name';
-    name.textContent = file.name;
+    name.textContent = label;
     const status = document.createElement('p');
     status.className = 'row-status';
-    status.textContent = 'Uploading… 0 %';
+    status.textContent = statusText;
     const bar = document.createElement('progress');
     bar.max = 100;
     bar.value = 0;
-    bar.setAttribute('aria-label', 'Upload of ' + file.name);
+    bar.setAttribute('aria-label', 'Upload of ' + label);
     main.append(name, status, bar);
     const actions = document.createElement('div');
     actions.className = 'row-actions';
-    const cancel = document.createElement('button');
-    cancel.type = 'button';
-    cancel.className = 'button secondary small';
-    cancel.textContent = 'Cancel';
-    cancel.setAttribute('aria-label', 'Cancel the upload of ' + file.name);
-    actions.append(cancel);
     li.append(main, actions);
     el.uploads.append(li);
+    return { li, status, bar, actions };
+  }
 
-    const xhr = new XMLHttpRequest();
-    let query = '?name=' + encodeURIComponent(file.name) + '&profile=' + encodeURIComponent(el.profile.value);
-    if (el.loudness.value !== 'off') query += '&loudness=' + encodeURIComponent(el.loudness.value);
-    xhr.open('POST', API + '/jobs' + query);
-    xhr.setRequestHeader('Authorization', 'Bearer ' + session.token);
-    xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
-    xhr.responseType = 'text';
-    xhr.upload.addEventListener('progress', (e) => {
-      if (!e.lengthComputable) return;
-      const pct = Math.floor((e.loaded / e.total) * 100);
-      bar.value = pct;
-      status.textContent = 'Uploading… ' + pct + ' % of ' + formatBytes(e.total);
+  function smallButton(text, ariaLabel, onClick) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'button secondary small';
+    b.textContent = text;
+    b.setAttribute('aria-label', ariaLabel);
+    b.addEventListener('click', onClick);
+    return b;
+  }
+
+  // After a reload (or log-in): the unfinished uploads, each with how much the server has.
+  async function showUnfinishedUploads() {
+    el.uploads.querySelectorAll('li[data-pending-key]').forEach((li) => li.remove());
+    for (const [key, record] of myUploads()) {
+      const row = uploadRow(record.name, 'Unfinished upload. Choose the file again to resume.');
+      row.li.dataset.pendingKey = key;
+      row.li.dataset.state = 'unfinished';
+      const discard = smallButton('Discard', 'Discard the unfinished upload of ' + record.name, async () => {
+        discard.disabled = true;
+        await terminateUpload(record.url);
+        forgetUpload(key);
+        row.li.remove();
+        announce('The unfinished upload of ' + record.name + ' was discarded.');
+      });
+      row.actions.append(discard);
+      try {
+        const p = await uploadProgress(record.url);
+        if (!p) {
+          forgetUpload(key);
+          row.li.remove();
+          continue;
+        }
+        const pct = Math.floor((p.offset / Math.max(1, p.length)) * 100);
+        row.bar.value = pct;
+        row.status.textContent = 'Unfinished upload: ' + pct + ' % of ' + formatBytes(p.length)
+          + ' is stored. Choose the file again to resume.';
+      } catch (_) { /* keep the row; choosing the file again will tell */ }
+    }
+  }
+
+  // One PATCH of file[offset, offset + piece) with XHR (fetch has no upload progress).
+  function patchPiece(url, file, offset, onProgress, setAbort) {
+    return new Promise((resolve) => {
+      const end = Math.min(file.size, offset + PIECE_BYTES);
+      const xhr = new XMLHttpRequest();
+      xhr.open('PATCH', url);
+      xhr.setRequestHeader('Authorization', 'Bearer ' + session.token);
+      xhr.setRequestHeader('Tus-Resumable', TUS);
+      xhr.setRequestHeader('Upload-Offset', String(offset));
+      xhr.setRequestHeader('Content-Type', 'application/offset+octet-stream');
+      xhr.responseType = 'text';
+      xhr.upload.addEventListener('progress', (e) => onProgress(offset + e.loaded));
+      xhr.addEventListener('load', () => resolve({ xhr }));
+      xhr.addEventListener('error', () => resolve({ network: true }));
+      xhr.addEventListener('timeout', () => resolve({ network: true }));
+      xhr.addEventListener('abort', () => resolve({ aborted: true }));
+      setAbort(() => xhr.abort());
+      xhr.send(file.slice(offset, end));
     });
+  }
+
+  function xhrErrorText(xhr) {
+    let message = '';
+    try { message = JSON.parse(xhr.responseText).error.message; } catch (_) { /* not JSON */ }
+    return describeError(xhr.status, message, xhr.getResponseHeader('retry-after'));
+  }
+
+  async function uploadOne(file) {
+    const key = uploadKey(file);
+    const pending = Array.from(el.uploads.querySelectorAll('li[data-pending-key]'))
+      .find((li) => li.dataset.pendingKey === key);
+    if (pending) pending.remove();
+    const row = uploadRow(file.name, 'Uploading… 0 %');
+    const { li, status, bar, actions } = row;
+    let abort = null;
+    let cancelled = false;
+    const cancel = smallButton('Cancel', 'Cancel the upload of ' + file.name, () => {
+      cancelled = true;
+      if (abort) abort();
+    });
+    actions.append(cancel);
+
+    const showProgress = (done, verb) => {
+      const pct = Math.floor((done / Math.max(1, file.size)) * 100);
+      bar.value = pct;
+      status.textContent = (verb || 'Uploading…') + ' ' + pct + ' % of ' + formatBytes(file.size);
+    };
     const finish = (ok, text) => {
       cancel.remove();
       status.textContent = text;
@@ -391,31 +554,132 @@
         window.setTimeout(() => li.remove(), 4000);
       } else {
         bar.remove();
-        const dismiss = document.createElement('button');
-        dismiss.type = 'button';
-        dismiss.className = 'button secondary small';
-        dismiss.textContent = 'Dismiss';
-        dismiss.setAttribute('aria-label', 'Dismiss the message about ' + file.name);
-        dismiss.addEventListener('click', () => li.remove());
-        actions.append(dismiss);
+        actions.append(smallButton('Dismiss', 'Dismiss the message about ' + file.name, () => li.remove()));
       }
       announce(file.name + ': ' + text);
     };
-    xhr.addEventListener('load', () => {
-      if (xhr.status >= 200 && xhr.status < 300) {
-        finish(true, 'Uploaded; converting soon.');
-        refreshJobs();
+    const stopped = (text) => finish(false, text);
+
+    try {
+      // An earlier upload of this very file that the server still has: go on from its offset.
+      let record = savedUploads()[key] || null;
+      let offset = 0;
+      if (record) {
+        const p = await uploadProgress(record.url);
+        if (p && p.length === file.size) {
+          offset = p.offset;
+          showProgress(offset, 'Resuming at');
+          li.dataset.resumedFrom = String(offset);
+        } else {
+          forgetUpload(key);
+          record = null;
+          status.textContent = 'The earlier upload of this file is gone from the server; starting over.';
+        }
+      }
+      if (!record) {
+        const meta = { filename: file.name, filetype: file.type || 'application/octet-stream', profile: el.profile.value };
+        if (el.loudness.value !== 'off') meta.loudness = el.loudness.value;
+        const r = await api('/uploads', {
+          method: 'POST',
+          headers: tusHeaders({ 'Upload-Length': String(file.size), 'Upload-Metadata': uploadMetadata(meta) }),
+        });
+        const body = await r.json();
+        const location = r.headers.get('location') || body.upload_url;
+        record = {
+          url: new URL(location, window.location.origin).pathname,
+          id: body.id,
+          name: file.name,
+          size: file.size,
+          lastModified: file.lastModified,
+          account: session.email,
+        };
+        rememberUpload(key, record);
+      }
+
+      let failures = 0;
+      const failed = async (text) => {
+        failures += 1;
+        if (failures > MAX_TRIES_WITHOUT_PROGRESS) {
+          stopped('Upload stopped at ' + Math.floor((offset / file.size) * 100) + ' %: ' + text
+            + ' Choose the file again to resume.');
+          return false;
+        }
+        status.textContent = text + ' Retrying…';
+        await sleep(FIRST_BACKOFF_MS * 2 ** Math.min(4, failures - 1));
+        try {
+          const p = await uploadProgress(record.url);
+          if (!p) {
+            forgetUpload(key);
+            stopped('Not uploaded: the server no longer has this upload (it expired). Choose the file again to start over.');
+            return false;
+          }
+          if (p.offset > offset) failures = 0;
+          offset = p.offset;
+        } catch (_) { /* keep our offset; the next PATCH will tell */ }
+        return true;
+      };
+
+      while (offset < file.size) {
+        const result = await patchPiece(record.url, file, offset, (done) => showProgress(done), (f) => { abort = f; });
+        abort = null;
+        if (cancelled) {
+          await terminateUpload(record.url);
+          forgetUpload(key);
+          stopped('Upload cancelled.');
+          return;
+        }
+        // Aborted without Cancel: the page is going away (a reload); the record stays, so the
+        // upload can be resumed.
+        if (result.aborted) return;
+        const xhr = result.xhr;
+        if (xhr && (xhr.status === 204 || xhr.status === 200)) {
+          const next = Number(xhr.getResponseHeader('upload-offset'));
+          if (next > offset) failures = 0;
+          offset = next;
+          showProgress(offset);
+          continue;
+        }
+        if (xhr && xhr.status === 409 && xhr.getResponseHeader('upload-offset') !== null) {
+          offset = Number(xhr.getResponseHeader('upload-offset'));
+          if (!(await failed('The server had a different part of the file.'))) return;
+          continue;
+        }
+        if (result.network || xhr.status === 423 || xhr.status >= 500) {
+          if (!(await failed(result.network ? NETWORK_ERROR : xhrErrorText(xhr)))) return;
+          continue;
+        }
+        // Refused for good (not media, too large, …): nothing of it is worth keeping.
+        if (xhr.status === 401) endSession('Your session has ended. Please log in again.');
+        await terminateUpload(record.url);
+        forgetUpload(key);
+        stopped('Not uploaded: ' + xhrErrorText(xhr));
         return;
       }
-      let message = '';
-      try { message = JSON.parse(xhr.responseText).error.message; } catch (_) { /* not JSON */ }
-      finish(false, 'Not uploaded: ' + describeError(xhr.status, message, xhr.getResponseHeader('retry-after')));
-      if (xhr.status === 401) endSession('Your session has ended. Please log in again.');
-    });
-    xhr.addEventListener('error', () => finish(false, 'Not uploaded: ' + NETWORK_ERROR));
-    xhr.addEventListener('abort', () => finish(false, 'Upload cancelled.'));
-    cancel.addEventListener('click', () => xhr.abort());
-    xhr.send(file);
+
+      // Every byte is stored: the job exists, or (its answer lost, or a 503) the empty PATCH at
+      // the end asks the server to create it.
+      for (;;) {
+        try {
+          await api(JOBS + '/' + encodeURIComponent(record.id));
+          break;
+        } catch (e) {
+          if (e.status !== 404 && e.status !== 0 && e.status < 500) throw e;
+          if (e.status === 404) {
+            const result = await patchPiece(record.url, file, file.size, () => {}, () => {});
+            if (result.xhr && result.xhr.status >= 400 && result.xhr.status < 500 && result.xhr.status !== 423) {
+              throw new ApiError(result.xhr.status, xhrErrorText(result.xhr));
+            }
+          }
+          if (!(await failed(e.message))) return;
+        }
+      }
+      forgetUpload(key);
+      finish(true, 'Uploaded; converting soon.');
+      refreshJobs();
+    } catch (e) {
+      if (e.status === 401) return;
+      stopped('Not uploaded: ' + e.message);
+    }
   }
 
   function setUpDropZone() {
@@ -562,7 +826,7 @@
     polling = true;
     let active = false;
     try {
-      const r = await api('/jobs?limit=' + PAGE);
+      const r = await api(JOBS + '?limit=' + PAGE);
       active = renderJobs(await r.json());
       showError(el.jobsError, '');
     } catch (e) {
@@ -595,7 +859,7 @@
     button.disabled = true;
     button.textContent = 'Downloading…';
     try {
-      const r = await api('/jobs/' + encodeURIComponent(id) + '/mp3');
+      const r = await api(JOBS + '/' + encodeURIComponent(id) + '/mp3');
       const blob = await r.blob();
       const url = URL.createObjectURL(blob);
       const a = document.createElement('a');
@@ -620,7 +884,7 @@
     if (!window.confirm('Delete ' + label + ' and its mp3? This cannot be undone.')) return;
     button.disabled = true;
     try {
-      await api('/jobs/' + encodeURIComponent(id), { method: 'DELETE' });
+      await api(JOBS + '/' + encodeURIComponent(id), { method: 'DELETE' });
       if (row) {
         // Move focus somewhere sensible before the focused button disappears.
         const next = row.li.nextElementSibling || row.li.previousElementSibling;

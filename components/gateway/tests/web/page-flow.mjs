@@ -3,14 +3,18 @@
 // says to check the inbox), log in too early (refused, with "Send the link again"), open the link
 // from the confirmation email (read through Mailpit's API) and press Confirm, log in, log out,
 // log in with the keyboard, upload by picking a file and by dropping one (XHR progress), watch
-// both jobs finish, download an mp3 and check it, delete, log out. Screenshots (desktop and
+// both jobs finish, download an mp3 and check it, delete; then a resumable (tus) upload of a file
+// larger than one PATCH piece, with the page reloaded mid-upload: the page lists the unfinished
+// upload, and choosing the same file again goes on from the server's offset, not from 0; an
+// unfinished upload discarded after a reload is terminated (DELETE) and forgotten; log out. Screenshots (desktop and
 // 375x667) go to the artifacts folder; an axe-core audit must find no WCAG A/AA violation.
 //
 // The uploads run under DevTools network throttling (UPLOAD_BYTES_PER_S), so the progress bars
 // must show values between 0 and 100 on the way, not only the 100 set on success; and the
 // video is minutes long (but small), so each job's row must show it converting before done.
 //
-// usage: VID2MP3_TEST_EMAIL=ADDRESS VID2MP3_MAILPIT_URL=URL node page-flow.mjs BASE_URL VIDEO_FILE ARTIFACTS_DIR
+// usage: VID2MP3_TEST_EMAIL=ADDRESS VID2MP3_MAILPIT_URL=URL node page-flow.mjs BASE_URL VIDEO_FILE ARTIFACTS_DIR BIG_VIDEO_FILE
+// (BIG_VIDEO_FILE: a video larger than the page's 8 MiB upload piece, for the resumed upload.)
 // (ADDRESS: an address whose mail the test may read on that Mailpit.)
 // Exits 0 when every check passed; otherwise prints what failed and exits 1.
 
@@ -20,9 +24,9 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 
 const require = createRequire(import.meta.url);
-const [baseUrl, videoFile, artifacts] = process.argv.slice(2);
-if (!baseUrl || !videoFile || !artifacts) {
-  console.error('usage: node page-flow.mjs BASE_URL VIDEO_FILE ARTIFACTS_DIR');
+const [baseUrl, videoFile, artifacts, bigVideoFile] = process.argv.slice(2);
+if (!baseUrl || !videoFile || !artifacts || !bigVideoFile) {
+  console.error('usage: node page-flow.mjs BASE_URL VIDEO_FILE ARTIFACTS_DIR BIG_VIDEO_FILE');
   process.exit(2);
 }
 const executablePath = process.env.VID2MP3_CHROMIUM || '/usr/bin/chromium';
@@ -39,6 +43,9 @@ const videoName = path.basename(videoFile);
 const droppedName = 'dropped-' + videoName;
 // Slow enough that each upload takes seconds (the test video is a few hundred KB).
 const UPLOAD_BYTES_PER_S = 192 * 1024;
+// The big video's first 8 MiB piece takes seconds at this rate, so the reload comes mid-upload.
+const BIG_UPLOAD_BYTES_PER_S = 2 * 1024 * 1024;
+const bigVideoName = path.basename(bigVideoFile);
 const step = (text) => console.log(`[page] ${text}`);
 
 function check(ok, what) {
@@ -312,6 +319,87 @@ try {
   const token = await page.evaluate(() => JSON.parse(sessionStorage.getItem('vid2mp3.session')).token);
   const list = await (await fetch(baseUrl + '/api/v1/jobs', { headers: { Authorization: `Bearer ${token}` } })).json();
   check(list.jobs.length === 0, 'the API lists no jobs after deleting them in the page');
+
+  // ---- a resumable upload: reload mid-upload, choose the same file again, go on from the server's offset ----
+  const isUpload = (req) => new URL(req.url()).pathname.startsWith('/api/v1/uploads/');
+  const patches = []; // the Upload-Offset of every PATCH the page sends, in order
+  const answers = []; // {method, status, offset} of every answer to a PATCH or DELETE of an upload
+  page.on('request', (req) => {
+    if (req.method() === 'PATCH' && isUpload(req)) patches.push(Number(req.headers()['upload-offset']));
+  });
+  page.on('response', (res) => {
+    const req = res.request();
+    if ((req.method() === 'PATCH' || req.method() === 'DELETE') && isUpload(req)) {
+      answers.push({ method: req.method(), status: res.status(), offset: Number(res.headers()['upload-offset']) });
+    }
+  });
+  const throttle = (bytesPerS) => cdp.send('Network.emulateNetworkConditions', {
+    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: bytesPerS,
+  });
+  const savedUploads = () => page.evaluate(() => JSON.parse(localStorage.getItem('vid2mp3.uploads') || '{}'));
+  await throttle(BIG_UPLOAD_BYTES_PER_S);
+  await page.getByLabel('Choose video files').setInputFiles(bigVideoFile);
+  // Reload once the first piece is stored (an offset > 0 on the server) and the next is on its way.
+  const firstPiece = Date.now() + 60000;
+  while (!answers.some((a) => a.method === 'PATCH' && a.status === 204 && a.offset > 0)) {
+    if (Date.now() > firstPiece) throw new Error(`no piece of ${bigVideoName} was stored within 60 s: ${JSON.stringify(answers)}`);
+    await page.waitForTimeout(100);
+  }
+  const records = Object.values(await savedUploads());
+  check(records.length === 1 && records[0].name === bigVideoName && !JSON.stringify(records).includes(token),
+    `the unfinished upload is remembered in localStorage, without the token: ${JSON.stringify(records)}`);
+  await page.reload();
+  await page.getByRole('heading', { name: 'My conversions' }).waitFor();
+  await throttle(-1);
+  const unfinished = page.locator('#uploads li[data-state="unfinished"]', { hasText: bigVideoName });
+  await unfinished.getByText(/% of .* is stored\. Choose the file again to resume\./).waitFor();
+  step(`after the reload the page says: "${await unfinished.locator('.row-status').textContent()}"`);
+  const head = await fetch(new URL(records[0].url, baseUrl), {
+    method: 'HEAD', headers: { Authorization: `Bearer ${token}`, 'Tus-Resumable': '1.0.0' },
+  });
+  const stored = Number(head.headers.get('upload-offset'));
+  check(head.status === 200 && stored > 0 && stored < statSync(bigVideoFile).size,
+    `the server has part of the file after the reload (${stored} bytes)`);
+  const sentBefore = patches.length;
+  await page.getByLabel('Choose video files').setInputFiles(bigVideoFile);
+  await page.waitForFunction((name) => Array.from(document.querySelectorAll('#uploads li[data-state]'))
+    .some((li) => li.querySelector('.row-name').textContent === name && ['uploaded', 'failed'].includes(li.dataset.state)),
+  bigVideoName, { timeout: 60000 });
+  const resumedState = await page.evaluate((name) => Array.from(document.querySelectorAll('#uploads li[data-state]'))
+    .filter((li) => li.querySelector('.row-name').textContent === name)
+    .map((li) => li.dataset.state + ': ' + li.querySelector('.row-status').textContent), bigVideoName);
+  check(resumedState.some((x) => x.startsWith('uploaded')), `the resumed upload finished: ${JSON.stringify(resumedState)}`);
+  const resumedPatches = patches.slice(sentBefore);
+  check(resumedPatches.length > 0 && resumedPatches[0] === stored && resumedPatches.every((o) => o >= stored),
+    `choosing the file again went on from the server's offset ${stored}, not from 0 (PATCH offsets ${JSON.stringify(resumedPatches)})`);
+  check(Object.keys(await savedUploads()).length === 0, 'a finished upload is forgotten');
+  const big = row(bigVideoName);
+  const bigDeadline = Date.now() + 90000;
+  while ((await big.getAttribute('data-status').catch(() => null)) !== 'done') {
+    if (Date.now() > bigDeadline) throw new Error(`${bigVideoName} was not converted within 90 s`);
+    await page.waitForTimeout(250);
+  }
+  check(true, `${bigVideoName}, resumed after a reload, is converted`);
+  await big.getByRole('button', { name: `Delete ${bigVideoName}` }).click();
+  await big.waitFor({ state: 'detached' });
+
+  // ---- an unfinished upload discarded after a reload is removed from the server too ----
+  await throttle(16 * 1024);
+  await page.getByLabel('Choose video files').setInputFiles(videoFile);
+  await page.waitForFunction(() => Object.keys(JSON.parse(localStorage.getItem('vid2mp3.uploads') || '{}')).length === 1, null, { timeout: 20000 });
+  const [discardRecord] = Object.values(await savedUploads());
+  await page.reload();
+  await page.getByRole('heading', { name: 'My conversions' }).waitFor();
+  await throttle(-1);
+  await page.getByRole('button', { name: `Discard the unfinished upload of ${videoName}` }).click();
+  await page.locator('#uploads li[data-state="unfinished"]').waitFor({ state: 'detached' });
+  check(answers.some((a) => a.method === 'DELETE' && a.status === 204), 'discarding sends the termination (DELETE, 204)');
+  check(Object.keys(await savedUploads()).length === 0, 'a discarded upload is forgotten');
+  const gone = await fetch(new URL(discardRecord.url, baseUrl), {
+    method: 'HEAD', headers: { Authorization: `Bearer ${token}`, 'Tus-Resumable': '1.0.0' },
+  });
+  check(gone.status === 404, `the server no longer has the discarded upload (HEAD ${gone.status})`);
+  await page.getByText('No conversions yet').waitFor();
 
   await page.getByRole('button', { name: 'Log out' }).click();
   await emailField.waitFor({ state: 'visible' });
