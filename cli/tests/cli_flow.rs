@@ -872,17 +872,35 @@ async fn kill_upload_midway(
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     child.kill().await.expect("kill the CLI");
-    // The server keeps what arrived before the connection broke; wait until that is settled.
-    let mut last = None;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = server_upload_offset(base_url, &token, &url).await;
-        if now.is_some() && now == last {
-            break;
+    // The server keeps what arrived before the connection broke, once it has noticed the
+    // break: until then the cut-off piece holds the upload, and an empty piece at the offset
+    // is refused (423). Its acceptance means the offset is final.
+    let path = url::Url::parse(&url).unwrap().path().to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let offset = loop {
+        let now = server_upload_offset(base_url, &token, &url)
+            .await
+            .expect("the server still has the upload");
+        let probe = reqwest::Client::new()
+            .patch(format!("{}{path}", base_url.trim_end_matches('/')))
+            .bearer_auth(&token)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Content-Type", "application/offset+octet-stream")
+            .header("Upload-Offset", now)
+            .body(Vec::new())
+            .send()
+            .await
+            .expect("an empty piece");
+        if probe.status() == 204 {
+            break now;
         }
-        last = now;
-    }
-    let offset = last.expect("the server still has the upload");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cut-off piece still holds the upload: {}",
+            probe.status()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     assert!(
         offset < len,
         "the upload was killed before its end ({offset} of {len})"
@@ -971,13 +989,21 @@ async fn a_gone_upload_or_a_changed_file_starts_over() {
     // The server removed the upload (as it does when one expires).
     let (url, _) = kill_upload_midway(&slow, &p.url(""), &video, 0).await;
     let path = url::Url::parse(&url).unwrap().path().to_owned();
-    let deleted = reqwest::Client::new()
-        .delete(p.url(&path))
-        .bearer_auth(&token)
-        .header("Tus-Resumable", "1.0.0")
-        .send()
-        .await
-        .unwrap();
+    // The piece cut off by the kill may hold the upload a moment longer (423: try again).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deleted = loop {
+        let deleted = reqwest::Client::new()
+            .delete(p.url(&path))
+            .bearer_auth(&token)
+            .header("Tus-Resumable", "1.0.0")
+            .send()
+            .await
+            .unwrap();
+        if deleted.status() != 423 || tokio::time::Instant::now() > deadline {
+            break deleted;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     assert_eq!(deleted.status(), 204);
     let again = slow
         .run(&["--json", "upload", video.to_str().unwrap()], None)

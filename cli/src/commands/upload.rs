@@ -279,12 +279,24 @@ async fn forget_earlier_upload(
     Ok(())
 }
 
-/// Best effort: an upload nobody terminates expires on the server anyway.
+/// Best effort: an upload nobody terminates expires on the server anyway. A piece cut off a
+/// moment ago (the run before this one was killed) may still hold it (423) for a few seconds.
 async fn discard(tus: &TusClient<'_>, upload_url: &str) {
-    if let Ok(url) = Url::parse(upload_url) {
-        let _ = tus.terminate(&url).await;
+    let Ok(url) = Url::parse(upload_url) else {
+        return;
+    };
+    for _ in 0..DISCARD_TRIES {
+        match tus.terminate(&url).await {
+            Err(CliError::Api { status: 423, .. }) => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            _ => return,
+        }
     }
 }
+
+/// 423 answers a discard waits through (half a second each).
+const DISCARD_TRIES: u32 = 30;
 
 /// A refusal of the upload itself, which trying again would not change (unlike 401/403, which
 /// a new log-in fixes, and 423/429, which pass).
@@ -309,10 +321,22 @@ async fn send_rest(
     bar: &ProgressBar,
 ) -> Result<(), CliError> {
     let mut retry = Retry::new();
+    // After a resume or a failure, an empty piece first: a piece cut off a moment ago may still
+    // hold the upload on the server (423), and a whole piece sent into that refusal would be
+    // read to its end for nothing.
+    let mut probe = *offset > 0;
     while *offset < len {
-        let piece = PIECE_BYTES.min(len - *offset);
+        let piece = if probe {
+            0
+        } else {
+            PIECE_BYTES.min(len - *offset)
+        };
         let body = piece_body(path, *offset, piece, bar).await?;
         let failure = match tus.patch(upload_url, *offset, body, piece).await {
+            Ok(same) if probe && same == *offset => {
+                probe = false;
+                continue;
+            }
             Ok(new_offset) if new_offset > *offset && new_offset <= len => {
                 *offset = new_offset;
                 bar.set_position(new_offset);
@@ -341,6 +365,7 @@ async fn send_rest(
         retry.wait().await;
         *offset = server_offset(tus, upload_url, name, len, *offset).await?;
         bar.set_position(*offset);
+        probe = true;
     }
     Ok(())
 }

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-pub use vid2mp3_test_support::test_media::{ScratchDir as Scratch, decoded_samples, make_mkv};
+pub use vid2mp3_test_support::test_media::{
+    ScratchDir as Scratch, decoded_samples, make_large_mkv, make_mkv,
+};
 pub use vid2mp3_test_support::{Platform, PlatformBuilder};
 
 pub const PASSWORD: &str = "correct horse battery staple";
