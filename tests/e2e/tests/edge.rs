@@ -42,6 +42,60 @@ fn reset_peak(pid: &str) {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset VmHWM");
 }
 
+/// The peak RSS of runtime-host (this process) and the converter across one upload.
+struct Peaks {
+    converter: String,
+    host_before: u64,
+    converter_before: u64,
+}
+
+impl Peaks {
+    /// Resets both peaks to the current RSS.
+    fn start(p: &Platform) -> Peaks {
+        let converter = p
+            .converter
+            .as_ref()
+            .and_then(|c| c.pid())
+            .expect("the converter runs")
+            .to_string();
+        for pid in ["self", converter.as_str()] {
+            reset_peak(pid);
+        }
+        Peaks {
+            host_before: proc_status("self", "VmRSS:"),
+            converter_before: proc_status(&converter, "VmRSS:"),
+            converter,
+        }
+    }
+
+    /// Prints both peaks and checks each grew by less than 64 MiB (the bound runtime-host's own
+    /// 1 GiB test holds the raw route to).
+    fn check(&self, what: &str, secs: f64) {
+        let host_peak = proc_status("self", "VmHWM:");
+        let converter_peak = proc_status(&self.converter, "VmHWM:");
+        eprintln!(
+            "{what} in {secs:.1} s; runtime-host (this process) RSS {} MiB, peak {} MiB; \
+             converter RSS {} MiB, peak {} MiB",
+            self.host_before / MIB,
+            host_peak / MIB,
+            self.converter_before / MIB,
+            converter_peak / MIB
+        );
+        assert!(
+            host_peak < self.host_before + 64 * MIB,
+            "the {what} raised runtime-host's peak RSS from {} MiB to {} MiB",
+            self.host_before / MIB,
+            host_peak / MIB
+        );
+        assert!(
+            converter_peak < self.converter_before + 64 * MIB,
+            "the {what} raised the converter's peak RSS from {} MiB to {} MiB",
+            self.converter_before / MIB,
+            converter_peak / MIB
+        );
+    }
+}
+
 /// `curl` with `args` from the scratch directory: its exit status and output.
 fn curl(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
     let out = Command::new("curl")
@@ -160,17 +214,7 @@ async fn a_300_mb_form_upload_streams_through_the_course_route_in_bounded_memory
     );
     assert!(ok, "the small upload: {out}");
 
-    let converter = p
-        .converter
-        .as_ref()
-        .and_then(|c| c.pid())
-        .expect("the converter runs")
-        .to_string();
-    for pid in ["self", converter.as_str()] {
-        reset_peak(pid);
-    }
-    let host_before = proc_status("self", "VmRSS:");
-    let converter_before = proc_status(&converter, "VmRSS:");
+    let peaks = Peaks::start(&p);
 
     // The course's command, byte for byte.
     let started = Instant::now();
@@ -196,28 +240,7 @@ async fn a_300_mb_form_upload_streams_through_the_course_route_in_bounded_memory
     let done = seen.last().expect("a state");
     assert_eq!(done["status"], "done", "{done}");
 
-    let host_peak = proc_status("self", "VmHWM:");
-    let converter_peak = proc_status(&converter, "VmHWM:");
-    eprintln!(
-        "300 MB form upload in {upload_secs:.1} s; runtime-host (this process) RSS {} MiB, \
-         peak {} MiB; converter RSS {} MiB, peak {} MiB",
-        host_before / MIB,
-        host_peak / MIB,
-        converter_before / MIB,
-        converter_peak / MIB
-    );
-    assert!(
-        host_peak < host_before + 64 * MIB,
-        "the form upload raised runtime-host's peak RSS from {} MiB to {} MiB",
-        host_before / MIB,
-        host_peak / MIB
-    );
-    assert!(
-        converter_peak < converter_before + 64 * MIB,
-        "the form upload raised the converter's peak RSS from {} MiB to {} MiB",
-        converter_before / MIB,
-        converter_peak / MIB
-    );
+    peaks.check("300 MB form upload", upload_secs);
 
     // What was stored is the whole video: its mp3 holds all of its sound.
     let mp3 = client()
@@ -259,17 +282,7 @@ async fn a_200_mb_resumable_upload_in_one_piece_streams_in_bounded_memory() {
     assert_eq!(r.status(), 204);
 
     let upload = tus_begun(&p, &token, &big, "video/x-matroska").await;
-    let converter = p
-        .converter
-        .as_ref()
-        .and_then(|c| c.pid())
-        .expect("the converter runs")
-        .to_string();
-    for pid in ["self", converter.as_str()] {
-        reset_peak(pid);
-    }
-    let host_before = proc_status("self", "VmRSS:");
-    let converter_before = proc_status(&converter, "VmRSS:");
+    let peaks = Peaks::start(&p);
     let started = Instant::now();
     let (ok, out) = curl(
         &scratch.0,
@@ -299,28 +312,7 @@ async fn a_200_mb_resumable_upload_in_one_piece_streams_in_bounded_memory() {
             .contains(&format!("upload-offset: {size}")),
         "every byte stored: {out}"
     );
-    let host_peak = proc_status("self", "VmHWM:");
-    let converter_peak = proc_status(&converter, "VmHWM:");
-    eprintln!(
-        "200 MB resumable piece in {upload_secs:.1} s; runtime-host (this process) RSS {} MiB, \
-         peak {} MiB; converter RSS {} MiB, peak {} MiB",
-        host_before / MIB,
-        host_peak / MIB,
-        converter_before / MIB,
-        converter_peak / MIB
-    );
-    assert!(
-        host_peak < host_before + 64 * MIB,
-        "the piece raised runtime-host's peak RSS from {} MiB to {} MiB",
-        host_before / MIB,
-        host_peak / MIB
-    );
-    assert!(
-        converter_peak < converter_before + 64 * MIB,
-        "the piece raised the converter's peak RSS from {} MiB to {} MiB",
-        converter_before / MIB,
-        converter_peak / MIB
-    );
+    peaks.check("200 MB resumable piece", upload_secs);
     let id = upload.rsplit('/').next().expect("an id");
     let (status, job) = job(&p, &token, id).await;
     assert_eq!(status, 200, "{job}");

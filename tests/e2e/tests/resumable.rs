@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    client, job, log_in, platform_with_user, sign_up, tus_begin, tus_begun, tus_metadata,
+    client, job, log_in, platform_with_user, sign_up, tus_begin, tus_begun, tus_end, tus_metadata,
     tus_offset, tus_patch, wait_for_end,
 };
 use futures::StreamExt;
@@ -204,14 +204,7 @@ async fn a_file_sent_in_pieces_becomes_a_job_with_exactly_its_bytes() {
         "no record, reservation or chunk left over"
     );
     // A finished upload is a job: it is not ended through the upload.
-    let r = client()
-        .delete(p.url(&upload))
-        .bearer_auth(&token)
-        .header("tus-resumable", "1.0.0")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 409);
+    assert_eq!(tus_end(&p, &token, &upload).await, 409);
     p.mailbox
         .wait_for(1, Duration::from_secs(60))
         .await
@@ -365,14 +358,7 @@ async fn bad_requests_get_clear_errors_and_lose_nothing() {
     )
     .await;
     assert_eq!(r.status(), 404);
-    let r = client()
-        .delete(p.url(&upload))
-        .bearer_auth(&other_token)
-        .header("tus-resumable", "1.0.0")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(tus_end(&p, &other_token, &upload).await, 404);
     for unknown in [
         "/api/v1/uploads/0191e3f0-6c1e-7c4e-9a51-2b7f0c0a9d11",
         "/api/v1/uploads/nope",
@@ -536,14 +522,7 @@ async fn ended_and_expired_uploads_leave_nothing() {
     let upload = tus_begun(&p, &token, &file, "video/x-matroska").await;
     let r = tus_patch(&p, &token, &upload, 0, bytes[..CHUNK + 10].to_vec()).await;
     assert_eq!(r.status(), 204);
-    let r = client()
-        .delete(p.url(&upload))
-        .bearer_auth(&token)
-        .header("tus-resumable", "1.0.0")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(tus_end(&p, &token, &upload).await, 204);
     assert_eq!(tus_offset(&p, &token, &upload).await.0, 404);
     let r = tus_patch(
         &p,

@@ -340,3 +340,16 @@ pub async fn tus_offset(p: &Platform, token: &str, upload: &str) -> (u16, Option
         .and_then(|v| v.parse().ok());
     (r.status().as_u16(), offset)
 }
+
+/// tus termination (`DELETE`): the status.
+pub async fn tus_end(p: &Platform, token: &str, upload: &str) -> u16 {
+    client()
+        .delete(p.url(upload))
+        .bearer_auth(token)
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .await
+        .expect("tus DELETE")
+        .status()
+        .as_u16()
+}
