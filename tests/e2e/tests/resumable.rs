@@ -594,3 +594,53 @@ async fn quotas_count_an_upload_from_its_creation() {
         "only the admitted upload's row"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_piece_that_stalls_is_ended_by_the_host_and_keeps_what_arrived() {
+    let (p, token) = platform_with_user(PlatformBuilder::new()).await;
+    let scratch = Scratch::new();
+    let file = scratch.path("slow.mkv");
+    make_large_mkv(&file, 2 << 20);
+    let bytes = std::fs::read(&file).unwrap();
+    let upload = tus_begun(&p, &token, &file, "video/x-matroska").await;
+    // 600,000 bytes at once, then nothing: runtime-host ends a body that stops (its idle limit,
+    // 20 s by default) with 408.
+    let sent = 600_000;
+    let head = bytes[..sent].to_vec();
+    let stalled = futures::stream::iter(vec![Ok::<_, std::io::Error>(head)]).chain(
+        futures::stream::once(async {
+            tokio::time::sleep(Duration::from_secs(90)).await;
+            Ok(vec![0_u8; 16])
+        }),
+    );
+    let started = tokio::time::Instant::now();
+    let r = tus_patch(&p, &token, &upload, 0, reqwest::Body::wrap_stream(stalled)).await;
+    assert_eq!(r.status(), 408, "the host ends the stalled piece");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    // Every byte that arrived is kept, once the piece has let go of the upload.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, offset) = tus_offset(&p, &token, &upload).await;
+        assert_eq!(status, 200);
+        if offset == Some(sent as u64)
+            && tus_patch(&p, &token, &upload, sent as u64, Vec::new())
+                .await
+                .status()
+                == 204
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled piece's bytes were not kept: offset {offset:?} of {sent}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let r = tus_patch(&p, &token, &upload, sent as u64, bytes[sent..].to_vec()).await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(stored_video(&p, &id_of(&upload)).await, bytes);
+}
